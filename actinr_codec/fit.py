@@ -1,0 +1,168 @@
+"""Fitting one GOP's model to its frames: Adam, a cosine schedule, budgets and recovery.
+
+Every step samples the same random points in every tile for all frames of the GOP, so
+each frame's bias broadcasts over its points instead of being gathered per pixel.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .config import FitConfig, ModelConfig
+from .metrics import mse_to_psnr, psnr
+from .model import GOPModel
+from .render import render_gop
+from .runtime import resolve_device, tune_allocator
+from .tiling import pixel_centres
+
+# A running PSNR this far below the best seen so far counts as a divergence.
+COLLAPSE_DB = 6.0
+
+
+@dataclass
+class FitResult:
+    model: GOPModel
+    psnr: float  # of the blended reconstruction over every (unmasked) pixel
+    iters: int
+    seconds: float
+    recoveries: int
+    history: list[tuple[int, float, float]] = field(default_factory=list)  # (iter, s, psnr)
+
+
+class _Sampler:
+    """Draws the same random pixels of each tile for every frame, with their targets."""
+
+    def __init__(self, model: GOPModel, frames: torch.Tensor, weight: torch.Tensor | None):
+        n_frames, height, width, _ = frames.shape
+        tiling = model.tiling
+        boxes = tiling.pixel_boxes(height, width).to(frames.device)
+        self.y0, self.ylen = boxes[:, 0], boxes[:, 1] - boxes[:, 0]
+        self.x0, self.xlen = boxes[:, 2], boxes[:, 3] - boxes[:, 2]
+        tiles = torch.arange(tiling.count, device=frames.device)
+        self.tile_row, self.tile_col = tiles // tiling.cols.count, tiles % tiling.cols.count
+        self.tiling, self.width = tiling, width
+        self.yc = pixel_centres(height, frames.device)
+        self.xc = pixel_centres(width, frames.device)
+        self.frames = frames.reshape(n_frames, height * width, 3)
+        self.weight = None if weight is None else weight.reshape(n_frames, height * width)
+
+    def draw(self, points: int, gen: torch.Generator):
+        shape = (self.y0.shape[0], points)
+        dev = self.y0.device
+        ry = torch.rand(shape, generator=gen, device=dev)
+        rx = torch.rand(shape, generator=gen, device=dev)
+        y = self.y0[:, None] + torch.minimum((ry * self.ylen[:, None]).long(), self.ylen[:, None] - 1)
+        x = self.x0[:, None] + torch.minimum((rx * self.xlen[:, None]).long(), self.xlen[:, None] - 1)
+        coords = torch.stack(
+            [
+                self.tiling.rows.to_local(self.yc[y], self.tile_row[:, None]),
+                self.tiling.cols.to_local(self.xc[x], self.tile_col[:, None]),
+            ],
+            dim=-1,
+        )
+        flat = (y * self.width + x).reshape(-1)
+        target = self.frames[:, flat].view(-1, *shape, 3).transpose(0, 1)  # (T, F, P, 3)
+        weight = None
+        if self.weight is not None:
+            weight = self.weight[:, flat].view(-1, *shape).transpose(0, 1)[..., None]
+        return coords, target, weight
+
+
+def _lr_at(progress: float, cfg: FitConfig) -> float:
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * cosine)
+
+
+def fit_gop(
+    frames: torch.Tensor,
+    model_cfg: ModelConfig,
+    fit_cfg: FitConfig = FitConfig(),
+    init: dict[str, torch.Tensor] | None = None,
+    pixel_weight: torch.Tensor | None = None,
+    device: str | torch.device | None = None,
+    on_check: Callable[[int, float, float], None] | None = None,
+) -> FitResult:
+    """Fit an ActINR model to frames (F, H, W, 3) float in [0, 1].
+
+    init: a state dict to start from (warm start from the previous GOP).
+    pixel_weight: optional (F, H, W) loss weights; 0 marks a pixel as unknown (inpainting).
+    on_check: called as on_check(iter, seconds, running_psnr) every check interval.
+    """
+    tune_allocator()
+    dev = resolve_device(device)
+    frames = frames.to(dev, torch.float32)
+    weight = None if pixel_weight is None else pixel_weight.to(dev, torch.float32)
+    n_frames, height, width, _ = frames.shape
+    model = GOPModel(model_cfg, height, width).to(dev)
+    if init is not None:
+        model.load_state_dict(init)
+    sampler = _Sampler(model, frames, weight)
+    points = max(1, fit_cfg.batch // (model.tiling.count * n_frames))
+    times = torch.arange(n_frames, dtype=torch.float32, device=dev)
+    gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    best_state, best_psnr = snapshot(), -math.inf
+    lr_scale, recoveries, running, history = 1.0, 0, None, []
+    start = time.perf_counter()
+    it = 0
+    while it < fit_cfg.iters:
+        elapsed = time.perf_counter() - start
+        progress = it / fit_cfg.iters
+        if fit_cfg.seconds is not None:
+            if elapsed >= fit_cfg.seconds:
+                break
+            progress = max(progress, elapsed / fit_cfg.seconds)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
+        coords, target, w = sampler.draw(points, gen)
+        err = (model(coords, times) - target) ** 2
+        loss = err.mean() if w is None else (err * w).sum() / (w.sum() * 3).clamp(min=1)
+        value = loss.item()
+        if it == 0 and math.isfinite(value):
+            best_psnr = mse_to_psnr(value)  # the starting state is the first fallback
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        it += 1
+        if math.isfinite(value):
+            running = value if running is None else 0.9 * running + 0.1 * value
+        if it % fit_cfg.check_every and it < fit_cfg.iters:
+            continue
+        current = mse_to_psnr(running) if running is not None else -math.inf
+        params_ok = all(torch.isfinite(p).all() for p in model.parameters())
+        if not math.isfinite(value) or not params_ok or current < best_psnr - COLLAPSE_DB:
+            # Diverged: go back to the best state with a smaller step and a fresh optimiser.
+            model.load_state_dict(best_state)
+            lr_scale *= 0.5
+            recoveries += 1
+            running = None
+            opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr * lr_scale)
+            continue
+        if current >= best_psnr:
+            best_psnr, best_state = current, snapshot()
+        seconds = time.perf_counter() - start
+        history.append((it, seconds, current))
+        if on_check is not None:
+            on_check(it, seconds, current)
+        if fit_cfg.target_psnr is not None and current >= fit_cfg.target_psnr:
+            break
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        model.load_state_dict(best_state)
+    seconds = time.perf_counter() - start
+    model.eval()
+    recon = render_gop(model, times, height, width)
+    if weight is None:
+        final = psnr(recon.clamp(0, 1), frames)
+    else:
+        err = ((recon.clamp(0, 1) - frames) ** 2).mean(dim=-1)
+        final = mse_to_psnr(float((err * weight).sum() / weight.sum().clamp(min=1e-12)))
+    return FitResult(model, final, it, seconds, recoveries, history)

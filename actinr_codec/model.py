@@ -1,0 +1,126 @@
+"""The ActINR model of one GOP: tiled frame networks with shared weights, biases from time.
+
+Every tile has its own small coordinate MLP; all tiles are evaluated together as batched
+matrix products. The weights are shared by every frame of the GOP. Each layer's bias is
+per frame: a small bias network maps Fourier features of time (fixed frequencies drawn from
+the stored seed) and a learned per-tile latent to a bias offset for every layer, added to a
+per-tile base bias. Because the time features are smooth, biases can be queried at any real t.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .activations import activate, init_weight
+from .config import ModelConfig
+from .tiling import Tiling
+
+
+def time_frequencies(cfg: ModelConfig) -> torch.Tensor:
+    """Frequencies in cycles per frame, one per stratum of (0, max_freq], drawn from cfg.seed.
+
+    Bounded well below the frame-rate Nyquist limit (0.5), so the features, and the biases
+    made from them, cannot oscillate between two neighbouring frames.
+    """
+    gen = torch.Generator().manual_seed(cfg.seed)
+    u = torch.rand(cfg.n_freqs, generator=gen, dtype=torch.float64)
+    k = torch.arange(cfg.n_freqs, dtype=torch.float64)
+    return ((k + u) / cfg.n_freqs * cfg.max_freq).to(torch.float32)
+
+
+class GOPModel(nn.Module):
+    """ActINR network for the frames of one GOP, over a frame of ``height`` x ``width`` pixels."""
+
+    def __init__(self, cfg: ModelConfig, height: int, width: int):
+        super().__init__()
+        self.cfg = cfg
+        self.height, self.width = height, width
+        self.tiling = Tiling.for_frame(height, width, cfg.tile, cfg.overlap)
+        tiles = self.tiling.count
+        dims = [2] + [cfg.width] * cfg.depth + [3]
+        self.dims = dims
+        gen_state = torch.random.get_rng_state()
+        torch.manual_seed(cfg.seed)
+        self.weights = nn.ParameterList()
+        self.base_biases = nn.ParameterList()
+        last = len(dims) - 2
+        for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+            w = torch.empty(tiles, fan_in, fan_out)
+            init_weight(w, fan_in, first=i == 0, cfg=cfg)
+            if i == last:
+                b = torch.full((tiles, fan_out), 0.5)  # every frame starts mid-grey
+            else:
+                # Random phases: hidden pre-activations are scaled by omega in the activation.
+                b = torch.empty(tiles, fan_out).uniform_(-math.pi, math.pi) / cfg.omega
+            self.weights.append(nn.Parameter(w))
+            self.base_biases.append(nn.Parameter(b))
+        self.latents = nn.Parameter(torch.randn(tiles, cfg.latent_dim) * 0.1)
+        n_bias = sum(dims[1:])
+        time_in = 2 * cfg.n_freqs + 1
+        self.bias_in = nn.Linear(time_in + cfg.latent_dim, cfg.bias_hidden)
+        self.bias_mid = nn.Linear(cfg.bias_hidden, cfg.bias_hidden)
+        self.bias_out = nn.Linear(cfg.bias_hidden, n_bias)
+        with torch.no_grad():
+            self.bias_out.weight.zero_()
+            self.bias_out.bias.zero_()
+        torch.random.set_rng_state(gen_state)
+        self.register_buffer("freqs", time_frequencies(cfg), persistent=False)
+
+    def time_features(self, t: torch.Tensor) -> torch.Tensor:
+        """(F,) local frame times (0 = first frame of the GOP) -> (F, 2 * n_freqs + 1)."""
+        phase = 2 * math.pi * t[:, None] * self.freqs[None, :]
+        # A linear ramp lets biases drift steadily without spending high frequencies.
+        ramp = (t[:, None] * self.cfg.max_freq / self.cfg.n_freqs)
+        return torch.cat([torch.sin(phase), torch.cos(phase), ramp], dim=1)
+
+    def frame_biases(self, t: torch.Tensor, tiles: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Per-layer biases, each (tiles, F, layer width), for local times t of shape (F,)."""
+        lat = self.latents if tiles is None else self.latents[tiles]
+        feats = self.time_features(t)
+        n_tiles, n_frames = lat.shape[0], feats.shape[0]
+        x = torch.cat(
+            [feats[None].expand(n_tiles, -1, -1), lat[:, None].expand(-1, n_frames, -1)], dim=2
+        )
+        h = torch.nn.functional.silu(self.bias_in(x))
+        h = torch.nn.functional.silu(self.bias_mid(h))
+        offsets = self.bias_out(h).split(self.dims[1:], dim=2)
+        out = []
+        for base, off, scale in zip(self.base_biases, offsets, self._bias_scales()):
+            b = base if tiles is None else base[tiles]
+            out.append(b[:, None, :] + off * scale)
+        return out
+
+    def _bias_scales(self) -> list[float]:
+        # Hidden pre-activations are multiplied by omega inside the activation, so their
+        # biases live on a 1/omega scale; the output layer's bias is in colour units.
+        n = len(self.dims) - 1
+        return [1.0 / self.cfg.omega] * (n - 1) + [1.0]
+
+    def forward(
+        self, coords: torch.Tensor, t: torch.Tensor, tiles: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Evaluate tiles at tile-local coordinates.
+
+        coords: (tiles, P, 2) local (y, x) in [-1, 1], the same points for every frame.
+        t: (F,) local frame times. tiles: optional subset of tile indices.
+        Returns (tiles, F, P, 3) RGB in about [0, 1].
+        """
+        biases = self.frame_biases(t, tiles)
+        n_tiles, n_points = coords.shape[0], coords.shape[1]
+        n_frames = t.shape[0]
+        last = len(self.weights) - 1
+        h = coords
+        for i, (w, b) in enumerate(zip(self.weights, biases)):
+            w = w if tiles is None else w[tiles]
+            if i == 0:
+                # Same points for every frame: one product, broadcast over frames.
+                pre = torch.bmm(h, w)[:, None] + b[:, :, None, :]
+            else:
+                pre = torch.bmm(h, w).view(n_tiles, n_frames, n_points, -1) + b[:, :, None, :]
+            if i == last:
+                return pre
+            h = activate(pre, self.cfg).reshape(n_tiles, n_frames * n_points, -1)
+        raise AssertionError("unreachable")

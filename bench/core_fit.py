@@ -1,0 +1,100 @@
+"""Benchmark of the core model on a real clip: PSNR against fitting time, decode speed, slow motion.
+
+    python bench/core_fit.py [--clip ../shared/clips/carphone.mkv] [--frames 16] [--seconds 120]
+
+Prints one JSON object with everything it measured and the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actinr_codec.config import FitConfig, ModelConfig  # noqa: E402
+from actinr_codec.fit import fit_gop  # noqa: E402
+from actinr_codec.metrics import psnr  # noqa: E402
+from actinr_codec.render import render_gop  # noqa: E402
+from actinr_codec.video import fit_video  # noqa: E402
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "carphone.mkv"
+
+
+def load_clip(path: Path, frames: int) -> np.ndarray:
+    with av.open(str(path)) as container:
+        out = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
+    return np.stack(out)
+
+
+def median_seconds(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--gop", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=120.0, help="fitting budget per GOP")
+    ap.add_argument("--runs", type=int, default=3, help="decode timing repetitions")
+    args = ap.parse_args()
+    if not args.clip.exists():
+        sys.exit(f"error: clip not found: {args.clip}")
+    video = load_clip(args.clip, args.frames)
+    n, h, w, _ = video.shape
+    model_cfg, fit_cfg = ModelConfig(), FitConfig(iters=10**9, seconds=args.seconds)
+    report: dict = {
+        "clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
+        "model": model_cfg.__dict__, "fit_seconds_budget": args.seconds,
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "gops": [],
+    }
+
+    def on_gop(k, result):
+        report["gops"].append({
+            "psnr": round(result.psnr, 3), "iters": result.iters, "seconds": round(result.seconds, 2),
+            "params": sum(p.numel() for p in result.model.parameters()),
+            "curve": [(i, round(s, 1), round(p, 2)) for i, s, p in result.history[9::10]],
+        })
+        print(f"gop {k}: {result.psnr:.2f} dB in {result.seconds:.1f} s", file=sys.stderr)
+
+    fitted = fit_video(video, args.gop, model_cfg, fit_cfg, on_gop=on_gop)
+    model = fitted.models[0]
+    t1 = torch.arange(float(len(fitted.gops[0])))
+    report["decode_s_per_frame_1x"] = median_seconds(lambda: render_gop(model, t1, h, w), args.runs) / len(t1)
+    report["decode_s_per_frame_4x"] = median_seconds(
+        lambda: render_gop(model, torch.tensor([0.5]), 4 * h, 4 * w), args.runs)
+
+    # Slow motion: fit the even frames of the first 2 * gop - 1, render the odd ones.
+    full = torch.tensor(video[: 2 * args.gop - 1]).float() / 255
+    even, odd = full[0::2], full[1::2]
+    res = fit_gop(even, model_cfg, fit_cfg)
+    mid = render_gop(res.model, torch.arange(float(len(odd))) + 0.5, h, w).clamp(0, 1)
+    report["slow_motion"] = {
+        "fit_psnr": round(res.psnr, 3),
+        "bias_network": round(psnr(mid, odd), 3),
+        "repeat_previous": round(psnr(even[:-1], odd), 3),
+        "linear_blend": round(psnr((even[:-1] + even[1:]) / 2, odd), 3),
+    }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

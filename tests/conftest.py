@@ -1,0 +1,27 @@
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from synthetic import moving_pattern  # noqa: E402
+
+from actinr_codec.config import FitConfig, ModelConfig  # noqa: E402
+from actinr_codec.fit import fit_gop  # noqa: E402
+
+TINY_MODEL = ModelConfig(tile=16, overlap=2, width=24, depth=3)
+TINY_FIT = FitConfig(iters=600, batch=8192)
+
+
+@pytest.fixture(scope="session")
+def clip() -> torch.Tensor:
+    """64x64, 8 frames of a moving pattern, float in [0, 1]."""
+    return torch.tensor(moving_pattern(8, 64, 64)).float() / 255
+
+
+@pytest.fixture(scope="session")
+def fitted(clip):
+    """The tiny model fitted once to the clip, shared by the tests that only read it."""
+    return fit_gop(clip, TINY_MODEL, TINY_FIT)

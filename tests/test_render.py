@@ -1,0 +1,65 @@
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from conftest import TINY_MODEL
+
+from actinr_codec import render as render_mod
+from actinr_codec.fit import fit_gop
+from actinr_codec.config import FitConfig
+from actinr_codec.gop import split_gops
+from actinr_codec.metrics import psnr
+from actinr_codec.render import render_gop
+from actinr_codec.video import VideoModel, render
+
+
+def _seam_ratio(img: torch.Tensor, boundaries: list[int]) -> float:
+    """Mean horizontal step across tile boundaries over the mean step two pixels away."""
+    step = (img[:, 1:] - img[:, :-1]).abs().mean(dim=(0, 2))  # step between col j and j+1
+    at = torch.stack([step[b - 1] for b in boundaries]).mean()
+    near = torch.stack([step[b - 1 + d] for b in boundaries for d in (-2, 2)]).mean()
+    return float(at / near)
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_render_shapes_and_no_seams(fitted, clip, scale):
+    size = 64 * scale
+    frames = render_gop(fitted.model, torch.tensor([0.0, 3.5, 7.0]), size, size)
+    assert frames.shape == (3, size, size, 3)
+    # Tile cores are 16 source pixels wide: boundaries at 16, 32, 48 (times the scale).
+    ratio = _seam_ratio(frames[0], [16 * scale, 32 * scale, 48 * scale])
+    assert ratio < 1.5
+
+
+def test_seam_measure_detects_unblended_tiles(clip, fitted):
+    # The same model without overlap shows its tile edges at 4x: the check above can fail.
+    hard = fit_gop(clip, replace(TINY_MODEL, overlap=0), FitConfig(iters=300, batch=8192))
+    frame = render_gop(hard.model, torch.tensor([0.0]), 256, 256)[0]
+    assert _seam_ratio(frame, [64, 128, 192]) > 1.5
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_upscaled_render_downsamples_to_the_fitted_frames(fitted, clip, scale):
+    big = render_gop(fitted.model, torch.arange(8.0), 64 * scale, 64 * scale).clamp(0, 1)
+    down = F.avg_pool2d(big.permute(0, 3, 1, 2), scale).permute(0, 2, 3, 1)
+    assert psnr(down, clip) > fitted.psnr - 4.0
+
+
+def test_render_memory_is_chunked(fitted, monkeypatch):
+    whole = render_gop(fitted.model, torch.tensor([2.0]), 128, 128)
+    monkeypatch.setattr(render_mod, "CHUNK_BYTES", 1)  # one tile at a time
+    chunked = render_gop(fitted.model, torch.tensor([2.0]), 128, 128)
+    assert torch.allclose(whole, chunked, atol=1e-5)
+
+
+def test_video_render_uses_the_gop_serving_t(fitted):
+    gops = split_gops(15, 8)
+    video = VideoModel(64, 64, 15, gops, [fitted.model, fitted.model])
+    assert video.locate(10.5) == (1, 3.5)
+    frame = render(video, 10.5, 32, 48)
+    assert frame.shape == (32, 48, 3) and frame.dtype == torch.uint8
+    expected = render_gop(fitted.model, torch.tensor([3.5]), 32, 48)[0]
+    assert torch.equal(frame, (expected.clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+    with pytest.raises(ValueError):
+        render(video, 14.5)
