@@ -26,7 +26,7 @@ class ModelConfig:
     omega: float = 12.0
     gabor_scale: float = 4.0
     n_freqs: int = 6
-    max_freq: float = 0.25
+    max_freq: float = 0.1
     bias_hidden: int = 32
     latent_dim: int = 8
     seed: int = 0
@@ -34,9 +34,15 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        for name in ("tile", "width", "depth", "n_freqs", "bias_hidden", "latent_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1")
+        # Upper bounds keep a decoder from building absurd models out of a hostile header.
+        limits = {"tile": (4, 4096), "width": (1, 256), "depth": (1, 8), "n_freqs": (1, 64),
+                  "bias_hidden": (1, 512), "latent_dim": (1, 128)}
+        for name, (lo, hi) in limits.items():
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must lie in {lo}..{hi}, got {getattr(self, name)}")
+        for name in ("omega", "gabor_scale"):
+            if not 0.0 < getattr(self, name) <= 1000.0:
+                raise ValueError(f"{name} must lie in (0, 1000]")
         if self.overlap < 0 or 2 * self.overlap >= self.tile:
             raise ValueError("overlap must be >= 0 and smaller than half a tile")
         if not 0.0 < self.max_freq <= 0.5:

@@ -16,6 +16,7 @@ import torch
 from .config import FitConfig, ModelConfig
 from .metrics import mse_to_psnr, psnr
 from .model import GOPModel
+from .quantize import dequantize, quantize, straight_through
 from .render import render_gop
 from .runtime import resolve_device, tune_allocator
 from .tiling import pixel_centres
@@ -86,12 +87,15 @@ def fit_gop(
     pixel_weight: torch.Tensor | None = None,
     device: str | torch.device | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
+    quant_steps: dict[str, float] | None = None,
 ) -> FitResult:
     """Fit an ActINR model to frames (F, H, W, 3) float in [0, 1].
 
     init: a state dict to start from (warm start from the previous GOP).
     pixel_weight: optional (F, H, W) loss weights; 0 marks a pixel as unknown (inpainting).
     on_check: called as on_check(iter, seconds, running_psnr) every check interval.
+    quant_steps: quantization-aware fitting: the forward pass sees every parameter rounded
+    to its step, and the returned model holds the rounded parameters.
     """
     tune_allocator()
     dev = resolve_device(device)
@@ -106,6 +110,12 @@ def fit_gop(
     times = torch.arange(n_frames, dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
+
+    def predict(coords: torch.Tensor) -> torch.Tensor:
+        if quant_steps is None:
+            return model(coords, times)
+        rounded = {n: straight_through(p, quant_steps[n]) for n, p in model.named_parameters()}
+        return torch.func.functional_call(model, rounded, (coords, times))
 
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -124,7 +134,7 @@ def fit_gop(
         for group in opt.param_groups:
             group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
         coords, target, w = sampler.draw(points, gen)
-        err = (model(coords, times) - target) ** 2
+        err = (predict(coords) - target) ** 2
         loss = err.mean() if w is None else (err * w).sum() / (w.sum() * 3).clamp(min=1)
         value = loss.item()
         if it == 0 and math.isfinite(value):
@@ -157,12 +167,23 @@ def fit_gop(
             break
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         model.load_state_dict(best_state)
+    if quant_steps is not None:
+        model.load_state_dict(dequantize(quantize(model.state_dict(), quant_steps), quant_steps))
     seconds = time.perf_counter() - start
     model.eval()
-    recon = render_gop(model, times, height, width)
-    if weight is None:
-        final = psnr(recon.clamp(0, 1), frames)
-    else:
-        err = ((recon.clamp(0, 1) - frames) ** 2).mean(dim=-1)
-        final = mse_to_psnr(float((err * weight).sum() / weight.sum().clamp(min=1e-12)))
-    return FitResult(model, final, it, seconds, recoveries, history)
+    return FitResult(model, reconstruction_psnr(model, frames, weight), it, seconds, recoveries, history)
+
+
+def reconstruction_psnr(
+    model: GOPModel, frames: torch.Tensor, pixel_weight: torch.Tensor | None = None
+) -> float:
+    """PSNR of the model's blended, clipped frames against frames (F, H, W, 3) in [0, 1]."""
+    n_frames, height, width, _ = frames.shape
+    device = next(model.parameters()).device
+    frames = frames.to(device)
+    recon = render_gop(model, torch.arange(float(n_frames)), height, width).clamp(0, 1)
+    if pixel_weight is None:
+        return psnr(recon, frames)
+    weight = pixel_weight.to(device)
+    err = ((recon - frames) ** 2).mean(dim=-1)
+    return mse_to_psnr(float((err * weight).sum() / weight.sum().clamp(min=1e-12)))
