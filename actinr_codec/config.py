@@ -65,4 +65,5 @@ class FitConfig:
     batch: int = 16384
     seed: int = 0
     warm_start: bool = True
+    warm_lr_scale: float = 1 / 3
     check_every: int = 50

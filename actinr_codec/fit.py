@@ -6,6 +6,7 @@ each frame's bias broadcasts over its points instead of being gathered per pixel
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -77,6 +78,16 @@ class _Sampler:
 def _lr_at(progress: float, cfg: FitConfig) -> float:
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return cfg.lr * (cfg.lr_final + (1 - cfg.lr_final) * cosine)
+
+
+def warm_start_config(cfg: FitConfig) -> FitConfig:
+    """Settings for a GOP that starts from its predecessor: a gentler learning rate.
+
+    A full learning rate throws away much of the inherited fit in the first steps.
+    Measured on carphone (GOP 7..14 after fitting 0..7, 1500 steps): cold reaches 36.0 dB
+    after 1450 steps, warm at lr/3 after 850, warm at the full rate after 1150.
+    """
+    return dataclasses.replace(cfg, lr=cfg.lr * cfg.warm_lr_scale)
 
 
 def fit_gop(

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .config import FitConfig, ModelConfig
-from .fit import FitResult, fit_gop
+from .fit import FitResult, fit_gop, warm_start_config
 from .gop import gop_for_time, split_gops
 from .model import GOPModel
 from .render import render_gop, to_uint8
@@ -46,10 +46,11 @@ def fit_video(
     models: list[GOPModel] = []
     for k, gop in enumerate(gops):
         clip = frames[gop.start : gop.stop].float() / 255.0
-        init = None
         if fit_cfg.warm_start and models:
-            init = models[-1].state_dict()
-        result = fit_gop(clip, model_cfg, fit_cfg, init=init, device=device)
+            result = fit_gop(clip, model_cfg, warm_start_config(fit_cfg),
+                             init=models[-1].state_dict(), device=device)
+        else:
+            result = fit_gop(clip, model_cfg, fit_cfg, device=device)
         models.append(result.model)
         if on_gop is not None:
             on_gop(k, result)

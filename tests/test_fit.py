@@ -4,7 +4,7 @@ import torch
 from conftest import TINY_FIT, TINY_MODEL
 
 from actinr_codec.config import FitConfig
-from actinr_codec.fit import fit_gop
+from actinr_codec.fit import fit_gop, warm_start_config
 from actinr_codec.metrics import psnr
 from actinr_codec.model import GOPModel
 from actinr_codec.render import render_gop
@@ -49,7 +49,7 @@ def test_warm_start_from_previous_gop_reaches_target_sooner(clip, fitted):
     nxt = torch.roll(clip, shifts=(-3, -3), dims=(1, 2))
     cfg = FitConfig(iters=600, batch=8192, target_psnr=33.0, check_every=10)
     cold = fit_gop(nxt, TINY_MODEL, cfg)
-    warm = fit_gop(nxt, TINY_MODEL, cfg, init=fitted.model.state_dict())
+    warm = fit_gop(nxt, TINY_MODEL, warm_start_config(cfg), init=fitted.model.state_dict())
     assert warm.iters < cold.iters
 
 

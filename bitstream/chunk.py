@@ -1,0 +1,176 @@
+"""One GOP chunk: its tensor table (names, shapes, steps, model parameters) and the
+entropy-coded symbols, framed by a tag, a length and a CRC32."""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+
+import numpy as np
+import zstandard
+
+from .entropy import decode_symbols, encode_symbols
+from .errors import BitstreamError
+from .limits import (MAX_GOP_ALPHABET, MAX_GOP_ELEMENTS, MAX_NAME_BYTES, MAX_NDIM,
+                     MAX_SYMBOL, MAX_TABLE_BYTES, MAX_TENSORS, check_shape)
+from .models import CONSTANT, SymbolModel, fit_model, pack_model, read_model
+from .records import GopIndexEntry, GOPRecord, TensorRecord
+from .wire import Cursor, pack_str
+
+CHUNK_TAG = b"ANRG"
+FRAME = struct.Struct("<4sI")          # tag, body length; the CRC32 follows the body
+BODY_HEAD = struct.Struct("<IIIHBII")  # gop, start, stop, tensors, coding, stored, raw
+CHUNK_OVERHEAD = FRAME.size + 4
+TABLE_RAW, TABLE_ZSTD = 0, 1
+ZSTD_LEVEL = 19
+
+
+def _float32_step(name: str, step: float) -> float:
+    value = float(step)
+    if not math.isfinite(value) or float(np.float32(value)) != value:
+        raise BitstreamError(f"tensor {name!r}: step {step!r} is not a finite float32 value")
+    return value
+
+
+def _checked_symbols(tensor: TensorRecord) -> np.ndarray:
+    symbols = np.asarray(tensor.symbols)
+    if not np.issubdtype(symbols.dtype, np.integer):
+        raise BitstreamError(f"tensor {tensor.name!r}: symbols must be integers, "
+                             f"not {symbols.dtype}")
+    if symbols.shape != tuple(tensor.shape):
+        raise BitstreamError(f"tensor {tensor.name!r}: symbols have shape {symbols.shape}, "
+                             f"record says {tuple(tensor.shape)}")
+    if symbols.size and max(-int(symbols.min()), int(symbols.max())) > MAX_SYMBOL:
+        raise BitstreamError(f"tensor {tensor.name!r}: a symbol exceeds +-{MAX_SYMBOL}")
+    return symbols.astype(np.int32)
+
+
+def _pack_table(tensors: list[TensorRecord]) -> tuple[bytes, list[tuple[np.ndarray,
+                                                                        SymbolModel]]]:
+    entries, coded, names = [], [], set()
+    elements = alphabet = 0
+    for tensor in tensors:
+        if tensor.name in names:
+            raise BitstreamError(f"duplicate tensor name {tensor.name!r}")
+        names.add(tensor.name)
+        name = pack_str(tensor.name, "ascii", "tensor name", MAX_NAME_BYTES)
+        elements += check_shape(tensor.name, tensor.shape)
+        symbols = _checked_symbols(tensor)
+        model, _ = fit_model(symbols)
+        alphabet += model.size if model.kind != CONSTANT else 0
+        entries += [name, struct.pack("<B", len(tensor.shape)),
+                    struct.pack(f"<{len(tensor.shape)}I", *tensor.shape),
+                    struct.pack("<f", _float32_step(tensor.name, tensor.step)),
+                    pack_model(model)]
+        coded.append((symbols, model))
+        _check_totals(elements, alphabet)
+    return b"".join(entries), coded
+
+
+def _check_totals(elements: int, alphabet: int) -> None:
+    if elements > MAX_GOP_ELEMENTS:
+        raise BitstreamError(f"GOP holds {elements} elements (limit {MAX_GOP_ELEMENTS})")
+    if alphabet > MAX_GOP_ALPHABET:
+        raise BitstreamError(f"GOP alphabets total {alphabet} symbols "
+                             f"(limit {MAX_GOP_ALPHABET})")
+
+
+def encode_gop(k: int, gop: GOPRecord) -> bytes:
+    if len(gop.tensors) > MAX_TENSORS:
+        raise BitstreamError(f"GOP {k} has {len(gop.tensors)} tensors (limit {MAX_TENSORS})")
+    try:
+        table, coded = _pack_table(gop.tensors)
+    except BitstreamError as exc:
+        raise BitstreamError(f"GOP {k}: {exc}") from None
+    if len(table) > MAX_TABLE_BYTES:
+        raise BitstreamError(f"GOP {k} tensor table is {len(table)} bytes "
+                             f"(limit {MAX_TABLE_BYTES})")
+    packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(table)
+    coding, stored = (TABLE_ZSTD, packed) if len(packed) < len(table) else (TABLE_RAW, table)
+    body = b"".join([BODY_HEAD.pack(k, gop.start, gop.stop, len(gop.tensors), coding,
+                                     len(stored), len(table)),
+                     stored, encode_symbols(coded)])
+    if len(body) + CHUNK_OVERHEAD > 2**32 - 1:
+        raise BitstreamError(f"GOP {k} chunk exceeds 4 GiB")
+    framed = FRAME.pack(CHUNK_TAG, len(body)) + body
+    return framed + struct.pack("<I", zlib.crc32(framed))
+
+
+def _unpack_table(data: bytes, stored: int, raw: int, coding: int) -> bytes:
+    if coding == TABLE_RAW:
+        if raw != stored:
+            raise BitstreamError("raw tensor table sizes disagree")
+        return data
+    if coding != TABLE_ZSTD:
+        raise BitstreamError(f"unknown table coding {coding}")
+    if raw > MAX_TABLE_BYTES:
+        raise BitstreamError(f"tensor table of {raw} bytes exceeds limit")
+    try:
+        # The frame's own size field decides the allocation, so it must match first.
+        if zstandard.frame_content_size(data) != raw:
+            raise BitstreamError("compressed tensor table has the wrong size")
+        table = zstandard.ZstdDecompressor().decompress(data, max_output_size=raw,
+                                                        allow_extra_data=False)
+    except zstandard.ZstdError:
+        raise BitstreamError("corrupt compressed tensor table") from None
+    if len(table) != raw:
+        raise BitstreamError("compressed tensor table has the wrong size")
+    return table
+
+
+def _read_table(table: bytes, count: int) -> list[tuple[str, tuple, float, SymbolModel, int]]:
+    cursor = Cursor(table, "tensor table")
+    rows, names = [], set()
+    elements = alphabet = 0
+    for _ in range(count):
+        name = cursor.text("ascii", "tensor name", MAX_NAME_BYTES)
+        if name in names:
+            raise BitstreamError(f"duplicate tensor name {name!r}")
+        names.add(name)
+        ndim = cursor.one("<B")
+        if ndim > MAX_NDIM:
+            raise BitstreamError(f"tensor {name!r} has {ndim} dimensions")
+        shape = cursor.unpack(f"<{ndim}I")
+        size = check_shape(name, shape)
+        step = cursor.one("<f")
+        if not math.isfinite(step):
+            raise BitstreamError(f"tensor {name!r} has a non-finite step")
+        model = read_model(cursor, size, name)
+        elements += size
+        alphabet += model.size if model.kind != CONSTANT else 0
+        _check_totals(elements, alphabet)
+        rows.append((name, shape, step, model, size))
+    cursor.finish()
+    return rows
+
+
+def decode_gop(data: bytes, k: int, entry: GopIndexEntry) -> GOPRecord:
+    """GOP k from its chunk bytes, checked against its index entry."""
+    if len(data) < CHUNK_OVERHEAD:
+        raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")
+    tag, body_length = FRAME.unpack_from(data)
+    if tag != CHUNK_TAG:
+        raise BitstreamError(f"GOP {k}: bad chunk tag {tag!r}")
+    if body_length + CHUNK_OVERHEAD != len(data):
+        raise BitstreamError(f"GOP {k}: chunk length field disagrees with the index")
+    if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
+        raise BitstreamError(f"GOP {k} CRC mismatch")
+    try:
+        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, entry)
+    except BitstreamError as exc:
+        raise BitstreamError(f"GOP {k}: {exc}") from None
+
+
+def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry) -> GOPRecord:
+    number, start, stop, count, coding, stored, raw = cursor.unpack(BODY_HEAD.format)
+    if number != k or (start, stop) != (entry.start, entry.stop):
+        raise BitstreamError(f"chunk says GOP {number} frames [{start}, {stop}), "
+                             f"index says frames [{entry.start}, {entry.stop})")
+    if count > MAX_TENSORS:
+        raise BitstreamError(f"{count} tensors exceeds limit {MAX_TENSORS}")
+    rows = _read_table(_unpack_table(bytes(cursor.take(stored)), stored, raw, coding), count)
+    payload = bytes(cursor.take(cursor.remaining))
+    flat = decode_symbols(payload, [(model, size) for _, _, _, model, size in rows])
+    return GOPRecord(start, stop, [TensorRecord(name, tuple(shape), step, symbols.reshape(shape))
+                                   for (name, shape, step, _, _), symbols in zip(rows, flat)])

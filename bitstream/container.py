@@ -1,0 +1,127 @@
+"""Whole .anr files: encoding to bytes, atomic writing, and random-access reading."""
+
+from __future__ import annotations
+
+import bisect
+import io
+import os
+import secrets
+from collections.abc import Iterable
+
+from .chunk import decode_gop, encode_gop
+from .errors import BitstreamError
+from .header import PREFIX, ConfigValue, decode_header, encode_header, header_size, pack_config
+from .limits import check_gop_ranges, check_info
+from .records import GopIndexEntry, GOPRecord, VideoInfo
+
+
+def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
+                gops: Iterable[GOPRecord]) -> bytes:
+    """The complete .anr file for a video; raises BitstreamError on invalid input."""
+    check_info(info)
+    gops = list(gops)
+    ranges = [(gop.start, gop.stop) for gop in gops]
+    check_gop_ranges(ranges, info.frames)
+    packed_config = pack_config(config)
+    chunks = [encode_gop(k, gop) for k, gop in enumerate(gops)]
+    header = encode_header(info, packed_config, ranges, [len(c) for c in chunks])
+    return b"".join([header, *chunks])
+
+
+def write_anr(path: str | os.PathLike, info: VideoInfo, config: dict[str, ConfigValue],
+              gops: Iterable[GOPRecord]) -> int:
+    """Write the file atomically (temporary file in the same directory, then os.replace)
+    and return the number of bytes written. On any failure, path is left untouched."""
+    data = encode_file(info, config, gops)
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        # KeyboardInterrupt included: a stray temporary file is never wanted.
+        try:
+            os.unlink(temporary)
+        except FileNotFoundError:
+            pass
+        raise
+    return len(data)
+
+
+class AnrReader:
+    """Reads a .anr file (a path, or the file's bytes) one GOP at a time.
+
+    Opening reads and checks only the header; read_gop(k) seeks to chunk k.
+    """
+
+    info: VideoInfo
+    config: dict[str, ConfigValue]
+    index: list[GopIndexEntry]
+
+    def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview):
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._file = io.BytesIO(bytes(source))
+        else:
+            # Unbuffered: reads are few and large, and a file changing under the reader
+            # is then noticed instead of being served from a stale buffer.
+            self._file = open(source, "rb", buffering=0)
+        try:
+            self._size = self._file.seek(0, io.SEEK_END)
+            size = header_size(self._read(0, min(PREFIX.size, self._size), "header"),
+                               self._size)
+            self.info, self.config, self.index = decode_header(self._read(0, size, "header"),
+                                                               self._size)
+        except BaseException:
+            self._file.close()
+            raise
+        self._starts = [entry.start for entry in self.index]
+
+    def _read(self, offset: int, length: int, what: str) -> bytes:
+        self._file.seek(offset)
+        parts, missing = [], length
+        while missing:
+            # One raw read can return less than asked for, e.g. beyond 2 GiB on Linux.
+            part = self._file.read(missing)
+            if not part:
+                raise BitstreamError(f"truncated: {what} ends past end of file")
+            parts.append(part)
+            missing -= len(part)
+        return b"".join(parts)
+
+    def read_gop(self, k: int) -> GOPRecord:
+        if not 0 <= k < len(self.index):
+            raise IndexError(f"GOP {k} out of range (the file has {len(self.index)})")
+        entry = self.index[k]
+        return decode_gop(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry)
+
+    def gops_for_range(self, t0: float, t1: float) -> list[int]:
+        """Indices of the GOPs serving frame times in [t0, t1], in order.
+
+        As in actinr_codec.gop, time t is served by the last GOP starting at or before t,
+        so a boundary frame belongs to the later GOP.
+        """
+        last = self.info.frames - 1
+        if not 0 <= t0 <= t1 <= last:
+            raise ValueError(f"time range [{t0}, {t1}] is not within frames 0..{last}")
+        first = bisect.bisect_right(self._starts, t0) - 1
+        return list(range(first, bisect.bisect_right(self._starts, t1)))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> AnrReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def decode_file(data: bytes) -> tuple[VideoInfo, dict[str, ConfigValue], list[GOPRecord]]:
+    """Everything in an in-memory .anr file."""
+    with AnrReader(data) as reader:
+        return reader.info, reader.config, [reader.read_gop(k)
+                                            for k in range(len(reader.index))]

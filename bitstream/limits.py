@@ -1,0 +1,91 @@
+"""Format limits and the checks that enforce them, shared by the writer and the reader.
+
+Writer and reader apply the same checks, so everything that can be written can be read,
+and a reader refuses an implausible file before allocating anything for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .errors import BitstreamError
+from .records import COLOURS, VideoInfo
+
+MAX_SIDE = 16384
+MAX_FRAMES = 10_000_000
+MAX_FPS_TERM = 2**32 - 1
+MAX_TENSORS = 1024
+MAX_NDIM = 4
+MAX_NAME_BYTES = 64
+MAX_TENSOR_ELEMENTS = 2**26
+MAX_GOP_ELEMENTS = 2**26
+MAX_SYMBOL = 2**20
+# Sum over a GOP's coded tensors of their alphabet sizes: bounds the work of building
+# probability tables, which a tiny payload could otherwise demand in huge amounts.
+MAX_GOP_ALPHABET = 2**23
+MAX_TABLE_BYTES = 2**26
+MAX_CONFIG_ENTRIES = 256
+MAX_CONFIG_KEY_BYTES = 64
+MAX_CONFIG_STR_BYTES = 4096
+MAX_CHUNK_BYTES = 2**32 - 1
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_info(info: VideoInfo) -> None:
+    if not all(is_int(v) for v in (info.width, info.height, info.frames, info.fps_num,
+                                   info.fps_den)):
+        raise BitstreamError("video info fields must be integers")
+    if info.width < 1 or info.height < 1:
+        raise BitstreamError(f"invalid frame size {info.width}x{info.height}")
+    if info.width > MAX_SIDE or info.height > MAX_SIDE:
+        raise BitstreamError(f"frame size {info.width}x{info.height} exceeds limit")
+    if not 1 <= info.frames <= MAX_FRAMES:
+        raise BitstreamError(f"implausible frame count {info.frames}")
+    if not (1 <= info.fps_num <= MAX_FPS_TERM and 1 <= info.fps_den <= MAX_FPS_TERM):
+        raise BitstreamError(f"invalid frame rate {info.fps_num}/{info.fps_den}")
+    if info.colour not in COLOURS:
+        raise BitstreamError(f"unknown colour description {info.colour!r}")
+
+
+def check_gop_count(count: int, frames: int) -> None:
+    """GOPs of two or more frames overlapping by one cover at least count + 1 frames."""
+    if not 1 <= count <= max(1, frames - 1):
+        raise BitstreamError(f"GOP count {count} inconsistent with {frames} frames")
+
+
+def check_gop_ranges(ranges: Sequence[tuple[int, int]], frames: int) -> None:
+    """GOPs must tile [0, frames) in order, each sharing its first frame with the last
+    frame of the one before (the rule of actinr_codec.gop)."""
+    check_gop_count(len(ranges), frames)
+    shortest = 1 if frames == 1 else 2
+    expected = 0
+    for k, (start, stop) in enumerate(ranges):
+        if not (is_int(start) and is_int(stop)):
+            raise BitstreamError(f"GOP {k} frame range must be integers")
+        if start != expected:
+            raise BitstreamError(f"GOP {k} starts at frame {start}, expected {expected}")
+        if stop - start < shortest or stop > frames:
+            raise BitstreamError(f"GOP {k} has invalid frame range [{start}, {stop})")
+        expected = stop - 1
+    if ranges[-1][1] != frames:
+        raise BitstreamError(f"GOPs end at frame {ranges[-1][1]}, the video has {frames}")
+
+
+def check_shape(name: str, shape: Sequence[int]) -> int:
+    """Element count of a tensor shape, after checking it against the limits."""
+    if len(shape) > MAX_NDIM:
+        raise BitstreamError(f"tensor {name!r} has {len(shape)} dimensions (limit {MAX_NDIM})")
+    elements = 1
+    for dim in shape:
+        if not is_int(dim) or dim < 0 or dim > MAX_TENSOR_ELEMENTS:
+            raise BitstreamError(f"tensor {name!r} has invalid shape {tuple(shape)}")
+        elements *= int(dim)
+    if elements > MAX_TENSOR_ELEMENTS:
+        raise BitstreamError(f"tensor {name!r} has {elements} elements (limit "
+                             f"{MAX_TENSOR_ELEMENTS})")
+    return elements

@@ -1,0 +1,46 @@
+"""Plain records exchanged with the rest of actinr: what a video and its GOPs hold."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Colour descriptions a file can carry; the stored code is the position in this tuple,
+# so new names may only be appended.
+COLOURS = ("srgb", "bt709", "bt601", "bt2020")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    frames: int
+    fps_num: int
+    fps_den: int
+    colour: str = "srgb"
+
+
+@dataclass
+class TensorRecord:
+    name: str
+    shape: tuple[int, ...]
+    step: float
+    symbols: np.ndarray
+
+
+@dataclass
+class GOPRecord:
+    start: int
+    stop: int
+    tensors: list[TensorRecord]
+
+
+@dataclass(frozen=True)
+class GopIndexEntry:
+    """Where GOP chunk k lies in the file and which frames [start, stop) it covers."""
+
+    start: int
+    stop: int
+    offset: int
+    length: int

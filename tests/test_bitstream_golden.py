@@ -1,0 +1,181 @@
+"""Golden file: the exact bytes of a fixed small video, so that any change to the layout,
+the model construction, the encoder's choices or the coder fails loudly.
+
+If this fails after an intended format change, bump bitstream.header.VERSION, update
+docs/bitstream.md, and only then the hash. If only the zstandard or constriction library
+changed, check whether old files still decode before touching anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import zstandard
+from test_bitstream_support import assert_same_gops
+
+from bitstream import FORMAT_VERSION, GOPRecord, TensorRecord, VideoInfo, decode_file, encode_file
+from bitstream.models import LAPLACE, SymbolModel, model_weights
+
+GOLDEN_SHA256 = "e125276241a6543a553b1488a2500be4e6bec6e8b84a64b92002220606e1663b"
+
+
+def hashed_ints(n: int, salt: int) -> np.ndarray:
+    """Deterministic pseudo-random 32-bit integers from integer arithmetic only (numpy's
+    random streams may change between versions)."""
+    x = (np.arange(n, dtype=np.uint64) + np.uint64(salt)) * np.uint64(0x9E3779B97F4A7C15)
+    x ^= x >> np.uint64(29)
+    x *= np.uint64(0xBF58476D1CE4E5B9)
+    return (x >> np.uint64(32)).astype(np.int64)
+
+
+def geometric_symbols(n: int, salt: int, spread: int) -> np.ndarray:
+    """Two-sided, roughly geometric symbols: a hash's trailing-zero count, signed and
+    scaled by spread, plus a small uniform part."""
+    h = hashed_ints(n, salt)
+    zeros = sum(((h & ((1 << (b + 1)) - 1)) == 0).astype(np.int64) for b in range(31))
+    sign = np.where(h & (1 << 31), -1, 1)
+    return (sign * zeros * spread + (h >> 28) % spread).astype(np.int32)
+
+
+def golden_video():
+    info = VideoInfo(176, 144, 9, 30000, 1001, "bt709")
+    config = {"tile": 32, "omega": 12.0, "max_freq": 0.25, "activation": "sine",
+              "seconds": None, "warm_start": True, "seed": -7}
+    gops = []
+    for k, (start, stop) in enumerate([(0, 5), (4, 9)]):
+        signs = np.where(hashed_ints(40, 100 + k) % 2 == 0, -3, 3).astype(np.int32)
+        gops.append(GOPRecord(start, stop, [
+            TensorRecord("weights.0", (2, 3, 8), 0.0078125, geometric_symbols(48, k, 2)
+                         .reshape(2, 3, 8)),
+            TensorRecord("weights.1", (2, 8, 8), 0.00390625, geometric_symbols(128, 10 + k, 1)
+                         .reshape(2, 8, 8)),
+            TensorRecord("signs", (40,), 0.5, signs),
+            TensorRecord("zeros", (2, 2), 1.0, np.zeros((2, 2), np.int32)),
+            TensorRecord("empty", (0,), 1.0, np.zeros(0, np.int32)),
+            TensorRecord("scalar", (), 0.25, np.array(k - 1, np.int32)),
+        ]))
+    return info, config, gops
+
+
+def test_golden_bytes():
+    info, config, gops = golden_video()
+    data = encode_file(info, config, gops)
+    assert FORMAT_VERSION == 1
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256, (
+        "the .anr bytes changed: see this module's docstring")
+    got_info, got_config, got_gops = decode_file(data)
+    assert got_info == info and got_config == config
+    assert_same_gops(gops, got_gops)
+
+
+def read_by_the_doc(data: bytes) -> dict:
+    """An independent reader written from the tables of docs/bitstream.md."""
+    assert data[:8] == b"\x89ANR\r\n\x1a\n"
+    version, body = struct.unpack_from("<II", data, 8)
+    assert version == 1 and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
+        data[:16 + body])
+    width, height, frames, num, den, colour = struct.unpack_from("<IIIIIB", data, 16)
+    (count,), pos, config = struct.unpack_from("<H", data, 37), 39, {}
+    for _ in range(count):
+        key = data[pos + 1:pos + 1 + data[pos]].decode()
+        pos += 1 + data[pos]
+        tag, pos = data[pos], pos + 1
+        if tag == 0:
+            config[key] = None
+        elif tag in (1, 2, 3):
+            fmt = {1: "<?", 2: "<q", 3: "<d"}[tag]
+            (config[key],) = struct.unpack_from(fmt, data, pos)
+            pos += struct.calcsize(fmt)
+        else:
+            (length,) = struct.unpack_from("<H", data, pos)
+            config[key] = data[pos + 2:pos + 2 + length].decode()
+            pos += 2 + length
+    (gops,) = struct.unpack_from("<I", data, pos)
+    index = [struct.unpack_from("<QIII", data, pos + 4 + 20 * k) for k in range(gops)]
+    assert pos + 4 + 20 * gops == 16 + body
+    chunks = []
+    for k, (offset, length, start, stop) in enumerate(index):
+        chunk = data[offset:offset + length]
+        tag, b, number, c_start, c_stop, tensors, coding, stored, raw = struct.unpack_from(
+            "<4sIIIIHBII", chunk)
+        assert (tag, b + 12, number, c_start, c_stop) == (b"ANRG", length, k, start, stop)
+        assert struct.unpack_from("<I", chunk, 8 + b)[0] == zlib.crc32(chunk[:8 + b])
+        table = chunk[31:31 + stored]
+        table = zstandard.ZstdDecompressor().decompress(table) if coding == 1 else table
+        assert len(table) == raw
+        entries, at = [], 0
+        for _ in range(tensors):
+            name = table[at + 1:at + 1 + table[at]].decode("ascii")
+            at += 1 + table[at]
+            ndim = table[at]
+            shape = struct.unpack_from(f"<{ndim}I", table, at + 1)
+            at += 1 + 4 * ndim
+            (step,), kind = struct.unpack_from("<f", table, at), table[at + 4]
+            (lo,) = struct.unpack_from("<i", table, at + 5)
+            at += 9
+            params = ()
+            if kind == 1:
+                params = struct.unpack_from("<iiH", table, at)
+                at += 10
+            elif kind == 2:
+                (hi,) = struct.unpack_from("<i", table, at)
+                at += 4
+                counts = []
+                for _ in range(hi - lo + 1):
+                    value, shift = 0, 0
+                    while True:
+                        byte, at = table[at], at + 1
+                        value |= (byte & 0x7F) << shift
+                        shift += 7
+                        if byte < 0x80:
+                            break
+                    counts.append(value)
+                params = (hi, tuple(counts))
+            entries.append((name, shape, step, kind, lo, params))
+        assert at == len(table)
+        chunks.append(entries)
+    return {"info": (width, height, frames, num, den, colour), "config": config,
+            "index": index, "chunks": chunks}
+
+
+def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
+    """The laplace frequency table computed with Python integers, as the doc defines it."""
+    def rnd(x):
+        return (x + 2**29) >> 30
+
+    reach = max(centre - lo, hi - centre) + 1
+    powers = [2**30, decay * 2**14][:reach]
+    for d in range(2, reach):
+        b = 1 << (d.bit_length() - 1)
+        powers.append(rnd(powers[b // 2] ** 2) if d == b else rnd(powers[b] * powers[d - b]))
+    v = [powers[abs(s - centre)] for s in range(lo, hi + 1)]
+    n, total = hi - lo + 1, sum(v)
+    w = [x * (2**24 - n) // total for x in v]
+    w[centre - lo] += 2**24 - n - sum(w)
+    return [x + 1 for x in w]
+
+
+def test_file_layout_matches_the_doc():
+    info, config, gops = golden_video()
+    data = encode_file(info, config, gops)
+    parsed = read_by_the_doc(data)
+    assert parsed["info"] == (176, 144, 9, 30000, 1001, 1)
+    assert parsed["config"] == config
+    assert [(e[2], e[3]) for e in parsed["index"]] == [(0, 5), (4, 9)]
+    for entries, gop in zip(parsed["chunks"], gops):
+        assert [(e[0], e[1], e[2]) for e in entries] == [
+            (t.name, t.shape, t.step) for t in gop.tensors]
+        assert [e[3] for e in entries] == [1, 1, 2, 0, 0, 0]
+
+
+@pytest.mark.parametrize("lo,hi,centre,decay", [
+    (-5, 5, 0, 40000), (-3, 60, 2, 65535), (0, 1, 0, 0), (-700, 90, -650, 65000),
+    (-20, 20, 20, 1),
+])
+def test_laplace_table_matches_the_doc(lo, hi, centre, decay):
+    model = SymbolModel(LAPLACE, lo, hi, centre=centre, decay=decay)
+    assert (model_weights(model) + 1).tolist() == doc_frequencies(lo, hi, centre, decay)

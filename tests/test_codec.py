@@ -1,0 +1,85 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY_MODEL
+from synthetic import moving_pattern
+
+from actinr_codec.codec import EncodeSettings, encode_segment, load_video, write_video
+from actinr_codec.config import FitConfig
+from actinr_codec.gop import split_gops
+from actinr_codec.render import render_gop
+from bitstream.container import AnrReader, write_anr
+from bitstream.errors import BitstreamError
+
+SETTINGS = EncodeSettings(model=TINY_MODEL, fit=FitConfig(iters=300, batch=8192), gop_size=6,
+                          bits=7, qat_iters=100)
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    frames = moving_pattern(11, 48, 40)
+    reports = encode_segment(frames, split_gops(11, 6), SETTINGS)
+    path = tmp_path_factory.mktemp("codec") / "v.anr"
+    size = write_video(path, frames.shape, (30000, 1001), SETTINGS, reports)
+    return frames, reports, path, size
+
+
+def test_stream_decodes_to_the_quantized_models(encoded):
+    frames, reports, path, size = encoded
+    assert path.stat().st_size == size
+    info, video = load_video(path)
+    assert (info.width, info.height, info.frames, info.fps_num, info.fps_den) == (40, 48, 11, 30000, 1001)
+    assert video.gops == [range(0, 6), range(5, 11)]
+    for report, model in zip(reports, video.models):
+        state = model.state_dict()
+        for t in report.record.tensors:
+            # Identical symbols: the stored parameters are exactly symbol * step.
+            assert np.array_equal(np.round(state[t.name].numpy() / np.float32(t.step)), t.symbols)
+        times = torch.arange(float(len(report.frames)))
+        clip = torch.from_numpy(frames[report.frames.start:report.frames.stop]).float() / 255
+        recon = render_gop(model, times, 48, 40).clamp(0, 1)
+        mse = float(((recon - clip) ** 2).mean())
+        # The decoder reproduces the PSNR the encoder measured on its in-memory model.
+        assert 10 * np.log10(1 / mse) == pytest.approx(report.psnr, abs=1e-4)
+
+
+def test_quantization_reports_and_qat(encoded):
+    _, reports, _, _ = encoded
+    for r in reports:
+        assert r.psnr >= r.psnr_quantized  # fine-tuning is kept only when it helps
+        assert r.psnr_float > 30 and r.psnr > 30
+
+
+def test_fewer_bits_make_smaller_files(tmp_path):
+    frames = moving_pattern(4, 32, 32)
+    sizes = []
+    for bits in (8, 5):
+        s = dataclasses.replace(SETTINGS, bits=bits, qat_iters=0, fit=FitConfig(iters=100, batch=4096))
+        reports = encode_segment(frames, split_gops(4, 6), s)
+        sizes.append(write_video(tmp_path / f"{bits}.anr", frames.shape, (25, 1), s, reports))
+    assert sizes[1] < 0.8 * sizes[0]
+
+
+def test_partial_load_reads_only_requested_gops(encoded):
+    _, _, path, _ = encoded
+    with AnrReader(path) as reader:
+        assert reader.gops_for_range(6.5, 7.5) == [1]
+    _, video = load_video(path, gops=[1])
+    assert video.models[0] is None and video.models[1] is not None
+
+
+def test_stream_whose_tensors_do_not_match_its_config_is_rejected(encoded, tmp_path):
+    _, reports, path, _ = encoded
+    with AnrReader(path) as reader:
+        info, config = reader.info, dict(reader.config)
+    config["width"] = 16  # tensors were stored for width 24
+    bad = tmp_path / "bad.anr"
+    write_anr(bad, info, config, [r.record for r in reports])
+    with pytest.raises(BitstreamError, match="shape"):
+        load_video(bad)
+    config["depth"] = 99
+    write_anr(bad, info, config, [r.record for r in reports])
+    with pytest.raises(BitstreamError, match="depth"):
+        load_video(bad)
