@@ -64,7 +64,7 @@ def encode_gop(
     clip: torch.Tensor, settings: EncodeSettings, init: dict[str, torch.Tensor] | None = None,
     device: str | torch.device | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
-) -> tuple[GOPReport, dict[str, float], GOPModel]:
+) -> tuple[GOPReport, GOPModel]:
     """Fit and quantize one GOP of frames (F, H, W, 3) in [0, 1], warm-started from init."""
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
     fitted = fit_gop(clip, settings.model, fit_cfg, init=init, device=device, on_check=on_check)

@@ -37,6 +37,12 @@ def load_clip(path: Path, frames: int) -> np.ndarray:
     return np.stack(out)
 
 
+def machine() -> dict:
+    """What the numbers were measured on."""
+    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__}
+
+
 def median_seconds(fn, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -62,8 +68,7 @@ def main() -> None:
     report: dict = {
         "clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
         "model": model_cfg.__dict__, "fit_seconds_budget": args.seconds,
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
+        "machine": machine(),
         "gops": [],
     }
 

@@ -1,0 +1,84 @@
+"""Benchmark of quantization and entropy coding on a real clip, at several quality settings.
+
+    python bench/rate.py [--clip ../shared/clips/carphone.mkv] [--frames 16] [--qualities 2 4 7]
+
+For each quality: parameter count, coded bytes per tensor group, bpp of the real file,
+PSNR before and after quantization (plain rounding and after quantization-aware
+fine-tuning), and the coder's size against the empirical entropy and against zstd.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actinr_codec.codec import encode_segment, write_video  # noqa: E402
+from actinr_codec.gop import split_gops  # noqa: E402
+from actinr_codec.presets import settings_for  # noqa: E402
+from bench.core_fit import DEFAULT_CLIP, load_clip, machine  # noqa: E402
+from bitstream.stats import measure  # noqa: E402
+
+
+def group_of(name: str) -> str:
+    """weights, base_biases, latents, or bias_network."""
+    return "bias_network" if name.startswith("bias_") else name.split(".")[0]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--qualities", type=int, nargs="+", default=[2, 4, 7])
+    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--gop", type=int, default=8)
+    args = ap.parse_args()
+    if not args.clip.exists():
+        sys.exit(f"error: clip not found: {args.clip}")
+    video = load_clip(args.clip, args.frames)
+    n, h, w, _ = video.shape
+    gops = split_gops(n, args.gop)
+    report = {"clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
+              "preset": args.preset, "machine": machine(), "settings": []}
+    for q in args.qualities:
+        settings = settings_for(q, args.preset, args.gop)
+        start = time.perf_counter()
+        reports = encode_segment(video, gops, settings)
+        seconds = time.perf_counter() - start
+        with tempfile.TemporaryDirectory() as tmp:
+            size = write_video(Path(tmp) / "v.anr", video.shape, (30000, 1001), settings, reports)
+        groups: dict[str, dict[str, float]] = {}
+        totals = {"coded_bits": 0.0, "side_bits": 0.0, "entropy_bits": 0.0, "zstd_bytes": 0.0}
+        for r in reports:
+            for s in measure(r.record):
+                g = groups.setdefault(group_of(s.name), {"params": 0, "bytes": 0.0})
+                g["params"] += s.elements
+                g["bytes"] += (s.coded_bits + s.side_bits) / 8
+                for key in totals:
+                    totals[key] += getattr(s, key)
+        entry = {
+            "quality": q, "width": settings.model.width, "bits": settings.bits,
+            "params": sum(r.params for r in reports), "file_bytes": size,
+            "bpp": size * 8 / (w * h * n), "encode_seconds": round(seconds, 1),
+            "psnr_float": [round(r.psnr_float, 2) for r in reports],
+            "psnr_quantized": [round(r.psnr_quantized, 2) for r in reports],
+            "psnr_after_qat": [round(r.psnr, 2) for r in reports],
+            "bytes_per_group": {k: round(v["bytes"]) for k, v in groups.items()},
+            "params_per_group": {k: v["params"] for k, v in groups.items()},
+            "coder_vs_entropy": totals["coded_bits"] / totals["entropy_bits"] - 1,
+            "side_info_bytes": totals["side_bits"] / 8,
+            "zstd_vs_coder": totals["zstd_bytes"] * 8 / (totals["coded_bits"] + totals["side_bits"]) - 1,
+        }
+        report["settings"].append(entry)
+        print(json.dumps(entry), file=sys.stderr)
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

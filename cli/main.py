@@ -1,0 +1,160 @@
+"""The ``actinr`` command: encode, decode, info and demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import click
+
+from actinr_codec import __version__
+
+from .errors import exits_cleanly, refuse_overwrite
+
+EPILOG_ENCODE = """\b
+Examples:
+  actinr encode in.mp4 out.anr
+  actinr encode in.mkv out.anr --quality 2 --preset slow --gop 16
+  actinr encode in.y4m out.anr --start 100 --frames 48 --jobs 2
+  actinr encode 'frames/%04d.png' out.anr --fps 24
+"""
+
+EPILOG_DECODE = """\b
+Examples:
+  actinr decode out.anr video.mp4                  normal playback
+  actinr decode out.anr big.mp4 --scale 4          4x super-resolution
+  actinr decode out.anr slow.mp4 --fps-scale 2     2x slow motion (same frame rate)
+  actinr decode out.anr v.mkv --fps 60 --lossless  resample to 60 fps, lossless
+  actinr decode out.anr 'png/%04d.png' --start 1 --end 2.5
+"""
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="actinr")
+def main() -> None:
+    """actinr: a video codec built on ActINR bias-modulated neural representations.
+
+    Each group of pictures is stored as a small network; decoding evaluates it at any
+    time and resolution, for playback, slow motion and super-resolution.
+    """
+
+
+def _positive_fraction(value: str | None) -> Fraction | None:
+    if value is None:
+        return None
+    try:
+        rate = Fraction(value)
+    except (ValueError, ZeroDivisionError):
+        raise click.BadParameter(f"{value!r} is not a number or a ratio like 30000/1001") from None
+    if rate <= 0:
+        raise click.BadParameter("must be greater than 0")
+    return rate
+
+
+def _size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
+    if not (1 <= w <= 16384 and 1 <= h <= 16384):
+        raise click.BadParameter("width and height must lie in 1..16384")
+    return w, h
+
+
+@main.command(epilog=EPILOG_ENCODE)
+@click.argument("source")
+@click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-q", "--quality", type=click.IntRange(0, 10), default=None,
+              help="0 (best, biggest) .. 10 (smallest), like crf.  [default: 4]")
+@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium",
+              show_default=True, help="Time/quality trade-off (see README).")
+@click.option("--gop", type=click.IntRange(2, 1024), default=None,
+              help="Frames per GOP, boundary frame shared.  [default: 8]")
+@click.option("--start", type=click.IntRange(0), default=0, show_default=True,
+              help="First frame to encode.")
+@click.option("--frames", type=click.IntRange(1), default=None, help="Number of frames to encode.")
+@click.option("--iters", type=click.IntRange(1), default=None,
+              help="Fitting steps per GOP, overriding the preset's.")
+@click.option("--fps", "fps", default=None, help="Frame rate for inputs without one (image sequences).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="GOP segments fitted in parallel processes.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@exits_cleanly
+def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, seed,
+           overwrite):
+    """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
+    from actinr_codec.presets import DEFAULT_GOP, DEFAULT_QUALITY, settings_for
+
+    from .encode import run_encode
+    from .videoio import read_video
+
+    refuse_overwrite(output, overwrite)
+    video, info = read_video(source, start=start, count=frames)
+    rate = _positive_fraction(fps) or info.fps
+    settings = settings_for(DEFAULT_QUALITY if quality is None else quality, preset,
+                            DEFAULT_GOP if gop is None else gop, seed, iters=iters)
+    run_encode(video, output, settings, rate, device, jobs)
+
+
+@main.command(epilog=EPILOG_DECODE)
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("output")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=64), default=None,
+              help="Resolution factor (0.5, 2, 4, ...).")
+@click.option("--size", default=None, help="Output size WIDTHxHEIGHT.")
+@click.option("--fps-scale", type=click.FloatRange(min=1, max=1000), default=None,
+              help="Slow motion: F times as many frames, same frame rate.")
+@click.option("--fps", default=None, help="Resample to this frame rate (e.g. 60 or 30000/1001).")
+@click.option("--start", type=click.FloatRange(min=0), default=None, help="Start time, seconds.")
+@click.option("--end", type=click.FloatRange(min=0), default=None, help="End time, seconds.")
+@click.option("--lossless", is_flag=True, help="Lossless output (mp4/mkv).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@exits_cleanly
+def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, device, overwrite):
+    """Decode SOURCE.anr into OUTPUT (mp4, mkv, mov, y4m, or a %d PNG pattern)."""
+    from .decode import run_decode
+
+    if scale is not None and size is not None:
+        raise click.UsageError("--scale and --size are exclusive")
+    if fps_scale is not None and fps is not None:
+        raise click.UsageError("--fps-scale and --fps are exclusive")
+    if start is not None and end is not None and end < start:
+        raise click.UsageError("--end lies before --start")
+    refuse_overwrite(Path(output), overwrite)
+    run_decode(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
+               fps=_positive_fraction(fps), start=start, end=end, lossless=lossless, device=device)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@exits_cleanly
+def info(source, as_json):
+    """Show the header, GOP table, sizes and model configuration of SOURCE.anr."""
+    from .inspect import describe, format_text
+
+    report = describe(source)
+    click.echo(json.dumps(report, indent=2) if as_json else format_text(report))
+
+
+@main.command()
+@click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("actinr-demo"),
+              show_default=True, help="Where the demo writes its files.")
+@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="fast", show_default=True)
+@exits_cleanly
+def demo(outdir, preset):
+    """Generate a test clip, encode it, decode it at 2x scale and 2x slow motion."""
+    from .demo import run_demo
+
+    run_demo(outdir, preset)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+import json
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from synthetic import moving_pattern
+
+from cli.main import main
+from cli.videoio import read_video
+
+FAST = ["--preset", "fast", "--iters", "150", "--gop", "4"]
+
+
+def write_clip(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, rate=Fraction(25)) -> Path:
+    """Write frames with PyAV directly, independently of the code under test."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def run(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    return result
+
+
+@pytest.fixture(scope="module")
+def encoded(tmp_path_factory):
+    """A 6-frame 48x32 mkv clip at 30000/1001 fps, encoded once."""
+    tmp = tmp_path_factory.mktemp("enc")
+    src = write_clip(tmp / "in.mkv", moving_pattern(6, 32, 48), "ffv1", "bgr0", Fraction(30000, 1001))
+    out = tmp / "out.anr"
+    result = run("encode", src, out, *FAST)
+    assert result.exit_code == 0, result.output
+    return src, out
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt", [
+    ("in.mp4", "libx264", "yuv420p"), ("in.y4m", "rawvideo", "yuv420p"),
+    ("in.avi", "mpeg4", "yuv420p"), ("odd.mkv", "ffv1", "bgr0"),
+])
+def test_encode_containers_and_decode_back(tmp_path, name, codec, pix_fmt):
+    h, w = (17, 23) if name.startswith("odd") else (32, 48)
+    if pix_fmt == "yuv420p":
+        h, w = h + h % 2, w + w % 2
+    src = write_clip(tmp_path / name, moving_pattern(5, h, w), codec, pix_fmt)
+    anr, out = tmp_path / "x.anr", tmp_path / "x.mkv"
+    assert run("encode", src, anr, *FAST).exit_code == 0
+    result = run("decode", anr, out, "--lossless")
+    assert result.exit_code == 0, result.output
+    original, _ = read_video(src)
+    decoded, info = read_video(out)
+    assert decoded.shape == original.shape
+    err = np.mean((decoded.astype(float) - original.astype(float)) ** 2)
+    assert 10 * np.log10(255**2 / err) > 20
+
+
+def test_single_frame_input(tmp_path):
+    src = write_clip(tmp_path / "one.mkv", moving_pattern(1, 24, 24), "ffv1", "bgr0")
+    assert run("encode", src, tmp_path / "one.anr", *FAST).exit_code == 0
+    result = run("decode", tmp_path / "one.anr", tmp_path / "one.y4m", "--fps-scale", "3")
+    assert result.exit_code == 0, result.output
+    frames, _ = read_video(tmp_path / "one.y4m")
+    assert frames.shape == (1, 24, 24, 3)
+
+
+@pytest.mark.parametrize("args,shape", [
+    (["--scale", "0.5"], (6, 16, 24)), (["--scale", "2"], (6, 64, 96)),
+    (["--scale", "4"], (6, 128, 192)), (["--size", "50x30"], (6, 30, 50)),
+    (["--fps-scale", "2"], (11, 32, 48)), (["--fps-scale", "3"], (16, 32, 48)),
+])
+def test_decode_scales_and_slow_motion(encoded, tmp_path, args, shape):
+    _, anr = encoded
+    out = tmp_path / "out.mkv"
+    result = run("decode", anr, out, *args)
+    assert result.exit_code == 0, result.output
+    frames, info = read_video(out)
+    assert frames.shape[:3] == shape
+    assert info.fps == Fraction(30000, 1001)  # slow motion keeps the rate
+
+
+def test_decode_time_range_and_resampling(encoded, tmp_path):
+    _, anr = encoded
+    out = tmp_path / "cut.mkv"
+    # Frames at 1/29.97 s: 0.05 s .. 0.12 s holds frames 2 and 3.
+    assert run("decode", anr, out, "--start", "0.05", "--end", "0.12").exit_code == 0
+    assert read_video(out)[0].shape[0] == 2
+    out60 = tmp_path / "fps.mkv"
+    assert run("decode", anr, out60, "--fps", "60000/1001").exit_code == 0
+    frames, info = read_video(out60)
+    assert info.fps == Fraction(60000, 1001) and frames.shape[0] == 11
+    pngs = tmp_path / "png"
+    pngs.mkdir()
+    assert run("decode", anr, pngs / "%03d.png").exit_code == 0
+    assert len(list(pngs.glob("*.png"))) == 6
+
+
+def test_info_reports_header_and_gops(encoded):
+    _, anr = encoded
+    result = run("info", anr, "--json")
+    assert result.exit_code == 0
+    report = json.loads(result.output)
+    assert report["video"]["frames"] == 6 and report["video"]["fps"] == "30000/1001"
+    assert [g["frames"] for g in report["gops"]] == [[0, 3], [3, 5]]
+    assert report["bytes"] == anr.stat().st_size
+    text = run("info", anr)
+    assert text.exit_code == 0 and "48x32" in text.output
+
+
+def test_overwrite_is_refused_without_y(encoded, tmp_path):
+    src, anr = encoded
+    before = anr.read_bytes()
+    result = run("encode", src, anr, *FAST)
+    assert result.exit_code == 1 and "exists" in result.output
+    assert anr.read_bytes() == before
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda d: d / "missing.mp4", "missing.mp4"),
+    (lambda d: (d / "text.mp4").write_text("not a video") and d / "text.mp4", "text.mp4"),
+])
+def test_bad_inputs_give_one_line_errors(tmp_path, make, needle):
+    result = run("encode", make(tmp_path), tmp_path / "o.anr", *FAST)
+    assert result.exit_code == 1
+    assert needle in result.output and "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o.anr").exists()
+
+
+def test_corrupt_anr_is_a_clear_error(encoded, tmp_path):
+    _, anr = encoded
+    data = bytearray(anr.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad = tmp_path / "bad.anr"
+    bad.write_bytes(bytes(data))
+    result = run("decode", bad, tmp_path / "o.mkv")
+    assert result.exit_code == 1 and "CRC" in result.output
+    assert not (tmp_path / "o.mkv").exists()
+    short = tmp_path / "short.anr"
+    short.write_bytes(bytes(data[:20]))
+    assert run("info", short).exit_code == 1
+
+
+def test_usage_errors_exit_2(encoded, tmp_path):
+    _, anr = encoded
+    assert run("decode", anr, tmp_path / "o.mkv", "--scale", "2", "--size", "4x4").exit_code == 2
+    assert run("decode", anr, tmp_path / "o.mkv", "--fps-scale", "0.5").exit_code == 2
+    assert run("encode").exit_code == 2
+    assert run("--version").output.startswith("actinr, version")
