@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import click
+import numpy as np
 import torch
 
 from actinr_codec.codec import load_video
 from actinr_codec.render import render_gop, to_uint8
 from actinr_codec.runtime import resolve_device
+from actinr_codec.video import VideoModel
 from bitstream.container import AnrReader
 
 from .videoio import VideoWriter
@@ -62,6 +65,25 @@ def output_size(height: int, width: int, scale: float | None,
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
+def render_frames(video: VideoModel, times: list[float], height: int, width: int,
+                  device: torch.device) -> Iterator[np.ndarray]:
+    """(height, width, 3) uint8 RGB frames at the given global times, in order.
+
+    Consecutive times of one GOP render together, in batches of bounded memory.
+    """
+    batch = max(1, BATCH_BYTES // (height * width * 12))
+    groups: list[tuple[int, list[float]]] = []
+    for t in times:
+        k, local = video.locate(t)
+        if groups and groups[-1][0] == k and len(groups[-1][1]) < batch:
+            groups[-1][1].append(local)
+        else:
+            groups.append((k, [local]))
+    for k, locals_ in groups:
+        model = video.models[k].to(device)
+        yield from to_uint8(render_gop(model, torch.tensor(locals_), height, width)).numpy()
+
+
 def run_decode(source: Path, output: str, scale: float | None, size: tuple[int, int] | None,
                fps_scale: float | None, fps: Fraction | None, start: float | None,
                end: float | None, lossless: bool, device: str) -> int:
@@ -73,20 +95,8 @@ def run_decode(source: Path, output: str, scale: float | None, size: tuple[int, 
         needed = reader.gops_for_range(times[0], times[-1])
     height, width = output_size(info.height, info.width, scale, size)
     _, video = load_video(source, gops=needed)
-    dev = resolve_device(device)
-    batch = max(1, BATCH_BYTES // (height * width * 12))
-    groups: list[tuple[int, list[float]]] = []
-    for t in times:
-        k, local = video.locate(t)
-        if groups and groups[-1][0] == k and len(groups[-1][1]) < batch:
-            groups[-1][1].append(local)
-        else:
-            groups.append((k, [local]))
     with VideoWriter(output, width, height, out_rate, lossless=lossless) as writer:
-        for k, locals_ in groups:
-            model = video.models[k].to(dev)
-            frames = to_uint8(render_gop(model, torch.tensor(locals_), height, width))
-            for frame in frames.numpy():
-                writer.write(frame)
+        for frame in render_frames(video, times, height, width, resolve_device(device)):
+            writer.write(frame)
     click.echo(f"wrote {output}: {len(times)} frames, {width}x{height} at {out_rate} fps", err=True)
     return len(times)

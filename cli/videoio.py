@@ -22,13 +22,13 @@ _MUXERS = {".mp4": "mp4", ".mkv": "matroska", ".mov": "mov", ".y4m": "yuv4mpegpi
            ".png": "image2"}
 # AVCOL_SPC_SMPTE170M, i.e. BT.601: Y4M readers assume it, so every YUV output uses it, and
 # H.264 streams say so, since players otherwise assume BT.709 for HD sizes.
-_BT601 = 6
+BT601 = 6
 # FFmpeg zero-pads %d and %0Nd exactly as Python's % does; other directives differ.
 _PATTERN_TOKENS = re.compile(r"(%%|%(?:0\d+)?d)")
 _DEFAULT_FPS = Fraction(25)
 # swscale's default YUV<->RGB path takes chroma from the nearest sample, which costs up to
 # 14 dB on smooth colour; these flags make it filter chroma properly (~8 ms per 1080p frame).
-_SWS_FLAGS = (Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+SWS_FLAGS = (Interpolation.BICUBIC | Interpolation.ACCURATE_RND
               | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP)
 
 
@@ -82,7 +82,7 @@ def _decode(path: Path, image2: bool, wanted,
                 # A stream may change resolution midway; keep the first size throughout.
                 size = size or (frame.width, frame.height)
                 arrays[i] = frame.to_ndarray(format="rgb24", width=size[0], height=size[1],
-                                             interpolation=_SWS_FLAGS)
+                                             interpolation=SWS_FLAGS)
             # Timestamps in order so far are trusted to stay so: reading a few frames off the
             # front of a long file must not decode all of it.
             if stop is not None and i + 1 >= stop and not backwards:
@@ -124,6 +124,13 @@ def read_video(path: str | Path, start: int = 0,
     video = np.stack([arrays[i] for i in order])
     n, h, w, _ = video.shape
     return video, SourceInfo(width=w, height=h, frames=n, fps=fps)
+
+
+def yuv_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
+    """An (H, W, 3) uint8 RGB array as a limited-range BT.601 frame in ``pix_fmt``."""
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+    return frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU601,
+                          dst_color_range=ColorRange.MPEG, interpolation=SWS_FLAGS)
 
 
 def _pattern_regex(name: str) -> re.Pattern:
@@ -224,7 +231,7 @@ class VideoWriter:
         # Timestamps counted in frame periods keep rates like 30000/1001 exact.
         stream.codec_context.time_base = 1 / self.fps
         if self._pix_fmt != "rgb24":
-            stream.codec_context.colorspace = _BT601
+            stream.codec_context.colorspace = BT601
             stream.codec_context.color_range = ColorRange.MPEG
         return stream
 
@@ -244,10 +251,10 @@ class VideoWriter:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"expected a ({self.height}, {self.width}, 3) uint8 frame, "
                              f"got {frame.shape} {frame.dtype}")
-        out = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
-        if self._pix_fmt != "rgb24":
-            out = out.reformat(format=self._pix_fmt, dst_colorspace=Colorspace.ITU601,
-                               dst_color_range=ColorRange.MPEG, interpolation=_SWS_FLAGS)
+        if self._pix_fmt == "rgb24":
+            out = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        else:
+            out = yuv_frame(frame, self._pix_fmt)
         out.pts, out.time_base = self._written, 1 / self.fps
         try:
             self._container.mux(self._stream.encode(out))
