@@ -12,6 +12,7 @@ import click
 from actinr_codec import __version__
 
 from .errors import exits_cleanly, refuse_overwrite
+from .evaluate import evaluate
 
 EPILOG_ENCODE = """\b
 Examples:
@@ -155,6 +156,8 @@ def demo(outdir, preset):
 
     run_demo(outdir, preset)
 
+
+main.add_command(evaluate)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
+
+import av
 import numpy as np
 
 
@@ -23,3 +27,16 @@ def moving_pattern(frames: int = 8, height: int = 64, width: int = 64, speed: fl
         b = 0.3 + 0.4 * (xs % 29.0 > 14.5) * 0.5 + 0.3 * np.cos(2 * np.pi * (xs - ys) / 41.0)
         out[i] = np.stack([r, g, b], axis=-1)
     return (np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def write_clip(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, rate=Fraction(25)) -> Path:
+    """Write frames with PyAV directly, independently of the code under test."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
+        for f in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -1,30 +1,15 @@
 import json
 from fractions import Fraction
-from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from synthetic import moving_pattern
+from synthetic import moving_pattern, write_clip
 
 from cli.main import main
 from cli.videoio import read_video
 
 FAST = ["--preset", "fast", "--iters", "150", "--gop", "4"]
-
-
-def write_clip(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, rate=Fraction(25)) -> Path:
-    """Write frames with PyAV directly, independently of the code under test."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=rate)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], pix_fmt
-        for f in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 def run(*args):

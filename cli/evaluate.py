@@ -1,0 +1,217 @@
+"""The ``actinr eval`` commands: rate-distortion and restoration runs, saved as JSON, CSV, PNG."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from .errors import exits_cleanly, refuse_overwrite
+
+EPILOG_RD = """\b
+Examples:
+  actinr eval rd clip.mkv --out results/rd
+  actinr eval rd a.mkv b.mkv --out r --qualities 2,5,8 --crfs 22,27,32,37 --frames 48
+"""
+
+EPILOG_RESTORE = """\b
+Examples:
+  actinr eval restore clip.mkv --out results/restore
+  actinr eval restore clip.mkv --out r --steps 2,4 --scale 4 --combined --frames 33
+"""
+
+
+def _ints(low: int, high: int):
+    """A click callback reading a comma-separated list of integers in low..high."""
+
+    def parse(ctx, param, value: str) -> list[int]:
+        try:
+            values = [int(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            message = f"{value!r} is not a comma-separated list of integers"
+            raise click.BadParameter(message) from None
+        if any(not low <= v <= high for v in values):
+            raise click.BadParameter(f"values must lie in {low}..{high}")
+        return values
+
+    return parse
+
+
+def _shared_options(command):
+    """Options every eval command takes: where to write, which frames, how actinr encodes."""
+    options = [
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+                     help="Folder for the results (created if missing)."),
+        click.option("--start", type=click.IntRange(0), default=0, show_default=True,
+                     help="First frame of each clip."),
+        click.option("--frames", type=click.IntRange(1), default=None,
+                     help="Frames per clip (default: all)."),
+        click.option("--preset", type=click.Choice(["fast", "medium", "slow"]),
+                     default="medium", show_default=True, help="actinr preset."),
+        click.option("--gop", type=click.IntRange(2, 1024), default=8, show_default=True,
+                     help="actinr GOP length; also the baselines' keyint."),
+        click.option("--iters", type=click.IntRange(1), default=None,
+                     help="actinr fitting steps per GOP, overriding the preset's."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--device", default="auto", show_default=True),
+        click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+                     help="actinr GOP segments fitted in parallel processes."),
+        click.option("-y", "--overwrite", is_flag=True, help="Replace earlier results in --out."),
+    ]
+    return functools.reduce(lambda fn, option: option(fn), reversed(options), command)
+
+
+def _load(clips: tuple[str, ...], start: int, frames: int | None) -> list[tuple]:
+    """(name, path, frames, info) of each clip, named by file stem, made unique."""
+    from .videoio import read_video
+
+    loaded, names = [], set()
+    for path in clips:
+        video, info = read_video(path, start=start, count=frames)
+        name, k = Path(path).stem, 1
+        while name in names:
+            k += 1
+            name = f"{Path(path).stem}-{k}"
+        names.add(name)
+        loaded.append((name, path, video, info))
+    return loaded
+
+
+def _begin(out: Path, protocol: str, overwrite: bool, clips, start, frames) -> list[tuple]:
+    """Check the optional libraries and the output folder, then read the clips."""
+    from evaluation import OPTIONAL, require
+
+    for name in OPTIONAL:
+        require(name)
+    refuse_overwrite(out / f"{protocol}.json", overwrite)
+    (out / "anr").mkdir(parents=True, exist_ok=True)
+    return _load(clips, start, frames)
+
+
+def _save(out: Path, protocol: str, options: dict, loaded: list[tuple], rows: list[dict],
+          **extra) -> dict:
+    """Write <protocol>.json (everything) and <protocol>.csv (one line per row)."""
+    from evaluation.report import provenance, write_csv, write_json
+
+    origin = provenance()
+    clips = [{"name": name, "path": str(path), "width": info.width, "height": info.height,
+              "frames": info.frames, "fps": str(info.fps)} for name, path, _, info in loaded]
+    write_json(out / f"{protocol}.json", {"protocol": protocol, "provenance": origin,
+                                          "options": options, "clips": clips, "rows": rows,
+                                          **extra})
+    write_csv(out / f"{protocol}.csv", rows, {"git_commit": origin["git_commit"],
+                                              "actinr_version": origin["actinr_version"]})
+    return origin
+
+
+def _actinr_options(kwargs: dict):
+    from evaluation.protocols import ActinrOptions
+
+    return ActinrOptions(**{k: kwargs[k] for k in ("preset", "gop", "seed", "iters",
+                                                     "device", "jobs")})
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+@click.group("eval")
+def evaluate() -> None:
+    """Rate-distortion and restoration evaluation against FFmpeg baselines.
+
+    Needs the eval extra: pip install 'actinr[eval]'. See docs/evaluation.md.
+    """
+
+
+@evaluate.command(epilog=EPILOG_RD)
+@click.argument("clips", nargs=-1, required=True)
+@click.option("--qualities", default="2,4,6,8", show_default=True, callback=_ints(0, 10),
+              help="actinr qualities, comma-separated.")
+@click.option("--crfs", default="22,27,32,37", show_default=True, callback=_ints(0, 51),
+              help="x264/x265 CRFs, comma-separated.")
+@click.option("--codecs", default="x264,x265", show_default=True,
+              help="Baselines, comma-separated (x264, x265); empty for none.")
+@_shared_options
+@exits_cleanly
+def rd(clips, qualities, crfs, codecs, out, overwrite, start, frames, **kwargs):
+    """Rate-distortion curves of actinr and x264/x265 on each CLIP, with BD-rates."""
+    from evaluation.baselines import CODECS
+    from evaluation.bdrate import bd_table
+    from evaluation.plots import plot_rd
+    from evaluation.protocols import rd_clip
+    from evaluation.report import write_csv
+
+    codecs = [c.strip() for c in codecs.split(",") if c.strip()]
+    if unknown := set(codecs) - set(CODECS):
+        raise click.BadParameter(f"unknown baseline {sorted(unknown)[0]!r}", param_hint="--codecs")
+    if not qualities:
+        raise click.BadParameter("no quality given", param_hint="--qualities")
+    loaded = _begin(out, "rd", overwrite, clips, start, frames)
+    options = {"qualities": qualities, "crfs": crfs, "codecs": codecs, "start": start,
+               "frames": frames, **kwargs}
+    points = []
+    for name, _, video, info in loaded:
+        clip_points = rd_clip(name, video, info.fps, qualities, crfs, codecs,
+                              _actinr_options(kwargs), out / "anr")
+        plot_rd(out / f"rd_{name}.png", name, clip_points)
+        points += clip_points
+    bd = bd_table(points)
+    origin = _save(out, "rd", options, loaded, points, bd=bd)
+    write_csv(out / "bd.csv", bd, {"git_commit": origin["git_commit"]})
+    click.echo(f"{'clip':<16} {'codec':<7} {'set':>3} {'bpp':>8} {'PSNR-RGB':>8} "
+               f"{'PSNR-YUV':>8} {'MS-SSIM':>7} {'enc s':>7} {'dec s':>6}")
+    for p in points:
+        click.echo(f"{p['clip']:<16} {p['codec']:<7} {p['setting']:>3} {p['bpp']:8.4f} "
+                   f"{p['psnr_rgb']:8.2f} {p['psnr_yuv']:8.2f} {_fmt(p['ms_ssim'], '7.4f')} "
+                   f"{p['encode_s']:7.2f} {p['decode_s']:6.2f}")
+    for row in bd:
+        click.echo(f"BD {row['test']} vs {row['anchor']} ({row['metric']}, {row['clip']}): "
+                   f"rate {_fmt(row['bd_rate'], '+.2f')}%, PSNR {_fmt(row['bd_psnr'], '+.3f')} dB")
+        if row["warning"]:
+            click.echo(f"warning: {row['clip']}, {row['anchor']}, {row['metric']}: "
+                       f"{row['warning']}", err=True)
+    click.echo(f"wrote {out}/rd.json, rd.csv, bd.csv and {len(loaded)} plot(s)", err=True)
+
+
+@evaluate.command(epilog=EPILOG_RESTORE)
+@click.argument("clips", nargs=-1, required=True)
+@click.option("--steps", default="2,4,8", show_default=True, callback=_ints(2, 64),
+              help="Slow motion: keep every k-th frame, for each k; empty for none.")
+@click.option("--scale", type=click.IntRange(1, 16), default=4, show_default=True,
+              help="Super-resolution factor; 1 for none.")
+@click.option("--combined", is_flag=True, help="Also SCALE x smaller and every 2nd frame.")
+@click.option("-q", "--quality", type=click.IntRange(0, 10), default=4, show_default=True,
+              help="actinr quality.")
+@_shared_options
+@exits_cleanly
+def restore(clips, steps, scale, combined, quality, out, overwrite, start, frames, **kwargs):
+    """Slow motion and super-resolution from actinr against interpolation baselines."""
+    from evaluation.baselines import MINTERPOLATE, UPSCALERS
+    from evaluation.plots import plot_restore
+    from evaluation.protocols import restore_clip
+
+    tasks = [(1, k) for k in steps] + [(scale, 1)] * (scale > 1) + [(scale, 2)] * combined
+    if not tasks or combined and scale == 1:
+        raise click.UsageError("nothing to do: give --steps, a --scale above 1, or both "
+                               "with --combined")
+    loaded = _begin(out, "restore", overwrite, clips, start, frames)
+    options = {"steps": steps, "scale": scale, "combined": combined, "quality": quality,
+               "start": start, "frames": frames, **kwargs}
+    rows = []
+    for name, _, video, info in loaded:
+        clip_rows = [row for s, k in tasks for row in
+                     restore_clip(name, video, info.fps, s, k, quality,
+                                  _actinr_options(kwargs), out / "anr")]
+        plot_restore(out / f"restore_{name}.png", name, clip_rows)
+        rows += clip_rows
+    _save(out, "restore", options, loaded, rows,
+          baselines={"minterpolate": MINTERPOLATE, "upscalers": list(UPSCALERS),
+                     "downscale": "area (mean of each block)"})
+    click.echo(f"{'clip':<16} {'task':<9} {'size':>4} {'rate':>4} {'method':<22} "
+               f"{'PSNR-RGB':>8} {'PSNR-YUV':>8} {'MS-SSIM':>7}")
+    for r in rows:
+        click.echo(f"{r['clip']:<16} {r['task']:<9} {r['scale']:>3}x {r['step']:>3}x "
+                   f"{r['method']:<22} {r['psnr_rgb']:8.2f} {r['psnr_yuv']:8.2f} "
+                   f"{_fmt(r['ms_ssim'], '7.4f')}")
+    click.echo(f"wrote {out}/restore.json, restore.csv and {len(loaded)} plot(s)", err=True)

@@ -1,0 +1,147 @@
+"""Baselines: x264/x265 coding, frame repetition, blending and FFmpeg's minterpolate, upscaling.
+
+Every baseline takes and returns (N, H, W, 3) uint8 RGB; the FFmpeg ones run through PyAV
+and convert to and from YUV with the same BT.601 matrix and accurate swscale flags as
+actinr's own video I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from fractions import Fraction
+
+import av
+import av.filter
+import numpy as np
+from av.video.reformatter import ColorRange, Interpolation
+
+from cli.videoio import BT601, SWS_FLAGS, yuv_frame
+
+# name -> (FFmpeg encoder, FFmpeg decoder)
+CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
+PRESET = "medium"
+PIX_FMT = "yuv420p"
+# Scene-cut detection would start extra GOPs: keyint alone sets the GOP length, as in actinr.
+# x265 would also repeat a 2.3 KB text SEI of its version and options at every keyframe
+# (info=0 stops it); x264 writes its 0.7 KB one once and has no switch for it.
+EXTRA = {"x264": {"sc_threshold": "0"},
+         "x265": {"x265-params": "scenecut=0:info=0:log-level=error"}}
+# FFmpeg's defaults (obmc, bilateral epzs search, 16 px blocks) with motion-compensated
+# interpolation; its scene-change detector is off, as it falls back to repeating frames
+# whenever a small frame changes a lot, which is motion here, not a cut.
+MINTERPOLATE = "mi_mode=mci:scd=none"
+UPSCALERS = {"bicubic": Interpolation.BICUBIC, "lanczos": Interpolation.LANCZOS}
+
+
+def codec_settings(name: str, crf: int, keyint: int) -> dict:
+    """The encoder settings of one baseline point, and an equivalent ffmpeg command line."""
+    if name not in CODECS:
+        raise ValueError(f"unknown baseline codec {name!r} (use {', '.join(CODECS)})")
+    encoder = CODECS[name][0]
+    options = {"preset": PRESET, "crf": str(crf), **EXTRA[name]}
+    extra = " ".join(f"-{k} {v}" for k, v in EXTRA[name].items())
+    return {
+        "codec": name, "encoder": encoder, "crf": crf, "keyint": keyint, "pix_fmt": PIX_FMT,
+        "options": options, "colour": "BT.601, limited range",
+        "ffmpeg": (f"ffmpeg -i SOURCE -c:v {encoder} -preset {PRESET} -crf {crf} -g {keyint} "
+                   f"{extra} -pix_fmt {PIX_FMT} -colorspace smpte170m -color_range tv "
+                   "-sws_flags bicubic+accurate_rnd+full_chroma_int+full_chroma_inp OUT.mkv"),
+    }
+
+
+def code(frames: np.ndarray, settings: dict, fps: Fraction) -> tuple[int, np.ndarray, float, float]:
+    """Encode RGB frames with ``codec_settings`` and decode them back.
+
+    Returns the coded size in bytes (the sum of the packets' sizes: the elementary stream
+    with its parameter sets and SEI, no container), the decoded RGB frames, and the encode
+    and decode seconds, each including its RGB/YUV conversion.
+    """
+    n, height, width, _ = frames.shape
+    if width % 2 or height % 2:
+        raise ValueError(f"the {PIX_FMT} baselines need an even width and height, not "
+                         f"{width}x{height}")
+    encoder, decoder = CODECS[settings["codec"]]
+    start = time.perf_counter()
+    enc = av.CodecContext.create(encoder, "w")
+    enc.width, enc.height, enc.pix_fmt = width, height, PIX_FMT
+    enc.time_base, enc.framerate, enc.gop_size = 1 / fps, fps, settings["keyint"]
+    enc.colorspace, enc.color_range = BT601, ColorRange.MPEG
+    enc.options = settings["options"]
+    packets = []
+    for i, rgb in enumerate(frames):
+        frame = yuv_frame(rgb, PIX_FMT)
+        frame.pts, frame.time_base = i, 1 / fps
+        packets += enc.encode(frame)
+    packets += enc.encode(None)
+    encode_s = time.perf_counter() - start
+    size = sum(p.size for p in packets)
+
+    start = time.perf_counter()
+    dec = av.CodecContext.create(decoder, "r")
+    decoded = [f.to_ndarray(format="rgb24", interpolation=SWS_FLAGS)
+               for packet in [*packets, None] for f in dec.decode(packet)]
+    decode_s = time.perf_counter() - start
+    if len(decoded) != n:
+        raise RuntimeError(f"{encoder} returned {len(decoded)} of {n} frames")
+    return size, np.stack(decoded), encode_s, decode_s
+
+
+def repeat_frames(frames: np.ndarray, factor: int) -> np.ndarray:
+    """``factor`` times the frame rate by holding each frame: (factor * (N - 1) + 1) frames."""
+    return np.repeat(frames, factor, axis=0)[: factor * (len(frames) - 1) + 1]
+
+
+def blend_frames(frames: np.ndarray, factor: int) -> np.ndarray:
+    """``factor`` times the frame rate by linear blending of the two neighbouring frames."""
+    j = np.arange(factor * (len(frames) - 1) + 1)
+    before, after = j // factor, np.minimum(j // factor + 1, len(frames) - 1)
+    a = (j % factor / factor)[:, None, None, None]
+    mixed = (1 - a) * frames[before] + a * frames[after].astype(np.float64)
+    return np.round(mixed).astype(np.uint8)
+
+
+def minterpolate(frames: np.ndarray, factor: int, fps: Fraction) -> np.ndarray:
+    """FFmpeg's motion-compensated interpolation to ``factor`` times the frame rate.
+
+    Returns (factor * (N - 1) + 1) frames: output j is at input time j / factor. The
+    filter converts to yuv444p, BT.601 limited range, and back.
+    """
+    n, height, width, _ = frames.shape
+    if n < 2 or factor < 2:
+        raise ValueError("minterpolate needs two frames or more and a factor of 2 or more")
+    graph = av.filter.Graph()
+    source = graph.add_buffer(width=width, height=height, format="yuv444p", time_base=1 / fps)
+    graph.link_nodes(source, graph.add("minterpolate", f"fps={fps * factor}:{MINTERPOLATE}"),
+                     graph.add("buffersink")).configure()
+    out: dict[int, np.ndarray] = {}
+
+    def drain() -> None:
+        while True:
+            try:
+                frame = graph.vpull()
+            except (av.BlockingIOError, av.EOFError):
+                return
+            out[round(frame.pts * frame.time_base * fps * factor)] = frame.to_ndarray(
+                format="rgb24", interpolation=SWS_FLAGS)
+
+    # The filter holds back the last interval until it sees a frame beyond it: repeat the
+    # last frame once and drop what it interpolates towards that copy.
+    for i, rgb in enumerate([*frames, frames[-1]]):
+        frame = yuv_frame(rgb, "yuv444p")
+        frame.pts, frame.time_base = i, 1 / fps
+        graph.vpush(frame)
+        drain()
+    graph.vpush(None)
+    drain()
+    wanted = range(factor * (n - 1) + 1)
+    if any(j not in out for j in wanted):
+        raise RuntimeError(f"minterpolate returned {len(out)} frames, not {len(wanted)}")
+    return np.stack([out[j] for j in wanted])
+
+
+def upscale(frames: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
+    """Frames resized to height x width by swscale's bicubic or lanczos filter, in RGB."""
+    flags = UPSCALERS[method] | Interpolation.ACCURATE_RND
+    return np.stack([av.VideoFrame.from_ndarray(np.ascontiguousarray(f), format="rgb24")
+                     .reformat(width=width, height=height, interpolation=flags).to_ndarray()
+                     for f in frames])

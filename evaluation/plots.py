@@ -1,0 +1,66 @@
+"""PNG figures of the results: PSNR against bpp per clip, and restoration PSNR per method."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from . import require
+from .report import atomic_write
+
+
+def _figure(width: float, height: float):
+    """A matplotlib figure drawn by Agg, independent of pyplot's global backend."""
+    require("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=120, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    atomic_write(path, buffer.getvalue())
+
+
+def plot_rd(path: Path, clip: str, points: list[dict]) -> None:
+    """PSNR-RGB against bpp, one line per codec, each point labelled with its setting."""
+    figure = _figure(6.4, 4.8)
+    axes = figure.add_subplot()
+    for codec in dict.fromkeys(p["codec"] for p in points):
+        curve = sorted((p for p in points if p["codec"] == codec), key=lambda p: p["bpp"])
+        label = "actinr (quality)" if codec == "actinr" else f"{codec} (crf)"
+        axes.plot([p["bpp"] for p in curve], [p["psnr_rgb"] for p in curve], "o-", label=label)
+        for p in curve:
+            axes.annotate(str(p["setting"]), (p["bpp"], p["psnr_rgb"]), fontsize=7,
+                          textcoords="offset points", xytext=(3, 3))
+    first = points[0]
+    axes.set_title(f"{clip}: {first['width']}x{first['height']}, {first['frames']} frames")
+    axes.set_xlabel("bits per pixel")
+    axes.set_ylabel("PSNR-RGB (dB)")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    _save(figure, path)
+
+
+def plot_restore(path: Path, clip: str, rows: list[dict]) -> None:
+    """One panel per restoration task: PSNR-RGB of each method, actinr first."""
+    tasks = list(dict.fromkeys((r["task"], r["scale"], r["step"]) for r in rows))
+    figure = _figure(3.2 * len(tasks) + 1, 4.2)
+    panels = figure.subplots(1, len(tasks), squeeze=False)[0]
+    for axes, (task, scale, step) in zip(panels, tasks):
+        chosen = [r for r in rows if (r["task"], r["scale"], r["step"]) == (task, scale, step)]
+        names = [r["method"] for r in chosen]
+        bars = axes.barh(names, [r["psnr_rgb"] for r in chosen],
+                         color=["tab:red" if n == "actinr" else "tab:gray" for n in names])
+        axes.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
+        axes.invert_yaxis()
+        axes.set_title(f"{task}: {scale}x size, {step}x frames", fontsize=9)
+        axes.set_xlabel("PSNR-RGB (dB)")
+        low = min(r["psnr_rgb"] for r in chosen)
+        axes.set_xlim(max(0.0, low - 3), max(r["psnr_rgb"] for r in chosen) + 1)
+    figure.suptitle(clip)
+    _save(figure, path)

@@ -1,0 +1,150 @@
+"""The evaluation protocols: rate-distortion sweeps, slow motion and super-resolution.
+
+Each returns plain dicts (one per point) holding what was measured and the settings that
+produced it. actinr runs through the library and the CLI's own encode and render paths;
+its rate always comes from the .anr file written to disk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from actinr_codec.codec import load_video
+from actinr_codec.presets import settings_for
+from actinr_codec.runtime import resolve_device
+from cli.decode import output_size, output_times, render_frames
+from cli.encode import run_encode
+
+from . import baselines
+from .quality import summarize
+
+
+@dataclass(frozen=True)
+class ActinrOptions:
+    """How actinr encodes in an evaluation, besides the quality."""
+
+    preset: str = "medium"
+    gop: int = 8
+    seed: int = 0
+    iters: int | None = None
+    device: str = "auto"
+    jobs: int = 1
+
+
+def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: ActinrOptions,
+                path: Path, scale: int = 1, fps_scale: int = 1) -> tuple[dict, np.ndarray]:
+    """Encode frames into ``path``, then load it and render as ``actinr decode`` would.
+
+    Returns the rate, timings and settings, and the decoded frames (at ``scale`` times
+    the size and ``fps_scale`` times the frames, like --scale and --fps-scale).
+    """
+    settings = settings_for(quality, options.preset, options.gop, options.seed,
+                            iters=options.iters)
+    start = time.perf_counter()
+    reports = run_encode(frames, path, settings, fps, options.device, options.jobs)
+    encode_s = time.perf_counter() - start
+    n, height, width, _ = frames.shape
+    start = time.perf_counter()
+    _, video = load_video(path)
+    times, _ = output_times(n, fps, fps_scale=fps_scale if fps_scale > 1 else None)
+    size = output_size(height, width, scale, None)
+    decoded = np.stack(list(render_frames(video, times, *size, resolve_device(options.device))))
+    decode_s = time.perf_counter() - start
+    nbytes = path.stat().st_size
+    return {
+        "bytes": nbytes, "bpp": nbytes * 8 / (width * height * n),
+        "encode_s": encode_s, "decode_s": decode_s,
+        "settings": {"codec": "actinr", "quality": quality,
+                     **dataclasses.asdict(options), "file": path.name,
+                     "gop_iters": [r.iters for r in reports],
+                     "encoder": dataclasses.asdict(settings)},
+    }, decoded
+
+
+def rd_clip(clip: str, frames: np.ndarray, fps: Fraction, qualities: list[int],
+            crfs: list[int], codecs: list[str], options: ActinrOptions,
+            anr_dir: Path) -> list[dict]:
+    """Rate-distortion points of actinr at each quality and each baseline at each crf."""
+    n, height, width, _ = frames.shape
+    points = []
+
+    def add(codec: str, setting: int, measured: dict, decoded: np.ndarray) -> None:
+        points.append({"clip": clip, "codec": codec, "setting": setting, "width": width,
+                       "height": height, "frames": n, **measured,
+                       **summarize(frames, decoded)})
+
+    # Baselines first: they are quick, and fail early on frames they cannot code.
+    for codec in codecs:
+        for crf in crfs:
+            settings = baselines.codec_settings(codec, crf, options.gop)
+            nbytes, decoded, encode_s, decode_s = baselines.code(frames, settings, fps)
+            add(codec, crf, {"bytes": nbytes, "bpp": nbytes * 8 / (width * height * n),
+                             "encode_s": encode_s, "decode_s": decode_s,
+                             "settings": settings}, decoded)
+    for quality in qualities:
+        measured, decoded = actinr_code(frames, fps, quality, options,
+                                        anr_dir / f"{clip}.q{quality}.anr")
+        add("actinr", quality, measured, decoded)
+    return points
+
+
+def downscale_area(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Mean of each factor x factor block (area resampling); sizes must be multiples."""
+    n, h, w, c = frames.shape
+    blocks = frames.reshape(n, h // factor, factor, w // factor, factor, c)
+    return np.round(blocks.mean(axis=(2, 4))).astype(np.uint8)
+
+
+def _baseline_restorations(low: np.ndarray, scale: int, step: int, fps: Fraction,
+                           height: int, width: int):
+    """(name, seconds, restored frames) of every upscaler and interpolator combination.
+
+    Upscaling comes first, so that minterpolate estimates motion at full resolution.
+    """
+    spatial = baselines.UPSCALERS if scale > 1 else {"": None}
+    temporal = {"repeat": baselines.repeat_frames, "blend": baselines.blend_frames,
+                "minterpolate": lambda f, k: baselines.minterpolate(f, k, fps)}
+    for up in spatial:
+        for interp, fn in (temporal.items() if step > 1 else [("", None)]):
+            start = time.perf_counter()
+            out = baselines.upscale(low, height, width, up) if up else low
+            out = fn(out, step) if fn else out
+            yield "+".join(filter(None, (up, interp))), time.perf_counter() - start, out
+
+
+def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step: int,
+                 quality: int, options: ActinrOptions, anr_dir: Path) -> list[dict]:
+    """One restoration task: keep every ``step``-th frame at 1/``scale`` of the size,
+    encode that with actinr, decode at --scale ``scale`` and --fps-scale ``step``, and
+    compare with the originals; the baselines restore the same low-resolution frames.
+
+    The frames are cut to whole multiples: the height and width to multiples of ``scale``,
+    the count to 1 + a multiple of ``step``. Slow motion scores only the dropped frames.
+    """
+    n = (len(frames) - 1) // step * step + 1
+    height, width = frames.shape[1] // scale * scale, frames.shape[2] // scale * scale
+    if scale == step == 1 or (step > 1 and n < 2) or not (height and width):
+        raise ValueError(f"{clip}: nothing to restore at scale {scale}, step {step} "
+                         f"from {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}")
+    truth = frames[:n, :height, :width]
+    low = downscale_area(truth[::step], scale) if scale > 1 else truth[::step]
+    scored = [j for j in range(n) if j % step] if step > 1 else list(range(n))
+    task = "combined" if scale > 1 and step > 1 else "superres" if scale > 1 else "slowmo"
+    common = {"clip": clip, "task": task, "scale": scale, "step": step,
+              "width": width, "height": height, "frames_scored": len(scored)}
+    measured, decoded = actinr_code(low, fps / step, quality, options,
+                                    anr_dir / f"{clip}.{task}.s{scale}.k{step}.anr",
+                                    scale=scale, fps_scale=step)
+    rows = [{**common, "method": "actinr", **measured,
+             **summarize(truth[scored], decoded[scored])}]
+    for method, seconds, restored in _baseline_restorations(low, scale, step, fps / step,
+                                                            height, width):
+        rows.append({**common, "method": method, "seconds": seconds,
+                     **summarize(truth[scored], restored[scored])})
+    return rows
