@@ -85,8 +85,9 @@ def _begin(out: Path, protocol: str, overwrite: bool, clips, start, frames) -> l
     for name in OPTIONAL:
         require(name)
     refuse_overwrite(out / f"{protocol}.json", overwrite)
+    loaded = _load(clips, start, frames)
     (out / "anr").mkdir(parents=True, exist_ok=True)
-    return _load(clips, start, frames)
+    return loaded
 
 
 def _save(out: Path, protocol: str, options: dict, loaded: list[tuple], rows: list[dict],
@@ -106,8 +107,11 @@ def _save(out: Path, protocol: str, options: dict, loaded: list[tuple], rows: li
 
 
 def _actinr_options(kwargs: dict):
+    """actinr's encoding options, checked before any work starts."""
+    from actinr_codec.runtime import resolve_device
     from evaluation.protocols import ActinrOptions
 
+    resolve_device(kwargs["device"])
     return ActinrOptions(**{k: kwargs[k] for k in ("preset", "gop", "seed", "iters",
                                                      "device", "jobs")})
 
@@ -147,13 +151,14 @@ def rd(clips, qualities, crfs, codecs, out, overwrite, start, frames, **kwargs):
         raise click.BadParameter(f"unknown baseline {sorted(unknown)[0]!r}", param_hint="--codecs")
     if not qualities:
         raise click.BadParameter("no quality given", param_hint="--qualities")
+    actinr = _actinr_options(kwargs)
     loaded = _begin(out, "rd", overwrite, clips, start, frames)
     options = {"qualities": qualities, "crfs": crfs, "codecs": codecs, "start": start,
                "frames": frames, **kwargs}
     points = []
     for name, _, video, info in loaded:
-        clip_points = rd_clip(name, video, info.fps, qualities, crfs, codecs,
-                              _actinr_options(kwargs), out / "anr")
+        clip_points = rd_clip(name, video, info.fps, qualities, crfs, codecs, actinr,
+                              out / "anr")
         plot_rd(out / f"rd_{name}.png", name, clip_points)
         points += clip_points
     bd = bd_table(points)
@@ -195,14 +200,14 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
     if not tasks or combined and scale == 1:
         raise click.UsageError("nothing to do: give --steps, a --scale above 1, or both "
                                "with --combined")
+    actinr = _actinr_options(kwargs)
     loaded = _begin(out, "restore", overwrite, clips, start, frames)
     options = {"steps": steps, "scale": scale, "combined": combined, "quality": quality,
                "start": start, "frames": frames, **kwargs}
     rows = []
     for name, _, video, info in loaded:
         clip_rows = [row for s, k in tasks for row in
-                     restore_clip(name, video, info.fps, s, k, quality,
-                                  _actinr_options(kwargs), out / "anr")]
+                     restore_clip(name, video, info.fps, s, k, quality, actinr, out / "anr")]
         plot_restore(out / f"restore_{name}.png", name, clip_rows)
         rows += clip_rows
     _save(out, "restore", options, loaded, rows,

@@ -77,9 +77,11 @@ def test_restore_scores_actinr_and_baselines(tiny_clip, tmp_path):
 def test_bad_input_fails_in_one_line(tiny_clip, tmp_path):
     missing = run("rd", tmp_path / "nope.mkv", "--out", tmp_path / "x")
     assert missing.exit_code == 1 and "no such file" in missing.output
-    assert len(missing.output.strip().splitlines()) == 1
+    assert len(missing.output.strip().splitlines()) == 1 and not (tmp_path / "x").exists()
     assert run("rd", tiny_clip, "--out", tmp_path / "x", "--qualities", "11").exit_code == 2
     assert run("rd", tiny_clip, "--out", tmp_path / "x", "--codecs", "vp9").exit_code == 2
+    device = run("rd", tiny_clip, "--out", tmp_path / "x", "--device", "abacus")
+    assert device.exit_code == 1 and not (tmp_path / "x").exists()
     nothing = run("restore", tiny_clip, "--out", tmp_path / "x", "--steps", "", "--scale", "1")
     assert nothing.exit_code == 2
     (tmp_path / "done").mkdir()
