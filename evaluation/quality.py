@@ -26,7 +26,7 @@ YUV_WEIGHTS = (6, 1, 1)
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 WINDOW, SIGMA = 11, 1.5
 # Frames compared per step, bounding the float copies held at once.
-CHUNK_PIXELS = 1 << 22
+CHUNK_PIXELS = 1 << 21
 
 
 def ms_ssim_scales(height: int, width: int) -> int:
