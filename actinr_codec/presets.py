@@ -16,15 +16,24 @@ from .config import FitConfig, ModelConfig
 
 @dataclass(frozen=True)
 class Preset:
-    iters: int  # fitting steps per GOP
-    seconds_per_frame: float  # wall-clock cap per GOP, per frame of that GOP
+    """Fitting steps per GOP (each draws FitConfig.points pixels per tile), and a
+    wall-clock cap per GOP in seconds per megapixel of its frames.
+
+    Steps mean the same fit at any frame size; the cap only guards against a slow machine
+    (on the 2-core reference machine a step costs about 0.25 ms per tile for an 8-frame
+    GOP, so the caps below are about three times what the steps take there). Small frames
+    get at least MIN_CAP_SECONDS, since a step also has a fixed cost.
+    """
+
+    iters: int
+    seconds_per_mpixel: float
     qat_iters: int
 
 
 PRESETS = {
-    "fast": Preset(iters=1000, seconds_per_frame=2.0, qat_iters=100),
-    "medium": Preset(iters=3000, seconds_per_frame=6.0, qat_iters=200),
-    "slow": Preset(iters=10000, seconds_per_frame=20.0, qat_iters=400),
+    "fast": Preset(iters=1000, seconds_per_mpixel=100.0, qat_iters=100),
+    "medium": Preset(iters=3000, seconds_per_mpixel=300.0, qat_iters=200),
+    "slow": Preset(iters=10000, seconds_per_mpixel=1000.0, qat_iters=400),
 }
 
 # quality -> (hidden width, bits per parameter); lower is better, like crf.
@@ -32,18 +41,22 @@ QUALITY = {
     0: (32, 10), 1: (32, 9), 2: (28, 8), 3: (24, 8), 4: (24, 7), 5: (20, 7),
     6: (16, 6), 7: (16, 5), 8: (12, 5), 9: (8, 5), 10: (8, 4),
 }
+MIN_CAP_SECONDS = 30.0
 DEFAULT_QUALITY = 4
 DEFAULT_PRESET = "medium"
 DEFAULT_GOP = 8
 
 
 def settings_for(
-    quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET, gop_size: int = DEFAULT_GOP,
-    seed: int = 0, model: ModelConfig = ModelConfig(), iters: int | None = None,
+    frame_pixels: int, quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET,
+    gop_size: int = DEFAULT_GOP, seed: int = 0, model: ModelConfig = ModelConfig(),
+    iters: int | None = None,
 ) -> EncodeSettings:
-    """Encoder settings for a quality level, a preset name, a GOP length and a seed.
+    """Encoder settings for frames of frame_pixels (width * height) pixels, a quality
+    level, a preset name, a GOP length and a seed.
 
-    iters overrides the preset's fitting steps per GOP (its time cap still applies).
+    The preset's time cap scales with frame_pixels; iters overrides its fitting steps
+    per GOP (the time cap still applies).
     """
     if quality not in QUALITY:
         raise ValueError(f"quality must lie in {min(QUALITY)}..{max(QUALITY)}")
@@ -53,7 +66,9 @@ def settings_for(
     p = PRESETS[preset]
     return EncodeSettings(
         model=dataclasses.replace(model, width=width, seed=seed),
-        fit=FitConfig(iters=iters or p.iters, seconds=p.seconds_per_frame * gop_size, seed=seed),
+        fit=FitConfig(iters=iters or p.iters, seed=seed,
+                      seconds=max(MIN_CAP_SECONDS,
+                                  p.seconds_per_mpixel * gop_size * frame_pixels / 1e6)),
         gop_size=gop_size,
         bits=bits,
         qat_iters=min(p.qat_iters, iters or p.qat_iters),

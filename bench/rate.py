@@ -47,7 +47,7 @@ def main() -> None:
     report = {"clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
               "preset": args.preset, "machine": machine(), "settings": []}
     for q in args.qualities:
-        settings = settings_for(q, args.preset, args.gop)
+        settings = settings_for(w * h, q, args.preset, args.gop)
         start = time.perf_counter()
         reports = encode_segment(video, gops, settings)
         seconds = time.perf_counter() - start

@@ -35,7 +35,7 @@ def test_quantization_aware_fitting_recovers_rounding_loss(clip, fitted):
     plain.load_state_dict(dequantize(quantize(state, steps), steps))
     plain_psnr = reconstruction_psnr(plain, clip)
     assert plain_psnr < fitted.psnr - 1.0  # 5 bits costs quality: the test can fail
-    qat = fit_gop(clip, TINY_MODEL, TINY_FIT.__class__(iters=200, batch=8192, lr=5e-4),
+    qat = fit_gop(clip, TINY_MODEL, TINY_FIT.__class__(iters=200, points=64, lr=5e-4),
                   init=state, quant_steps=steps)
     assert qat.psnr > plain_psnr + 0.5
     # The returned model holds parameters exactly on the grid.
