@@ -36,7 +36,7 @@ class FitResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (iter, s, psnr)
 
 
-class _Sampler:
+class Sampler:
     """Draws the same random pixels of each tile for every frame, with their targets."""
 
     def __init__(self, model: GOPModel, frames: torch.Tensor, weight: torch.Tensor | None):
@@ -116,7 +116,7 @@ def fit_gop(
     model = GOPModel(model_cfg, height, width).to(dev)
     if init is not None:
         model.load_state_dict(init)
-    sampler = _Sampler(model, frames, weight)
+    sampler = Sampler(model, frames, weight)
     times = torch.arange(n_frames, dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)

@@ -63,7 +63,7 @@ def main() -> None:
                 for key in totals:
                     totals[key] += getattr(s, key)
         entry = {
-            "quality": q, "width": settings.model.width, "bits": settings.bits,
+            "quality": q, "width": settings.model.width, "noise_db": settings.noise_db,
             "params": sum(r.params for r in reports), "file_bytes": size,
             "bpp": size * 8 / (w * h * n), "encode_seconds": round(seconds, 1),
             "psnr_float": [round(r.psnr_float, 2) for r in reports],
