@@ -54,7 +54,10 @@ class FitConfig:
     """Budget and optimiser settings for fitting one GOP.
 
     Fitting stops at whichever comes first: ``iters`` steps, ``seconds`` of wall
-    time, or a running PSNR estimate reaching ``target_psnr``.
+    time, or a running PSNR estimate reaching ``target_psnr``. Each step draws ``points``
+    pixels in every tile, used in every frame of the GOP: tiles are independent networks,
+    so each one then learns at the same pace whatever the frame size, and a step count
+    means the same fit at any resolution (a step's cost grows with the tile count).
     """
 
     iters: int = 2000
@@ -62,7 +65,7 @@ class FitConfig:
     target_psnr: float | None = None
     lr: float = 5e-3
     lr_final: float = 0.05
-    batch: int = 16384
+    points: int = 64
     seed: int = 0
     warm_start: bool = True
     warm_lr_scale: float = 1 / 3

@@ -36,7 +36,7 @@ class FitResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (iter, s, psnr)
 
 
-class _Sampler:
+class Sampler:
     """Draws the same random pixels of each tile for every frame, with their targets."""
 
     def __init__(self, model: GOPModel, frames: torch.Tensor, weight: torch.Tensor | None):
@@ -116,8 +116,7 @@ def fit_gop(
     model = GOPModel(model_cfg, height, width).to(dev)
     if init is not None:
         model.load_state_dict(init)
-    sampler = _Sampler(model, frames, weight)
-    points = max(1, fit_cfg.batch // (model.tiling.count * n_frames))
+    sampler = Sampler(model, frames, weight)
     times = torch.arange(n_frames, dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
@@ -144,7 +143,7 @@ def fit_gop(
             progress = max(progress, elapsed / fit_cfg.seconds)
         for group in opt.param_groups:
             group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
-        coords, target, w = sampler.draw(points, gen)
+        coords, target, w = sampler.draw(fit_cfg.points, gen)
         err = (predict(coords) - target) ** 2
         loss = err.mean() if w is None else (err * w).sum() / (w.sum() * 3).clamp(min=1)
         value = loss.item()

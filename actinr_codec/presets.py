@@ -2,7 +2,8 @@
 
 Like x264: ``preset`` trades encoding time for quality at a given size; ``quality`` is a
 small crf-like integer where lower means better pictures and bigger files. Quality sets
-the network width (parameters per tile) and the quantization precision.
+the network width (parameters per tile) and how far below the fit's own error the
+quantization noise is held.
 """
 
 from __future__ import annotations
@@ -16,45 +17,61 @@ from .config import FitConfig, ModelConfig
 
 @dataclass(frozen=True)
 class Preset:
-    iters: int  # fitting steps per GOP
-    seconds_per_frame: float  # wall-clock cap per GOP, per frame of that GOP
+    """Fitting steps per GOP (each draws FitConfig.points pixels per tile), and a
+    wall-clock cap per GOP in seconds per megapixel of its frames.
+
+    Steps mean the same fit at any frame size; the cap only guards against a slow machine
+    (on the 2-core reference machine a step costs about 0.25 ms per tile for an 8-frame
+    GOP, so the caps below are about three times what the steps take there). Small frames
+    get at least MIN_CAP_SECONDS, since a step also has a fixed cost.
+    """
+
+    iters: int
+    seconds_per_mpixel: float
     qat_iters: int
 
 
 PRESETS = {
-    "fast": Preset(iters=1000, seconds_per_frame=2.0, qat_iters=100),
-    "medium": Preset(iters=3000, seconds_per_frame=6.0, qat_iters=200),
-    "slow": Preset(iters=10000, seconds_per_frame=20.0, qat_iters=400),
+    "fast": Preset(iters=1000, seconds_per_mpixel=100.0, qat_iters=100),
+    "medium": Preset(iters=3000, seconds_per_mpixel=300.0, qat_iters=200),
+    "slow": Preset(iters=10000, seconds_per_mpixel=1000.0, qat_iters=400),
 }
 
-# quality -> (hidden width, bits per parameter); lower is better, like crf.
+# quality -> (hidden width, quantization noise in dB below the fit's error); lower is
+# better, like crf. Noise 6 dB under the fit costs about 1 dB, 12 dB about 0.3 dB.
 QUALITY = {
-    0: (32, 10), 1: (32, 9), 2: (28, 8), 3: (24, 8), 4: (24, 7), 5: (20, 7),
-    6: (16, 6), 7: (16, 5), 8: (12, 5), 9: (8, 5), 10: (8, 4),
+    0: (32, 12.0), 1: (32, 10.0), 2: (28, 9.0), 3: (24, 8.0), 4: (24, 6.0), 5: (20, 6.0),
+    6: (16, 5.0), 7: (16, 3.0), 8: (12, 3.0), 9: (8, 3.0), 10: (8, 0.0),
 }
+MIN_CAP_SECONDS = 30.0
 DEFAULT_QUALITY = 4
 DEFAULT_PRESET = "medium"
 DEFAULT_GOP = 8
 
 
 def settings_for(
-    quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET, gop_size: int = DEFAULT_GOP,
-    seed: int = 0, model: ModelConfig = ModelConfig(), iters: int | None = None,
+    frame_pixels: int, quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET,
+    gop_size: int = DEFAULT_GOP, seed: int = 0, model: ModelConfig = ModelConfig(),
+    iters: int | None = None,
 ) -> EncodeSettings:
-    """Encoder settings for a quality level, a preset name, a GOP length and a seed.
+    """Encoder settings for frames of frame_pixels (width * height) pixels, a quality
+    level, a preset name, a GOP length and a seed.
 
-    iters overrides the preset's fitting steps per GOP (its time cap still applies).
+    The preset's time cap scales with frame_pixels; iters overrides its fitting steps
+    per GOP (the time cap still applies).
     """
     if quality not in QUALITY:
         raise ValueError(f"quality must lie in {min(QUALITY)}..{max(QUALITY)}")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}")
-    width, bits = QUALITY[quality]
+    width, noise_db = QUALITY[quality]
     p = PRESETS[preset]
     return EncodeSettings(
         model=dataclasses.replace(model, width=width, seed=seed),
-        fit=FitConfig(iters=iters or p.iters, seconds=p.seconds_per_frame * gop_size, seed=seed),
+        fit=FitConfig(iters=iters or p.iters, seed=seed,
+                      seconds=max(MIN_CAP_SECONDS,
+                                  p.seconds_per_mpixel * gop_size * frame_pixels / 1e6)),
         gop_size=gop_size,
-        bits=bits,
+        noise_db=noise_db,
         qat_iters=min(p.qat_iters, iters or p.qat_iters),
     )

@@ -1,27 +1,43 @@
 """Uniform per-tensor quantization of a GOP model's parameters, and its straight-through form.
 
-Each tensor x gets one step s = max|x| / (2^(bits-1) - 1); its symbols are round(x / s),
-which the bitstream entropy-codes. Quantization-aware fine-tuning evaluates the model with
-round-tripped parameters in the forward pass while gradients reach the float parameters
-unchanged (straight-through estimator), so the fit adapts to the grid it will be stored on.
+Each tensor x gets one step s; its symbols are round(x / s), which the bitstream
+entropy-codes. Steps are allocated by sensitivity: rounding adds about G * s^2 / 12 to the
+output's squared error per parameter (G from actinr_codec.sensitivity), and the bits a
+parameter costs fall by one per doubling of s, so the fewest bits for a given added error
+make G * s^2 the same for every tensor (reverse water-filling). Quantization-aware
+fine-tuning evaluates the model with rounded parameters in the forward pass while gradients
+reach the float parameters unchanged (straight-through), so the fit adapts to its grid.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
+# Finest step relative to a tensor's peak: keeps symbols far inside the format's limit.
+MAX_LEVELS = 1 << 15
 
-def quant_steps(state: dict[str, torch.Tensor], bits: int) -> dict[str, float]:
-    """One float32-exact step per tensor for a signed grid of 2^bits - 1 levels."""
-    if not 2 <= bits <= 16:
-        raise ValueError("bits must lie in 2..16")
-    levels = 2 ** (bits - 1) - 1
+
+def allocate_steps(state: dict[str, torch.Tensor], sensitivity: dict[str, float],
+                   noise_mse: float) -> dict[str, float]:
+    """float32-exact steps whose rounding should add about noise_mse to the output's MSE.
+
+    No step exceeds its tensor's peak, where the linear estimate stops holding.
+    """
+    if not noise_mse > 0:
+        raise ValueError("noise_mse must be positive")
+    count = sum(x.numel() for x in state.values())
     steps = {}
     for name, x in state.items():
         peak = float(x.detach().abs().max()) if x.numel() else 0.0
-        step = peak / levels if peak > 0 else 1.0
-        steps[name] = float(np.float32(step))  # what the stream stores, exactly
+        if peak == 0:
+            steps[name] = 1.0
+            continue
+        g = sensitivity[name]
+        step = math.sqrt(12 * noise_mse / (count * g)) if g > 0 else peak
+        steps[name] = float(np.float32(min(max(step, peak / MAX_LEVELS), peak)))
     return steps
 
 

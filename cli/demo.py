@@ -23,23 +23,23 @@ SOURCE = "testsrc2=size=96x64:rate=25"
 FRAMES = 15
 
 
-def generated_clip(frames: int = FRAMES) -> np.ndarray:
+def generated_clip(frames: int) -> np.ndarray:
     """A short clip from FFmpeg's testsrc2 generator, as (N, H, W, 3) uint8."""
     with av.open(SOURCE, format="lavfi") as container:
         out = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
     return np.stack(out)
 
 
-def run_demo(outdir: Path, preset: str) -> None:
+def run_demo(outdir: Path, preset: str, iters: int | None = None) -> None:
     outdir.mkdir(parents=True, exist_ok=True)
-    clip = generated_clip()
+    clip = generated_clip(FRAMES)
     n, h, w, _ = clip.shape
     source = outdir / "source.mkv"
     with VideoWriter(source, w, h, Fraction(25), lossless=True) as writer:
         for frame in clip:
             writer.write(frame)
     anr = outdir / "demo.anr"
-    run_encode(clip, anr, settings_for(preset=preset), Fraction(25), "auto", 1)
+    run_encode(clip, anr, settings_for(w * h, preset=preset, iters=iters), Fraction(25), "auto", 1)
     _, video = load_video(anr)
     decoded = torch.stack([render(video, float(t)) for t in range(n)])
     quality = psnr(decoded.float() / 255, torch.from_numpy(clip).float() / 255)

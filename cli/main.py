@@ -80,11 +80,13 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("--frames", type=click.IntRange(1), default=None, help="Number of frames to encode.")
 @click.option("--iters", type=click.IntRange(1), default=None,
               help="Fitting steps per GOP, overriding the preset's.")
-@click.option("--fps", "fps", default=None, help="Frame rate for inputs without one (image sequences).")
+@click.option("--fps", "fps", default=None,
+              help="Frame rate to store, overriding the source's (image sequences read at 25).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="GOP segments fitted in parallel processes.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seeds initialisation and sampling; same seed, same file on one machine.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
 def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, seed,
@@ -96,11 +98,12 @@ def encode(source, output, quality, preset, gop, start, frames, iters, fps, devi
     from .videoio import read_video
 
     refuse_overwrite(output, overwrite)
+    rate = _positive_fraction(fps)
     video, info = read_video(source, start=start, count=frames)
-    rate = _positive_fraction(fps) or info.fps
-    settings = settings_for(DEFAULT_QUALITY if quality is None else quality, preset,
+    settings = settings_for(info.width * info.height,
+                            DEFAULT_QUALITY if quality is None else quality, preset,
                             DEFAULT_GOP if gop is None else gop, seed, iters=iters)
-    run_encode(video, output, settings, rate, device, jobs)
+    run_encode(video, output, settings, rate or info.fps, device, jobs)
 
 
 @main.command(epilog=EPILOG_DECODE)
@@ -149,12 +152,14 @@ def info(source, as_json):
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("actinr-demo"),
               show_default=True, help="Where the demo writes its files.")
 @click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="fast", show_default=True)
+@click.option("--iters", type=click.IntRange(1), default=None,
+              help="Fitting steps per GOP, overriding the preset's (a quicker demo).")
 @exits_cleanly
-def demo(outdir, preset):
+def demo(outdir, preset, iters):
     """Generate a test clip, encode it, decode it at 2x scale and 2x slow motion."""
     from .demo import run_demo
 
-    run_demo(outdir, preset)
+    run_demo(outdir, preset, iters)
 
 
 main.add_command(evaluate)

@@ -41,7 +41,9 @@ class GOPProgress:
     def done_gop(self, message: str) -> None:
         """Final line for a GOP: replaces the live line, or is logged as it is."""
         elapsed = time.perf_counter() - self.started
-        line = f"GOP {self.gop + 1}/{self.total}: {message} (total {elapsed:.0f}s)"
+        left = elapsed / (self.gop + 1) * (self.total - self.gop - 1)
+        line = (f"GOP {self.gop + 1}/{self.total}: {message} "
+                f"(total {elapsed:.0f}s, ETA {left:.0f}s)")
         # On a terminal, overwrite the live line and clear what is left of it.
         self.stream.write(f"\r{line}\x1b[K\n" if self.live else f"{line}\n")
         self.stream.flush()

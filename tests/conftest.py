@@ -12,7 +12,7 @@ from actinr_codec.config import FitConfig, ModelConfig  # noqa: E402
 from actinr_codec.fit import fit_gop  # noqa: E402
 
 TINY_MODEL = ModelConfig(tile=16, overlap=2, width=24, depth=3)
-TINY_FIT = FitConfig(iters=600, batch=8192)
+TINY_FIT = FitConfig(iters=600, points=64)
 
 
 @pytest.fixture(scope="session")

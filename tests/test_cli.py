@@ -37,15 +37,20 @@ def test_encode_containers_and_decode_back(tmp_path, name, codec, pix_fmt):
     if pix_fmt == "yuv420p":
         h, w = h + h % 2, w + w % 2
     src = write_clip(tmp_path / name, moving_pattern(5, h, w), codec, pix_fmt)
-    anr, out = tmp_path / "x.anr", tmp_path / "x.mkv"
+    anr = tmp_path / "x.anr"
     assert run("encode", src, anr, *FAST).exit_code == 0
+    assert decoded_psnr(anr, src, tmp_path / "x.mkv") > 20
+
+
+def decoded_psnr(anr: Path, src: Path, out: Path) -> float:
+    """PSNR of ``anr`` decoded losslessly through the CLI against the source video."""
     result = run("decode", anr, out, "--lossless")
     assert result.exit_code == 0, result.output
     original, _ = read_video(src)
-    decoded, info = read_video(out)
+    decoded, _ = read_video(out)
     assert decoded.shape == original.shape
     err = np.mean((decoded.astype(float) - original.astype(float)) ** 2)
-    assert 10 * np.log10(255**2 / err) > 20
+    return 10 * np.log10(255**2 / err)
 
 
 def test_single_frame_input(tmp_path):
@@ -140,3 +145,37 @@ def test_usage_errors_exit_2(encoded, tmp_path):
     assert run("decode", anr, tmp_path / "o.mkv", "--fps-scale", "0.5").exit_code == 2
     assert run("encode").exit_code == 2
     assert run("--version").output.startswith("actinr, version")
+
+
+def test_parallel_jobs_give_a_complete_valid_file(encoded, tmp_path):
+    src, _ = encoded
+    out = tmp_path / "par.anr"
+    result = run("encode", src, out, *FAST, "--jobs", "2")
+    assert result.exit_code == 0, result.output
+    report = json.loads(run("info", out, "--json").output)
+    assert [g["frames"] for g in report["gops"]] == [[0, 3], [3, 5]]
+    assert decoded_psnr(out, src, tmp_path / "par.mkv") > 20
+
+
+def test_ctrl_c_exits_130_and_writes_nothing(encoded, tmp_path, monkeypatch):
+    src, _ = encoded
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("cli.encode.encode_gops", interrupted)
+    result = run("encode", src, tmp_path / "x.anr", *FAST)
+    assert result.exit_code == 130 and "no output" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_encodes_and_decodes_a_generated_clip(tmp_path, monkeypatch):
+    import cli.demo
+
+    monkeypatch.setattr(cli.demo, "FRAMES", 5)
+    result = run("demo", "--outdir", tmp_path, "--iters", "100")
+    assert result.exit_code == 0, result.output
+    assert "bpp" in result.output and "PSNR" in result.output
+    big, _ = read_video(tmp_path / "scale2.mp4")
+    slow, _ = read_video(tmp_path / "slowmo2.mp4")
+    assert big.shape == (5, 128, 192, 3) and slow.shape == (9, 64, 96, 3)

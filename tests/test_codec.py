@@ -13,8 +13,8 @@ from actinr_codec.render import render_gop
 from bitstream.container import AnrReader, write_anr
 from bitstream.errors import BitstreamError
 
-SETTINGS = EncodeSettings(model=TINY_MODEL, fit=FitConfig(iters=300, batch=8192), gop_size=6,
-                          bits=7, qat_iters=100)
+SETTINGS = EncodeSettings(model=TINY_MODEL, fit=FitConfig(iters=300, points=128), gop_size=6,
+                          noise_db=6.0, qat_iters=100)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +52,14 @@ def test_quantization_reports_and_qat(encoded):
         assert r.psnr_float > 30 and r.psnr > 30
 
 
-def test_fewer_bits_make_smaller_files(tmp_path):
+def test_more_quantization_noise_makes_smaller_files(tmp_path):
     frames = moving_pattern(4, 32, 32)
     sizes = []
-    for bits in (8, 5):
-        s = dataclasses.replace(SETTINGS, bits=bits, qat_iters=0, fit=FitConfig(iters=100, batch=4096))
+    for noise_db in (12.0, 0.0):
+        s = dataclasses.replace(SETTINGS, noise_db=noise_db, qat_iters=0,
+                                fit=FitConfig(iters=100, points=32))
         reports = encode_segment(frames, split_gops(4, 6), s)
-        sizes.append(write_video(tmp_path / f"{bits}.anr", frames.shape, (25, 1), s, reports))
+        sizes.append(write_video(tmp_path / f"{noise_db}.anr", frames.shape, (25, 1), s, reports))
     assert sizes[1] < 0.8 * sizes[0]
 
 

@@ -19,23 +19,23 @@ def test_fitted_gop_reproduces_its_frames(clip, fitted):
 
 
 def test_fitting_is_reproducible(clip):
-    cfg = FitConfig(iters=60, batch=4096, seed=3)
+    cfg = FitConfig(iters=60, points=32, seed=3)
     a = fit_gop(clip, TINY_MODEL, cfg).model.state_dict()
     b = fit_gop(clip, TINY_MODEL, cfg).model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    c = fit_gop(clip, TINY_MODEL, FitConfig(iters=60, batch=4096, seed=4)).model.state_dict()
+    c = fit_gop(clip, TINY_MODEL, FitConfig(iters=60, points=32, seed=4)).model.state_dict()
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
 
 def test_target_psnr_and_time_budget_stop_early(clip):
-    by_target = fit_gop(clip, TINY_MODEL, FitConfig(iters=5000, batch=8192, target_psnr=25.0))
+    by_target = fit_gop(clip, TINY_MODEL, FitConfig(iters=5000, points=64, target_psnr=25.0))
     assert by_target.iters < 5000 and by_target.history[-1][2] >= 25.0
-    by_time = fit_gop(clip, TINY_MODEL, FitConfig(iters=10**9, batch=8192, seconds=0.5))
+    by_time = fit_gop(clip, TINY_MODEL, FitConfig(iters=10**9, points=64, seconds=0.5))
     assert by_time.seconds < 2.0 and by_time.iters < 10**9
 
 
 def test_divergence_is_detected_and_recovered(clip):
-    wild = FitConfig(iters=300, batch=8192, lr=50.0, check_every=10)
+    wild = FitConfig(iters=300, points=64, lr=50.0, check_every=10)
     result = fit_gop(clip, TINY_MODEL, wild)
     assert result.recoveries > 0
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
@@ -47,7 +47,7 @@ def test_divergence_is_detected_and_recovered(clip):
 def test_warm_start_from_previous_gop_reaches_target_sooner(clip, fitted):
     # The next GOP continues the same motion; start it from the fitted one.
     nxt = torch.roll(clip, shifts=(-3, -3), dims=(1, 2))
-    cfg = FitConfig(iters=600, batch=8192, target_psnr=33.0, check_every=10)
+    cfg = FitConfig(iters=600, points=64, target_psnr=33.0, check_every=10)
     cold = fit_gop(nxt, TINY_MODEL, cfg)
     warm = fit_gop(nxt, TINY_MODEL, warm_start_config(cfg), init=fitted.model.state_dict())
     assert warm.iters < cold.iters

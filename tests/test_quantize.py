@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -5,19 +7,51 @@ from conftest import TINY_FIT, TINY_MODEL
 
 from actinr_codec.fit import fit_gop, reconstruction_psnr
 from actinr_codec.model import GOPModel
-from actinr_codec.quantize import dequantize, quant_steps, quantize, straight_through
+from actinr_codec.quantize import allocate_steps, dequantize, quantize, straight_through
+from actinr_codec.sensitivity import output_sensitivity
 
 
-def test_symbols_stay_on_the_signed_grid_and_round_trip():
+def rounded_psnr(state, steps, clip):
+    model = GOPModel(TINY_MODEL, 64, 64)
+    model.load_state_dict(dequantize(quantize(state, steps), steps))
+    return reconstruction_psnr(model, clip)
+
+
+def test_symbols_round_trip_on_the_grid():
     state = {"a": torch.linspace(-3, 2, 101), "zero": torch.zeros(4, 2)}
-    steps = quant_steps(state, bits=6)
-    assert steps["a"] == pytest.approx(3 / 31) and steps["zero"] == 1.0
-    assert np.float32(steps["a"]) == steps["a"]  # storable exactly as float32
+    steps = {"a": float(np.float32(3 / 31)), "zero": 1.0}
     sym = quantize(state, steps)
     assert sym["a"].dtype == np.int32 and sym["a"].min() == -31 and sym["a"].max() <= 31
     back = dequantize(sym, steps)
     assert torch.max(torch.abs(back["a"] - state["a"])) <= steps["a"] / 2 + 1e-6
     assert np.array_equal(quantize(back, steps)["a"], sym["a"])  # idempotent
+
+
+def test_steps_follow_sensitivity_and_stay_storable():
+    state = {"a": torch.full((100,), 2.0), "b": torch.full((300,), 2.0), "z": torch.zeros(3)}
+    steps = allocate_steps(state, {"a": 4e-2, "b": 1e-2, "z": 1.0}, noise_mse=1e-4)
+    assert steps["b"] == pytest.approx(2 * steps["a"], rel=1e-6)  # step ~ 1 / sqrt(G)
+    # Rounding noise G * step^2 / 12 per parameter adds up to the requested MSE.
+    added = (100 * 4e-2 * steps["a"] ** 2 + 300 * 1e-2 * steps["b"] ** 2) / 12
+    assert added == pytest.approx(1e-4 * 400 / 403, rel=1e-5)
+    assert steps["z"] == 1.0 and all(np.float32(s) == s for s in steps.values())
+    # A parameter that barely matters is capped at its peak, not rounded away entirely.
+    assert allocate_steps(state, {"a": 1e-12, "b": 1e-2, "z": 1.0}, 1e-4)["a"] == 2.0
+
+
+def test_predicted_rounding_loss_matches_the_measured_one(clip, fitted):
+    state = fitted.model.state_dict()
+    sensitivity = output_sensitivity(fitted.model, clip)
+    fit_mse = 10 ** (-fitted.psnr / 10)
+    results = []
+    for noise_db in (9.0, 3.0):
+        steps = allocate_steps(state, sensitivity, fit_mse * 10 ** (-noise_db / 10))
+        predicted = fitted.psnr - 10 * math.log10(1 + 10 ** (-noise_db / 10))
+        measured = rounded_psnr(state, steps, clip)
+        assert measured == pytest.approx(predicted, abs=0.6)
+        results.append((measured, sum(int(np.abs(s).sum()) for s in quantize(state, steps).values())))
+    # More noise: worse pictures from smaller symbols.
+    assert results[1][0] < results[0][0] - 1.0 and results[1][1] < results[0][1]
 
 
 def test_straight_through_rounds_forward_and_passes_gradients():
@@ -30,12 +64,11 @@ def test_straight_through_rounds_forward_and_passes_gradients():
 
 def test_quantization_aware_fitting_recovers_rounding_loss(clip, fitted):
     state = fitted.model.state_dict()
-    steps = quant_steps(state, bits=5)
-    plain = GOPModel(TINY_MODEL, 64, 64)
-    plain.load_state_dict(dequantize(quantize(state, steps), steps))
-    plain_psnr = reconstruction_psnr(plain, clip)
-    assert plain_psnr < fitted.psnr - 1.0  # 5 bits costs quality: the test can fail
-    qat = fit_gop(clip, TINY_MODEL, TINY_FIT.__class__(iters=200, batch=8192, lr=5e-4),
+    noise_mse = 10 ** (-fitted.psnr / 10)  # as much noise as fit error: about 3 dB lost
+    steps = allocate_steps(state, output_sensitivity(fitted.model, clip), noise_mse)
+    plain_psnr = rounded_psnr(state, steps, clip)
+    assert plain_psnr < fitted.psnr - 1.0  # coarse steps cost quality: the test can fail
+    qat = fit_gop(clip, TINY_MODEL, TINY_FIT.__class__(iters=200, points=64, lr=5e-4),
                   init=state, quant_steps=steps)
     assert qat.psnr > plain_psnr + 0.5
     # The returned model holds parameters exactly on the grid.

@@ -34,7 +34,7 @@ def test_render_shapes_and_no_seams(fitted, clip, scale):
 
 def test_seam_measure_detects_unblended_tiles(clip, fitted):
     # The same model without overlap shows its tile edges at 4x: the check above can fail.
-    hard = fit_gop(clip, replace(TINY_MODEL, overlap=0), FitConfig(iters=300, batch=8192))
+    hard = fit_gop(clip, replace(TINY_MODEL, overlap=0), FitConfig(iters=300, points=64))
     frame = render_gop(hard.model, torch.tensor([0.0]), 256, 256)[0]
     assert _seam_ratio(frame, [64, 128, 192]) > 1.5
 

@@ -11,7 +11,7 @@ from actinr_codec.render import render_gop
 def test_in_between_frames_beat_frame_repeat_and_blending():
     full = torch.tensor(moving_pattern(17, 64, 64, speed=1.0)).float() / 255
     even, odd = full[0::2], full[1::2]  # fit on 9 frames moving 2 px each
-    result = fit_gop(even, TINY_MODEL, FitConfig(iters=800, batch=8192))
+    result = fit_gop(even, TINY_MODEL, FitConfig(iters=800, points=64))
     mid = render_gop(result.model, torch.arange(8.0) + 0.5, 64, 64).clamp(0, 1)
     repeat = psnr(even[:-1], odd)
     blend = psnr((even[:-1] + even[1:]) / 2, odd)

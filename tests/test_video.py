@@ -11,7 +11,7 @@ from actinr_codec.video import fit_video, render
 def test_fit_video_covers_every_frame_with_continuous_boundaries():
     frames = moving_pattern(11, 48, 40)  # GOPs [0,6) [5,11) at gop_size 6
     seen = []
-    video = fit_video(frames, 6, TINY_MODEL, FitConfig(iters=400, batch=8192),
+    video = fit_video(frames, 6, TINY_MODEL, FitConfig(iters=400, points=64),
                       on_gop=lambda k, r: seen.append((k, r.psnr)))
     assert [k for k, _ in seen] == [0, 1] and all(p > 30 for _, p in seen)
     assert video.gops == [range(0, 6), range(5, 11)]
@@ -26,7 +26,7 @@ def test_fit_video_covers_every_frame_with_continuous_boundaries():
 
 def test_single_frame_video():
     frames = moving_pattern(1, 24, 24)
-    video = fit_video(frames, 8, TINY_MODEL, FitConfig(iters=200, batch=4096))
+    video = fit_video(frames, 8, TINY_MODEL, FitConfig(iters=200, points=32))
     assert len(video.models) == 1
     frame = render(video, 0.0)
     assert psnr(frame.float() / 255, torch.tensor(frames[0]).float() / 255) > 28
