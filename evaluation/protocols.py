@@ -44,12 +44,12 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Actinr
     Returns the rate, timings and settings, and the decoded frames (at ``scale`` times
     the size and ``fps_scale`` times the frames, like --scale and --fps-scale).
     """
-    settings = settings_for(quality, options.preset, options.gop, options.seed,
+    n, height, width, _ = frames.shape
+    settings = settings_for(width * height, quality, options.preset, options.gop, options.seed,
                             iters=options.iters)
     start = time.perf_counter()
     reports = run_encode(frames, path, settings, fps, options.device, options.jobs)
     encode_s = time.perf_counter() - start
-    n, height, width, _ = frames.shape
     start = time.perf_counter()
     _, video = load_video(path)
     times, _ = output_times(n, fps, fps_scale=fps_scale if fps_scale > 1 else None)
