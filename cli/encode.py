@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,20 +15,54 @@ from actinr_codec.parallel import encode_gops
 from actinr_codec.runtime import resolve_device
 
 from .progress import GOPProgress
+from .videoio import VideoIOError, read_video
 
 MAX_FPS_TERM = 1 << 31
 
 
+@dataclass(frozen=True)
+class SharedInput:
+    """Frames of the source read where a cluster task runs; every worker sees ``path``.
+
+    Called as (first, count) with frame numbers counted from ``start`` in the source, the
+    first frame encoded, and checked against the frame size the client read.
+    """
+
+    path: str
+    start: int
+    height: int
+    width: int
+
+    def __call__(self, first: int, count: int) -> np.ndarray:
+        frames, _ = read_video(self.path, self.start + first, count)
+        if frames.shape[:3] != (count, self.height, self.width):
+            raise VideoIOError(f"{self.path} on this worker gave {frames.shape[0]} frames of "
+                               f"{frames.shape[2]}x{frames.shape[1]} from frame "
+                               f"{self.start + first}, not {count} of {self.width}x{self.height}")
+        return frames
+
+
 def run_encode(video: np.ndarray, output: Path, settings: EncodeSettings, fps: Fraction,
-               device: str, jobs: int) -> list[GOPReport]:
-    """Encode (N, H, W, 3) uint8 frames at the given rate into ``output``."""
+               device: str, jobs: int = 1, segment: int | None = None,
+               scheduler: str | None = None, shared: SharedInput | None = None
+               ) -> list[GOPReport]:
+    """Encode (N, H, W, 3) uint8 frames at the given rate into ``output``.
+
+    segment: GOPs per warm-start segment. scheduler: a Dask scheduler address to fit the
+    segments on instead of ``jobs`` local processes; shared: there, let workers read the
+    frames themselves instead of receiving them.
+    """
     n, height, width, _ = video.shape
     fps = fps.limit_denominator(MAX_FPS_TERM - 1)
     gops = split_gops(n, settings.gop_size)
-    dev = resolve_device(device)
     progress = GOPProgress(len(gops), settings.fit.iters, settings.fit.seconds)
-    click.echo(f"actinr: {width}x{height}, {n} frames at {fps} fps, {len(gops)} GOPs, "
-               f"device {dev}, {jobs} job(s)", err=True)
+    if scheduler is None:
+        dev = resolve_device(device)
+        where = f"device {dev}, {jobs} job(s)"
+    else:
+        where = f"device {device} on the Dask cluster at {scheduler}"
+    click.echo(f"actinr: {width}x{height}, {n} frames at {fps} fps, {len(gops)} GOPs, {where}",
+               err=True)
 
     def on_gop(k: int, report: GOPReport) -> None:
         progress.start_gop(k)
@@ -36,7 +71,13 @@ def run_encode(video: np.ndarray, output: Path, settings: EncodeSettings, fps: F
                           f"{report.iters} steps in {report.seconds:.1f}s")
         progress.start_gop(k + 1)
 
-    reports = encode_gops(video, gops, settings, jobs, dev, on_gop, progress.check)
+    if scheduler is None:
+        reports = encode_gops(video, gops, settings, jobs, dev, on_gop, progress.check, segment)
+    else:
+        from actinr_codec.cluster import encode_on_cluster
+
+        reports = encode_on_cluster(scheduler, video if shared is None else shared, gops, settings,
+                                    device, on_gop, segment)
     size = write_video(output, video.shape, (fps.numerator, fps.denominator), settings, reports)
     bpp = size * 8 / (width * height * n)
     mean_psnr = float(np.mean([r.psnr for r in reports]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -20,6 +21,7 @@ Examples:
   actinr encode in.mkv out.anr --quality 2 --preset slow --gop 16
   actinr encode in.y4m out.anr --start 100 --frames 48 --jobs 2
   actinr encode 'frames/%04d.png' out.anr --fps 24
+  actinr encode in.mp4 out.anr --scheduler tcp://head:8786 --segment 2
 """
 
 EPILOG_DECODE = """\b
@@ -83,27 +85,43 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("--fps", "fps", default=None,
               help="Frame rate to store, overriding the source's (image sequences read at 25).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="GOP segments fitted in parallel processes.")
+@click.option("--jobs", type=click.IntRange(1, 64), default=None,
+              help="Local processes fitting GOP segments in parallel.  [default: 1]")
+@click.option("--segment", type=click.IntRange(1), default=None,
+              help="GOPs per warm-start segment; segments are fitted independently.  "
+                   "[default: the GOPs split evenly over the jobs or cluster threads]")
+@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+              help="Fit the segments on this Dask cluster (pip install 'actinr[dask]').")
+@click.option("--shared-input", is_flag=True,
+              help="With --scheduler: workers read SOURCE themselves (same path everywhere) "
+                   "instead of receiving its frames.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds initialisation and sampling; same seed, same file on one machine.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
-def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, seed,
-           overwrite):
+def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, segment,
+           scheduler, shared_input, seed, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
     from actinr_codec.presets import DEFAULT_GOP, DEFAULT_QUALITY, settings_for
 
-    from .encode import run_encode
+    from .encode import SharedInput, run_encode
     from .videoio import read_video
 
+    if scheduler is not None and jobs is not None:
+        raise click.UsageError("--jobs and --scheduler are exclusive")
+    if shared_input and scheduler is None:
+        raise click.UsageError("--shared-input needs --scheduler")
     refuse_overwrite(output, overwrite)
     rate = _positive_fraction(fps)
     video, info = read_video(source, start=start, count=frames)
     settings = settings_for(info.width * info.height,
                             DEFAULT_QUALITY if quality is None else quality, preset,
                             DEFAULT_GOP if gop is None else gop, seed, iters=iters)
-    run_encode(video, output, settings, rate or info.fps, device, jobs)
+    # Workers resolve the path in their own working directory, so send it absolute.
+    shared = (SharedInput(os.path.abspath(source), start, info.height, info.width)
+              if shared_input else None)
+    run_encode(video, output, settings, rate or info.fps, device, jobs or 1, segment, scheduler,
+               shared)
 
 
 @main.command(epilog=EPILOG_DECODE)

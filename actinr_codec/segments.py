@@ -1,0 +1,81 @@
+"""Warm-start segments: cutting a video's GOP chain into runs fitted as independent tasks.
+
+Warm starts chain each GOP to its predecessor, so the chain is cut into contiguous
+segments that warm-start only within themselves; a segment is then a self-contained task
+for a local process pool (``parallel``) or a Dask cluster (``cluster``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Callable, Union
+
+import numpy as np
+import torch
+
+from .codec import EncodeSettings, GOPReport, encode_segment
+
+# A segment's frames: the array of exactly its frames, or a loader called as
+# load(first_frame, count) where the task runs (an input every worker can read).
+SegmentFrames = Union[np.ndarray, Callable[[int, int], np.ndarray]]
+
+
+def split_segments(gops: list[range], parts: int) -> list[list[range]]:
+    """Cut a GOP list into at most ``parts`` contiguous segments of near-equal length."""
+    parts = max(1, min(parts, len(gops)))
+    bounds = [round(i * len(gops) / parts) for i in range(parts + 1)]
+    return [gops[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def plan_segments(gops: list[range], parts: int, length: int | None = None) -> list[list[range]]:
+    """Segments of ``length`` GOPs each (the last may be shorter), or else ``parts`` even ones."""
+    if length is None:
+        return split_segments(gops, parts)
+    if length < 1:
+        raise ValueError("a segment needs at least one GOP")
+    return [gops[i : i + length] for i in range(0, len(gops), length)]
+
+
+def segment_frames(frames: np.ndarray, segment: list[range]) -> np.ndarray:
+    """The frames of a video that one segment covers."""
+    return frames[segment[0].start : segment[-1].stop]
+
+
+def fit_segment(frames: SegmentFrames, segment: list[range], settings: EncodeSettings,
+                device: str | torch.device | None = None, threads: int | None = None
+                ) -> list[GOPReport]:
+    """Encode one segment as a task; ``threads`` pins torch's intra-op threads first.
+
+    Pinning makes the result independent of how many cores the process happens to see,
+    so the same segment gives the same bits in a local pool and on a cluster worker.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    first, count = segment[0].start, segment[-1].stop - segment[0].start
+    clip = frames(first, count) if callable(frames) else frames
+    if len(clip) != count:
+        raise ValueError(f"segment at frame {first} got {len(clip)} frames, expected {count}")
+    return encode_segment(clip, segment, settings, device, offset=first)
+
+
+class SegmentResults:
+    """Segment results arriving in any order: reported per GOP on arrival, returned in order."""
+
+    def __init__(self, segments: list[list[range]],
+                 on_gop: Callable[[int, GOPReport], None] | None = None):
+        self.first = list(itertools.accumulate((len(s) for s in segments), initial=0))
+        self.on_gop = on_gop
+        self.done: dict[int, list[GOPReport]] = {}
+
+    def add(self, index: int, reports: list[GOPReport]) -> None:
+        """Record segment ``index``'s reports, calling on_gop with video-wide GOP numbers."""
+        self.done[index] = reports
+        if self.on_gop is not None:
+            for k, report in enumerate(reports):
+                self.on_gop(self.first[index] + k, report)
+
+    def in_order(self) -> list[GOPReport]:
+        """Every GOP's report in video order; fails unless every segment was added."""
+        if len(self.done) != len(self.first) - 1:
+            raise RuntimeError(f"only {len(self.done)} of {len(self.first) - 1} segments finished")
+        return [r for i in sorted(self.done) for r in self.done[i]]

@@ -1,0 +1,28 @@
+import pytest
+
+from actinr_codec.gop import split_gops
+from actinr_codec.segments import SegmentResults, plan_segments
+
+
+def test_segments_cover_the_chain_in_order():
+    gops = split_gops(22, 4)  # 7 GOPs
+    assert [len(s) for s in plan_segments(gops, 3)] == [2, 3, 2]
+    assert [len(s) for s in plan_segments(gops, 3, length=3)] == [3, 3, 1]
+    assert plan_segments(gops, 100) == [[g] for g in gops]
+    for parts, length in [(1, None), (4, None), (1, 2), (9, 5)]:
+        assert [g for s in plan_segments(gops, parts, length) for g in s] == gops
+    with pytest.raises(ValueError):
+        plan_segments(gops, 1, length=0)
+
+
+def test_results_arrive_in_any_order_and_come_back_in_video_order():
+    segments = plan_segments(split_gops(22, 4), 1, length=3)
+    seen = []
+    results = SegmentResults(segments, lambda k, report: seen.append((k, report)))
+    results.add(2, ["g6"])
+    results.add(0, ["g0", "g1", "g2"])
+    with pytest.raises(RuntimeError, match="2 of 3"):
+        results.in_order()
+    results.add(1, ["g3", "g4", "g5"])
+    assert results.in_order() == [f"g{k}" for k in range(7)]
+    assert sorted(seen) == [(k, f"g{k}") for k in range(7)]
