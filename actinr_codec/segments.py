@@ -21,10 +21,21 @@ SegmentFrames = Union[np.ndarray, Callable[[int, int], np.ndarray]]
 
 
 def split_segments(gops: list[range], parts: int) -> list[list[range]]:
-    """Cut a GOP list into at most ``parts`` contiguous segments of near-equal length."""
+    """Cut a GOP list into at most ``parts`` contiguous segments of near-equal frame counts.
+
+    A GOP's fitting time grows with its frames, and the last GOP of a video is often
+    short, so balancing GOP counts instead would leave one worker idle.
+    """
     parts = max(1, min(parts, len(gops)))
-    bounds = [round(i * len(gops) / parts) for i in range(parts + 1)]
-    return [gops[a:b] for a, b in zip(bounds, bounds[1:])]
+    ends = list(itertools.accumulate(len(g) for g in gops))
+    cuts = [0]
+    for i in range(1, parts):
+        target = ends[-1] * i / parts
+        nearest = min(range(len(ends)), key=lambda k: abs(ends[k] - target)) + 1
+        # Every segment keeps at least one GOP.
+        cuts.append(min(max(nearest, cuts[-1] + 1), len(gops) - (parts - i)))
+    cuts.append(len(gops))
+    return [gops[a:b] for a, b in zip(cuts, cuts[1:])]
 
 
 def plan_segments(gops: list[range], parts: int, length: int | None = None) -> list[list[range]]:

@@ -9,6 +9,14 @@ def test_segments_cover_the_chain_in_order():
     assert [len(s) for s in plan_segments(gops, 3)] == [2, 3, 2]
     assert [len(s) for s in plan_segments(gops, 3, length=3)] == [3, 3, 1]
     assert plan_segments(gops, 100) == [[g] for g in gops]
+    # GOPs of 8, 8 and 2 frames: balanced by frames, not by GOP count.
+    assert [len(s) for s in plan_segments(split_gops(16, 8), 2)] == [1, 2]
+    for frames, gop in [(2, 2), (16, 8), (40, 8), (23, 3), (9, 9)]:
+        chain = split_gops(frames, gop)
+        for parts in range(1, 8):
+            segments = plan_segments(chain, parts)
+            assert len(segments) == min(parts, len(chain)) and all(segments)
+            assert [g for s in segments for g in s] == chain
     for parts, length in [(1, None), (4, None), (1, 2), (9, 5)]:
         assert [g for s in plan_segments(gops, parts, length) for g in s] == gops
     with pytest.raises(ValueError):
