@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,14 +25,9 @@ from actinr_codec.fit import fit_gop  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
 from actinr_codec.render import render_gop  # noqa: E402
 from actinr_codec.video import fit_video  # noqa: E402
+from cli.videoio import read_video  # noqa: E402
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "carphone.mkv"
-
-
-def load_clip(path: Path, frames: int) -> np.ndarray:
-    with av.open(str(path)) as container:
-        out = [f.to_ndarray(format="rgb24") for _, f in zip(range(frames), container.decode(video=0))]
-    return np.stack(out)
 
 
 def machine() -> dict:
@@ -62,7 +55,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.clip.exists():
         sys.exit(f"error: clip not found: {args.clip}")
-    video = load_clip(args.clip, args.frames)
+    video, _ = read_video(args.clip, count=args.frames)
     n, h, w, _ = video.shape
     model_cfg, fit_cfg = ModelConfig(), FitConfig(iters=10**9, seconds=args.seconds)
     report: dict = {

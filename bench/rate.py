@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actinr_codec.codec import encode_segment, write_video  # noqa: E402
 from actinr_codec.gop import split_gops  # noqa: E402
 from actinr_codec.presets import settings_for  # noqa: E402
-from bench.core_fit import DEFAULT_CLIP, load_clip, machine  # noqa: E402
+from bench.core_fit import DEFAULT_CLIP, machine  # noqa: E402
+from cli.videoio import read_video  # noqa: E402
 from bitstream.entropy import encode_symbols  # noqa: E402
 from bitstream.models import fit_model  # noqa: E402
 from bitstream.stats import measure  # noqa: E402
@@ -44,7 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.clip.exists():
         sys.exit(f"error: clip not found: {args.clip}")
-    video = load_clip(args.clip, args.frames)
+    video, source = read_video(args.clip, count=args.frames)
     n, h, w, _ = video.shape
     gops = split_gops(n, args.gop)
     report = {"clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
@@ -55,7 +56,8 @@ def main() -> None:
         reports = encode_segment(video, gops, settings)
         seconds = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:
-            size = write_video(Path(tmp) / "v.anr", video.shape, (30000, 1001), settings, reports)
+            rate = (source.fps.numerator, source.fps.denominator)
+            size = write_video(Path(tmp) / "v.anr", video.shape, rate, settings, reports)
         groups: dict[str, dict[str, float]] = {}
         totals = {"coded_bits": 0.0, "side_bits": 0.0, "entropy_bits": 0.0, "zstd_bytes": 0.0,
                   "ideal_bits": 0.0}

@@ -30,9 +30,15 @@ def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
 
 def write_anr(path: str | os.PathLike, info: VideoInfo, config: dict[str, ConfigValue],
               gops: Iterable[GOPRecord]) -> int:
-    """Write the file atomically (temporary file in the same directory, then os.replace)
-    and return the number of bytes written. On any failure, path is left untouched."""
+    """Write the file atomically and return the number of bytes written."""
     data = encode_file(info, config, gops)
+    write_atomically(path, data)
+    return len(data)
+
+
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file that appears only once complete: a temporary file in the same
+    directory, then os.replace. On any failure, path is left untouched."""
     path = os.fspath(path)
     directory, name = os.path.split(os.path.abspath(path))
     temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
@@ -49,7 +55,6 @@ def write_anr(path: str | os.PathLike, info: VideoInfo, config: dict[str, Config
         except FileNotFoundError:
             pass
         raise
-    return len(data)
 
 
 class AnrReader:

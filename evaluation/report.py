@@ -8,7 +8,6 @@ import io
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 from importlib import metadata
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 
 from actinr_codec import __version__
+from bitstream.container import write_atomically
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,17 +75,8 @@ def provenance() -> dict:
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write a file that appears only once complete: a hidden temporary file beside it,
-    then a rename; on any failure the temporary file is removed and ``path`` untouched."""
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(temporary, "xb") as handle:
-            handle.write(data.encode() if isinstance(data, str) else data)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+    """Write text or bytes to a file that appears only once complete."""
+    write_atomically(path, data.encode() if isinstance(data, str) else data)
 
 
 def write_json(path: Path, document: dict) -> None:
