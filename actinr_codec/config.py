@@ -58,6 +58,8 @@ class FitConfig:
     pixels in every tile, used in every frame of the GOP: tiles are independent networks,
     so each one then learns at the same pace whatever the frame size, and a step count
     means the same fit at any resolution (a step's cost grows with the tile count).
+    ``compile`` runs each step's tile networks through torch.compile: faster steps after
+    a one-off compile of some seconds, worth it for whole videos, not for tiny fits.
     """
 
     iters: int = 2000
@@ -70,3 +72,4 @@ class FitConfig:
     warm_start: bool = True
     warm_lr_scale: float = 1 / 3
     check_every: int = 50
+    compile: bool = False

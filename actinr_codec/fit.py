@@ -7,6 +7,7 @@ each frame's bias broadcasts over its points instead of being gathered per pixel
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from dataclasses import dataclass, field
@@ -16,10 +17,10 @@ import torch
 
 from .config import FitConfig, ModelConfig
 from .metrics import mse_to_psnr, psnr
-from .model import GOPModel
+from .model import GOPModel, evaluate_tiles
 from .quantize import dequantize, quantize, straight_through
 from .render import render_gop
-from .runtime import resolve_device, tune_allocator
+from .runtime import compiled, resolve_device, tune_allocator
 from .tiling import pixel_centres
 
 # A running PSNR this far below the best seen so far counts as a divergence.
@@ -50,8 +51,9 @@ class Sampler:
         self.tiling, self.width = tiling, width
         self.yc = pixel_centres(height, frames.device)
         self.xc = pixel_centres(width, frames.device)
-        self.frames = frames.reshape(n_frames, height * width, 3)
-        self.weight = None if weight is None else weight.reshape(n_frames, height * width)
+        # Pixel-major, so each drawn pixel gathers one contiguous row of all its frames.
+        self.pixels = frames.permute(1, 2, 0, 3).reshape(height * width, n_frames * 3)
+        self.weight = None if weight is None else weight.permute(1, 2, 0).reshape(height * width, n_frames)
 
     def draw(self, points: int, gen: torch.Generator):
         shape = (self.y0.shape[0], points)
@@ -68,11 +70,41 @@ class Sampler:
             dim=-1,
         )
         flat = (y * self.width + x).reshape(-1)
-        target = self.frames[:, flat].view(-1, *shape, 3).transpose(0, 1)  # (T, F, P, 3)
+        # index_select copies whole rows; plain indexing goes element by element.
+        target = self.pixels.index_select(0, flat).view(*shape, -1, 3).transpose(1, 2)  # (T, F, P, 3)
         weight = None
         if self.weight is not None:
-            weight = self.weight[:, flat].view(-1, *shape).transpose(0, 1)[..., None]
+            weight = self.weight.index_select(0, flat).view(*shape, -1).transpose(1, 2)[..., None]
         return coords, target, weight
+
+
+class _Layers(torch.nn.Module):
+    """A model's per-step tensors (scaled weights, per-frame biases), as a module so that
+    quantization-aware fitting can swap in rounded parameters with functional_call."""
+
+    def __init__(self, model: GOPModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, t: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return self.model.scaled_weights(), self.model.frame_biases(t)
+
+
+def tile_loss(coords: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
+              weights: list[torch.Tensor], biases: list[torch.Tensor], cfg: ModelConfig
+              ) -> torch.Tensor:
+    """Mean squared error of the tile networks at drawn points; weight 0 ignores a pixel."""
+    err = (evaluate_tiles(coords, weights, biases, cfg) - target) ** 2
+    if weight is None:
+        return err.mean()
+    return (err * weight).sum() / (weight.sum() * 3).clamp(min=1)
+
+
+@functools.cache
+def _compiled_tile_loss() -> Callable:
+    # One compiled function per process: every GOP and quantization-aware pass reuses it,
+    # so its compile time is paid once per tensor shape.
+    return compiled(tile_loss)
 
 
 def _lr_at(progress: float, cfg: FitConfig) -> float:
@@ -121,11 +153,17 @@ def fit_gop(
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
     opt = torch.optim.Adam(model.parameters(), lr=fit_cfg.lr)
 
-    def predict(coords: torch.Tensor) -> torch.Tensor:
+    layers = _Layers(model)
+    loss_of = _compiled_tile_loss() if fit_cfg.compile else tile_loss
+
+    def step_loss(coords: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
         if quant_steps is None:
-            return model(coords, times)
-        rounded = {n: straight_through(p, quant_steps[n]) for n, p in model.named_parameters()}
-        return torch.func.functional_call(model, rounded, (coords, times))
+            weights, biases = layers(times)
+        else:
+            rounded = {f"model.{n}": straight_through(p, quant_steps[n])
+                       for n, p in model.named_parameters()}
+            weights, biases = torch.func.functional_call(layers, rounded, (times,))
+        return loss_of(coords, target, w, weights, biases, model_cfg)
 
     def snapshot() -> dict[str, torch.Tensor]:
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -144,8 +182,7 @@ def fit_gop(
         for group in opt.param_groups:
             group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
         coords, target, w = sampler.draw(fit_cfg.points, gen)
-        err = (predict(coords) - target) ** 2
-        loss = err.mean() if w is None else (err * w).sum() / (w.sum() * 3).clamp(min=1)
+        loss = step_loss(coords, target, w)
         value = loss.item()
         if it == 0 and math.isfinite(value):
             best_psnr = mse_to_psnr(value)  # the starting state is the first fallback

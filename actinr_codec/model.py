@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from .activations import activate, init_weight
+from .activations import activate, init_weight, input_scale
 from .config import ModelConfig
 from .tiling import Tiling
 
@@ -76,9 +76,14 @@ class GOPModel(nn.Module):
         ramp = (t[:, None] * self.cfg.max_freq / self.cfg.n_freqs)
         return torch.cat([torch.sin(phase), torch.cos(phase), ramp], dim=1)
 
-    def frame_biases(self, t: torch.Tensor, tiles: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """Per-layer biases, each (tiles, F, layer width), for local times t of shape (F,)."""
-        lat = self.latents if tiles is None else self.latents[tiles]
+    def frame_biases(self, t: torch.Tensor, tiles: slice | None = None) -> list[torch.Tensor]:
+        """Per-layer biases, each (tiles, F, layer width), for local times t of shape (F,).
+
+        Hidden layers' biases come multiplied by the activation's input scale, as the
+        weights from scaled_weights do.
+        """
+        tiles = slice(None) if tiles is None else tiles
+        lat = self.latents[tiles]
         feats = self.time_features(t)
         n_tiles, n_frames = lat.shape[0], feats.shape[0]
         x = torch.cat(
@@ -87,40 +92,57 @@ class GOPModel(nn.Module):
         h = torch.nn.functional.silu(self.bias_in(x))
         h = torch.nn.functional.silu(self.bias_mid(h))
         offsets = self.bias_out(h).split(self.dims[1:], dim=2)
-        out = []
-        for base, off, scale in zip(self.base_biases, offsets, self._bias_scales()):
-            b = base if tiles is None else base[tiles]
-            out.append(b[:, None, :] + off * scale)
-        return out
+        # Hidden pre-activations are multiplied by the input scale inside the activation,
+        # so their offsets are stored on a 1/omega scale; the output's are in colour units.
+        scale = input_scale(self.cfg)
+        last = len(offsets) - 1
+        return [
+            base[tiles][:, None, :] + off if i == last
+            else (base[tiles][:, None, :] + off / self.cfg.omega) * scale
+            for i, (base, off) in enumerate(zip(self.base_biases, offsets))
+        ]
 
-    def _bias_scales(self) -> list[float]:
-        # Hidden pre-activations are multiplied by omega inside the activation, so their
-        # biases live on a 1/omega scale; the output layer's bias is in colour units.
-        n = len(self.dims) - 1
-        return [1.0 / self.cfg.omega] * (n - 1) + [1.0]
+    def scaled_weights(self, tiles: slice | None = None) -> list[torch.Tensor]:
+        """Each layer's (tiles, in, out) weights, hidden ones times the activation's input scale.
 
-    def forward(
-        self, coords: torch.Tensor, t: torch.Tensor, tiles: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """Evaluate tiles at tile-local coordinates.
+        Scaling the small weights instead of every pre-activation saves a pass over the
+        activations in both directions.
+        """
+        tiles = slice(None) if tiles is None else tiles
+        scale = input_scale(self.cfg)
+        last = len(self.weights) - 1
+        return [w[tiles] if i == last else w[tiles] * scale for i, w in enumerate(self.weights)]
+
+    def forward(self, coords: torch.Tensor, t: torch.Tensor, tiles: slice | None = None) -> torch.Tensor:
+        """Evaluate tiles (all, or a slice of them) at tile-local coordinates.
 
         coords: (tiles, P, 2) local (y, x) in [-1, 1], the same points for every frame.
-        t: (F,) local frame times. tiles: optional subset of tile indices.
-        Returns (tiles, F, P, 3) RGB in about [0, 1].
+        t: (F,) local frame times. Returns (tiles, F, P, 3) RGB in about [0, 1].
         """
-        biases = self.frame_biases(t, tiles)
-        n_tiles, n_points = coords.shape[0], coords.shape[1]
-        n_frames = t.shape[0]
-        last = len(self.weights) - 1
-        h = coords
-        for i, (w, b) in enumerate(zip(self.weights, biases)):
-            w = w if tiles is None else w[tiles]
-            if i == 0:
-                # Same points for every frame: one product, broadcast over frames.
-                pre = torch.bmm(h, w)[:, None] + b[:, :, None, :]
-            else:
-                pre = torch.bmm(h, w).view(n_tiles, n_frames, n_points, -1) + b[:, :, None, :]
-            if i == last:
-                return pre
-            h = activate(pre, self.cfg).reshape(n_tiles, n_frames * n_points, -1)
-        raise AssertionError("unreachable")
+        return evaluate_tiles(coords, self.scaled_weights(tiles), self.frame_biases(t, tiles),
+                              self.cfg)
+
+
+def evaluate_tiles(coords: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
+                   cfg: ModelConfig) -> torch.Tensor:
+    """The tile networks' output (tiles, F, P, 3) from scaled weights and per-frame biases.
+
+    Without autograd the activations are computed in place, which halves the memory a
+    render touches.
+    """
+    n_tiles, n_points = coords.shape[0], coords.shape[1]
+    n_frames = biases[0].shape[1]
+    inplace = not torch.is_grad_enabled()
+    last = len(weights) - 1
+    h = coords
+    for i, (w, b) in enumerate(zip(weights, biases)):
+        if i == 0:
+            # Same points for every frame: one product, broadcast over frames.
+            pre = torch.bmm(h, w)[:, None] + b[:, :, None, :]
+        else:
+            # A fresh product, so adding in place is safe under autograd too.
+            pre = torch.bmm(h, w).view(n_tiles, n_frames, n_points, -1).add_(b[:, :, None, :])
+        if i == last:
+            return pre
+        h = activate(pre, cfg, inplace).view(n_tiles, n_frames * n_points, -1)
+    raise AssertionError("unreachable")

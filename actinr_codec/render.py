@@ -7,19 +7,25 @@ chunks sized so that the hidden activations stay under a fixed budget.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
-from .model import GOPModel
-from .runtime import tune_allocator
-from .tiling import pixel_centres
+from .model import GOPModel, evaluate_tiles
+from .runtime import parallel_chunks, tune_allocator
+from .tiling import Tiling, pixel_centres
 
 # Bytes of hidden activations one chunk of tiles may hold; bounds peak memory of a render.
 CHUNK_BYTES = 64 << 20
+# Most points (over all frames of a group) one tile's matrix product covers.
+ROWS = 1024
 
 
-def _tile_grid(model: GOPModel, height: int, width: int, device: torch.device):
-    """Per-tile output pixel indices, local coordinates and blend weights, padded to one size."""
-    tiling = model.tiling
+@functools.lru_cache(maxsize=8)
+def _tile_grid(tiling: Tiling, height: int, width: int, device: torch.device):
+    """Per-tile output pixel indices, local coordinates and blend weights, padded to one size,
+    and each pixel's total blend weight. Depends only on the grid, so decoding many
+    batches of frames builds it once."""
     boxes = tiling.pixel_boxes(height, width)
     hs, ws = boxes[:, 1] - boxes[:, 0], boxes[:, 3] - boxes[:, 2]
     hmax, wmax = int(hs.max()), int(ws.max())
@@ -36,13 +42,11 @@ def _tile_grid(model: GOPModel, height: int, width: int, device: torch.device):
     wy = torch.stack([tiling.rows.weight(yc[k], int(tr[k])) for k in range(tiling.count)])
     wx = torch.stack([tiling.cols.weight(xc[k], int(tc[k])) for k in range(tiling.count)])
     coords = torch.stack(torch.broadcast_tensors(ly[:, :, None], lx[:, None, :]), dim=-1)
-    weight = (wy[:, :, None] * wx[:, None, :]) * valid
-    flat = rows[:, :, None] * width + cols[:, None, :]
-    return (
-        coords.reshape(tiling.count, -1, 2).to(device),
-        weight.reshape(tiling.count, -1).to(device),
-        flat.reshape(tiling.count, -1).to(device),
-    )
+    weight = ((wy[:, :, None] * wx[:, None, :]) * valid).reshape(tiling.count, -1)
+    flat = (rows[:, :, None] * width + cols[:, None, :]).reshape(tiling.count, -1)
+    norm = torch.zeros(height * width).index_add_(0, flat.reshape(-1), weight.reshape(-1))
+    return (coords.reshape(tiling.count, -1, 2).to(device), weight.to(device),
+            flat.to(device), norm.to(device))
 
 
 @torch.inference_mode()
@@ -51,21 +55,35 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int) -> tor
     tune_allocator()
     device = next(model.parameters()).device
     t = t.to(device=device, dtype=torch.float32)
-    coords, weight, flat = _tile_grid(model, height, width, device)
+    coords, weight, flat, norm = _tile_grid(model.tiling, height, width, device)
     n_tiles, n_points = weight.shape
-    per_tile = t.shape[0] * n_points * model.cfg.width * 4 * 3
-    step = max(1, CHUNK_BYTES // max(1, per_tile))
-    out = torch.zeros(t.shape[0], height * width, 3, device=device)
-    norm = torch.zeros(height * width, device=device)
-    for lo in range(0, n_tiles, step):
-        tiles = torch.arange(lo, min(lo + step, n_tiles), device=device)
-        rgb = model(coords[tiles], t, tiles)  # (Tc, F, P, 3)
-        w = weight[tiles]
-        contrib = (rgb * w[:, None, :, None]).permute(1, 0, 2, 3).reshape(t.shape[0], -1, 3)
-        out.index_add_(1, flat[tiles].reshape(-1), contrib)
-        norm.index_add_(0, flat[tiles].reshape(-1), w.reshape(-1))
-    out /= norm[None, :, None]
-    return out.view(t.shape[0], height, width, 3)
+    n_frames = t.shape[0]
+    # A tile's product over more than about ROWS points of its frames falls out of cache
+    # and runs at half speed or less, so frames are evaluated in groups.
+    group = max(1, ROWS // n_points)
+    per_tile = min(group, n_frames) * n_points * model.cfg.width * 4 * 2
+    step = max(1, CHUNK_BYTES // per_tile)
+    weights, biases = model.scaled_weights(), model.frame_biases(t)
+    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    # Enough chunks that every thread stays busy to the end.
+    step = max(1, min(step, n_tiles // (4 * threads)))
+
+    @torch.inference_mode()  # grad mode is per thread
+    def blended(part: slice) -> torch.Tensor:
+        ws = [w[part] for w in weights]
+        rgb = torch.cat([evaluate_tiles(coords[part], ws, [b[part, f : f + group] for b in biases],
+                                        model.cfg) for f in range(0, n_frames, group)], dim=1)
+        rgb *= weight[part, None, :, None]  # (Tc, F, P, 3)
+        return rgb.transpose(1, 2).reshape(-1, n_frames, 3)
+
+    # Pixel-major, so that each index adds one contiguous row of every frame's colours.
+    out = torch.zeros(height * width, n_frames, 3, device=device)
+    parts = [slice(lo, min(lo + step, n_tiles)) for lo in range(0, n_tiles, step)]
+    with parallel_chunks(threads) as pool:
+        for part, rgb in zip(parts, pool.map(blended, parts)):
+            out.index_add_(0, flat[part].reshape(-1), rgb)
+    out /= norm[:, None, None]
+    return out.permute(1, 0, 2).reshape(n_frames, height, width, 3)
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:

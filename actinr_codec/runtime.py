@@ -1,10 +1,14 @@
-"""Process-wide runtime settings: the compute device and the C allocator."""
+"""Process-wide runtime settings: the compute device, the C allocator and compilation."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import functools
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterator
 
 import torch
 
@@ -39,3 +43,44 @@ def resolve_device(name: str | None = None) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but no CUDA device is available")
     return device
+
+
+def compiled(fn: Callable) -> Callable:
+    """fn compiled with torch.compile, or fn itself where compiling fails here.
+
+    Inductor fuses the elementwise work between the matrix products into single loops (and
+    its vectorised sine is about 3x faster than eager's on x86). It needs a C++ compiler on
+    CPU; without one the first call fails, and from then on fn runs eagerly.
+    """
+    fast = torch.compile(fn)
+    failed = False
+
+    @functools.wraps(fn)
+    def call(*args):
+        nonlocal failed
+        if not failed:
+            try:
+                return fast(*args)
+            except Exception as exc:  # noqa: BLE001 - a genuine error recurs in the eager call
+                failed = True
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {exc}); running eagerly",
+                              stacklevel=2)
+        return fn(*args)
+
+    return call
+
+
+@contextlib.contextmanager
+def parallel_chunks(threads: int) -> Iterator[ThreadPoolExecutor]:
+    """A pool of ``threads`` workers for independent chunks of work, each on one core.
+
+    Small cache-sized chunks run faster whole on one core each than split op by op across
+    cores, so torch's own intra-op threads drop to one until the pool closes.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            yield pool
+    finally:
+        torch.set_num_threads(before)

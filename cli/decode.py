@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -95,8 +96,11 @@ def run_decode(source: Path, output: str, scale: float | None, size: tuple[int, 
         needed = reader.gops_for_range(times[0], times[-1])
     height, width = output_size(info.height, info.width, scale, size)
     _, video = load_video(source, gops=needed)
+    start_time = time.perf_counter()
     with VideoWriter(output, width, height, out_rate, lossless=lossless) as writer:
         for frame in render_frames(video, times, height, width, resolve_device(device)):
             writer.write(frame)
-    click.echo(f"wrote {output}: {len(times)} frames, {width}x{height} at {out_rate} fps", err=True)
+    seconds = time.perf_counter() - start_time
+    click.echo(f"wrote {output}: {len(times)} frames, {width}x{height} at {out_rate} fps "
+               f"in {seconds:.2f}s ({len(times) / seconds:.1f} frames/s)", err=True)
     return len(times)

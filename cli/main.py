@@ -97,10 +97,13 @@ def _size(value: str | None) -> tuple[int, int] | None:
                    "instead of receiving its frames.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds initialisation and sampling; same seed, same file on one machine.")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="Fit through torch.compile (needs a C++ compiler on CPU).  "
+                   "[default: when the fit is long enough to repay the compile time]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
 def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, segment,
-           scheduler, shared_input, seed, overwrite):
+           scheduler, shared_input, seed, compile_, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
     from actinr_codec.presets import DEFAULT_GOP, DEFAULT_QUALITY, settings_for
 
@@ -116,7 +119,8 @@ def encode(source, output, quality, preset, gop, start, frames, iters, fps, devi
     video, info = read_video(source, start=start, count=frames)
     settings = settings_for(info.width * info.height,
                             DEFAULT_QUALITY if quality is None else quality, preset,
-                            DEFAULT_GOP if gop is None else gop, seed, iters=iters)
+                            DEFAULT_GOP if gop is None else gop, seed, iters=iters,
+                            compile=compile_)
     # Workers resolve the path in their own working directory, so send it absolute.
     shared = (SharedInput(os.path.abspath(source), start, info.height, info.width)
               if shared_input else None)

@@ -1,5 +1,7 @@
 import math
+from dataclasses import replace
 
+import pytest
 import torch
 from conftest import TINY_FIT, TINY_MODEL
 
@@ -8,6 +10,7 @@ from actinr_codec.fit import fit_gop, warm_start_config
 from actinr_codec.metrics import psnr
 from actinr_codec.model import GOPModel
 from actinr_codec.render import render_gop
+from actinr_codec.runtime import compiled
 
 
 def test_fitted_gop_reproduces_its_frames(clip, fitted):
@@ -64,3 +67,26 @@ def test_masked_pixels_do_not_pull_the_fit(clip):
     hole = (slice(None), slice(24, 40), slice(24, 40))
     # The filled hole is closer to the true content than the noise it was given.
     assert psnr(recon[hole], clip[hole]) > psnr(corrupted[hole], clip[hole]) + 3
+
+
+def test_compiled_fit_matches_eager_fit(clip, recwarn):
+    cfg = FitConfig(iters=200, points=64)
+    eager = fit_gop(clip, TINY_MODEL, cfg)
+    fast = fit_gop(clip, TINY_MODEL, replace(cfg, compile=True))
+    assert not [w for w in recwarn if "torch.compile failed" in str(w.message)]
+    # Same draws and steps; only float rounding differs between the two programs.
+    assert abs(fast.psnr - eager.psnr) < 0.5
+    assert fast.psnr > 20
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch):
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler")
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken)
+    double = compiled(lambda x: 2 * x)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        assert double(torch.tensor(3.0)) == 6.0
+    assert double(torch.tensor(4.0)) == 8.0  # eager from now on, without a second warning

@@ -63,3 +63,28 @@ def test_video_render_uses_the_gop_serving_t(fitted):
     assert torch.equal(frame, (expected.clamp(0, 1) * 255 + 0.5).to(torch.uint8))
     with pytest.raises(ValueError):
         render(video, 14.5)
+
+
+def test_render_threads_share_the_work_without_changing_it(fitted):
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = render_gop(fitted.model, torch.tensor([1.0, 4.5]), 96, 80)
+        torch.set_num_threads(2)
+        two = render_gop(fitted.model, torch.tensor([1.0, 4.5]), 96, 80)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before
+    assert torch.allclose(one, two, atol=1e-6)
+
+
+def test_render_matches_the_autograd_forward(fitted):
+    # Rendering computes activations in place (numpy's sine on CPU); training does not.
+    model = fitted.model
+    coords = torch.rand(model.tiling.count, 50, 2) * 2 - 1
+    t = torch.tensor([0.0, 2.5, 7.0])
+    with torch.enable_grad():
+        reference = model(coords, t)
+    with torch.inference_mode():
+        fast = model(coords, t)
+    assert torch.allclose(reference.detach(), fast, atol=1e-5)

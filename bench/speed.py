@@ -1,0 +1,152 @@
+"""Speed and memory benchmark: encode and decode a clip through the CLI's own code paths.
+
+    python bench/speed.py encode [--clip ../shared/clips/city.mkv] [--out DIR]
+    python bench/speed.py decode --anr DIR/city.anr [--runs 3]
+
+encode: medium preset (or --preset), wall seconds per frame, bits per pixel and PSNR of the
+decoded video against the source, and the fitting loop's matrix-product FLOP/s as a
+fraction of this machine's float32 matmul peak, measured in the same run.
+decode: `actinr decode` at 1x and at 4x (--scale 4) in fresh processes: wall time with
+start-up, frames per second of the render-and-write loop, and peak resident memory.
+Prints one JSON object with everything it measured and the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actinr_codec.codec import load_video  # noqa: E402
+from actinr_codec.metrics import psnr  # noqa: E402
+from actinr_codec.model import GOPModel  # noqa: E402
+from actinr_codec.presets import settings_for  # noqa: E402
+from actinr_codec.runtime import resolve_device  # noqa: E402
+from bench.core_fit import machine, median_seconds  # noqa: E402
+from cli.decode import render_frames  # noqa: E402
+from cli.encode import run_encode  # noqa: E402
+from cli.videoio import read_video  # noqa: E402
+
+DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "city.mkv"
+
+
+def matmul_peak(n: int = 1024, runs: int = 10) -> float:
+    """float32 GFLOP/s of an n x n matrix product on this machine, median of runs."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    return 2 * n**3 / median_seconds(lambda: a @ b, runs) / 1e9
+
+
+def step_flops(model: GOPModel, frames: int, points: int) -> float:
+    """Matrix-product FLOPs of one fitting step, forward and backward.
+
+    The first layer's product is shared by the frames and needs no input gradient; every
+    other layer costs one product forward and two backward (input and weight gradients).
+    """
+    dims, tiles = model.dims, model.tiling.count
+    first = 2 * dims[0] * dims[1] * tiles * points * 2
+    rest = sum(2 * a * b for a, b in zip(dims[1:-1], dims[2:])) * tiles * points * frames * 3
+    return float(first + rest)
+
+
+def encode(args: argparse.Namespace) -> dict:
+    video, info = read_video(args.clip, count=args.frames)
+    n, h, w, _ = video.shape
+    settings = settings_for(w * h, args.quality, args.preset, args.gop)
+    peak = matmul_peak()
+    out = args.out / f"{args.clip.stem}.anr"
+    start = time.perf_counter()
+    reports = run_encode(video, out, settings, info.fps, args.device)
+    seconds = time.perf_counter() - start
+    _, model = load_video(out)
+    decoded = np.stack(list(render_frames(model, [float(t) for t in range(n)], h, w,
+                                          resolve_device(args.device))))
+    flops = sum(step_flops(m, len(r.frames), settings.fit.points) * r.iters
+                for m, r in zip(model.models, reports))
+    fit_seconds = sum(r.seconds for r in reports)
+    return {
+        "clip": args.clip.name, "frames": n, "width": w, "height": h,
+        "preset": args.preset, "quality": args.quality, "gop": args.gop,
+        "encode_s": round(seconds, 1), "encode_s_per_frame": round(seconds / n, 2),
+        "bpp": round(out.stat().st_size * 8 / (n * h * w), 4),
+        "psnr": round(psnr(torch.from_numpy(decoded).float() / 255,
+                           torch.from_numpy(video).float() / 255), 3),
+        "gops": [{"frames": f"{r.frames.start}-{r.frames.stop - 1}", "steps": r.iters,
+                  "fit_s": round(r.seconds, 1), "psnr": round(r.psnr, 3)} for r in reports],
+        "fit_gflops": round(flops / fit_seconds / 1e9, 2),
+        "matmul_peak_gflops": round(peak, 1),
+        "fit_fraction_of_peak": round(flops / fit_seconds / 1e9 / peak, 3),
+        "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
+    }
+
+
+def decode_run(anr: Path, out: Path, scale: int) -> tuple[float, float, int]:
+    """One `actinr decode` in a fresh process: wall seconds, loop frames/s, frames."""
+    cmd = [sys.executable, "-m", "cli.main", "decode", str(anr), str(out), "-y",
+           "--scale", str(scale)]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    wall = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"decode failed: {done.stderr.strip()}")
+    frames = int(re.search(r"(\d+) frames", done.stderr).group(1))
+    loop = float(re.search(r"in ([\d.]+)s", done.stderr).group(1))
+    return wall, frames / loop, frames
+
+
+def decode(args: argparse.Namespace) -> dict:
+    report = {"anr": str(args.anr)}
+    for scale in (1, 4):
+        runs = [decode_run(args.anr, args.out / f"decoded_{scale}x.mp4", scale)
+                for _ in range(args.runs)]
+        report[f"{scale}x"] = {
+            "frames": runs[0][2],
+            "wall_s": round(statistics.median(r[0] for r in runs), 2),
+            "loop_fps": round(statistics.median(r[1] for r in runs), 2),
+        }
+    # The children's peak: the largest resident set of any decode above.
+    report["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20, 3)
+    return report
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["encode", "decode"])
+    ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
+    ap.add_argument("--frames", type=int, default=None)
+    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--quality", type=int, default=4)
+    ap.add_argument("--gop", type=int, default=8)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--anr", type=Path, help="file to decode")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--out", type=Path, default=Path("bench_out"))
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.what == "encode" and not args.clip.exists():
+        sys.exit(f"error: clip not found: {args.clip}")
+    if args.what == "decode" and (args.anr is None or not args.anr.exists()):
+        sys.exit("error: decode needs --anr FILE")
+    result = encode(args) if args.what == "encode" else decode(args)
+    print(json.dumps({"machine": machine(), "commit": _commit(), **result}, indent=1))
+
+
+def _commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1])
+    return done.stdout.strip() or "unknown"
+
+
+if __name__ == "__main__":
+    main()
