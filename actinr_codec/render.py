@@ -16,7 +16,7 @@ from .runtime import parallel_chunks, tune_allocator
 from .tiling import Tiling, pixel_centres
 
 # Bytes of hidden activations one chunk of tiles may hold; bounds peak memory of a render.
-CHUNK_BYTES = 64 << 20
+CHUNK_BYTES = 16 << 20
 # Most points (over all frames of a group) one tile's matrix product covers.
 ROWS = 1024
 
