@@ -1,11 +1,13 @@
 """Speed and memory benchmark: encode and decode a clip through the CLI's own code paths.
 
     python bench/speed.py encode [--clip ../shared/clips/city.mkv] [--out DIR]
+    python bench/speed.py encode --clip carphone.mkv --preset fast,medium,slow --before old.json
     python bench/speed.py decode --anr DIR/city.anr [--runs 3]
 
-encode: medium preset (or --preset), wall seconds per frame, bits per pixel and PSNR of the
-decoded video against the source, and the fitting loop's matrix-product FLOP/s as a
-fraction of this machine's float32 matmul peak, measured in the same run.
+encode: per preset (medium by default), wall seconds per frame, bits per pixel and PSNR of
+the decoded video against the source, and the fitting loop's matrix-product FLOP/s as a
+fraction of this machine's float32 matmul peak, measured in the same run. With several
+presets it also plots PSNR against encode seconds (with --before: an earlier run's JSON).
 decode: `actinr decode` at 1x and at 4x (--scale 4) in fresh processes: wall time with
 start-up, frames per second of the render-and-write loop, and peak resident memory.
 Prints one JSON object with everything it measured and the machine it ran on.
@@ -63,12 +65,27 @@ def step_flops(model: GOPModel, frames: int, points: int) -> float:
 
 def encode(args: argparse.Namespace) -> dict:
     video, info = read_video(args.clip, count=args.frames)
+    runs = [encode_one(args, video, info.fps, preset) for preset in args.preset.split(",")]
+    if len(runs) > 1:
+        from evaluation.plots import plot_presets
+
+        series = {f"this commit ({_commit()})": runs}
+        if args.before is not None:
+            before = json.loads(args.before.read_text())
+            series[f"before ({before['commit']})"] = before["runs"]
+        plot_presets(args.out / f"presets_{args.clip.stem}.png", args.clip.stem, series)
+    return {"runs": runs}
+
+
+def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) -> dict:
     n, h, w, _ = video.shape
-    settings = settings_for(w * h, args.quality, args.preset, args.gop)
+    # Only pass --compile on: encoders before it existed are measured with this script too.
+    forced = {} if args.compile is None else {"compile": args.compile}
+    settings = settings_for(w * h, args.quality, preset, args.gop, **forced)
     peak = matmul_peak()
-    out = args.out / f"{args.clip.stem}.anr"
+    out = args.out / f"{args.clip.stem}.{preset}.anr"
     start = time.perf_counter()
-    reports = run_encode(video, out, settings, info.fps, args.device)
+    reports = run_encode(video, out, settings, fps, args.device)
     seconds = time.perf_counter() - start
     _, model = load_video(out)
     decoded = np.stack(list(render_frames(model, [float(t) for t in range(n)], h, w,
@@ -78,7 +95,8 @@ def encode(args: argparse.Namespace) -> dict:
     fit_seconds = sum(r.seconds for r in reports)
     return {
         "clip": args.clip.name, "frames": n, "width": w, "height": h,
-        "preset": args.preset, "quality": args.quality, "gop": args.gop,
+        "preset": preset, "quality": args.quality, "gop": args.gop,
+        "compiled": getattr(settings.fit, "compile", False),
         "encode_s": round(seconds, 1), "encode_s_per_frame": round(seconds / n, 2),
         "bpp": round(out.stat().st_size * 8 / (n * h * w), 4),
         "psnr": round(psnr(torch.from_numpy(decoded).float() / 255,
@@ -130,7 +148,10 @@ def main() -> None:
     ap.add_argument("what", choices=["encode", "decode"])
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     ap.add_argument("--frames", type=int, default=None)
-    ap.add_argument("--preset", default="medium")
+    ap.add_argument("--preset", default="medium", help="one or more, comma-separated")
+    ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                    help="force torch.compile on or off (default: the encoder's own choice)")
+    ap.add_argument("--before", type=Path, help="an earlier encode JSON to plot against")
     ap.add_argument("--quality", type=int, default=4)
     ap.add_argument("--gop", type=int, default=8)
     ap.add_argument("--device", default="auto")

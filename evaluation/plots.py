@@ -64,3 +64,22 @@ def plot_restore(path: Path, clip: str, rows: list[dict]) -> None:
         axes.set_xlim(max(0.0, low - 3), max(r["psnr_rgb"] for r in chosen) + 1)
     figure.suptitle(clip)
     _save(figure, path)
+
+
+def plot_presets(path: Path, clip: str, series: dict[str, list[dict]]) -> None:
+    """PSNR against encode seconds, one line per series (a code version), a point per preset."""
+    figure = _figure(6.4, 4.8)
+    axes = figure.add_subplot()
+    for name, runs in series.items():
+        runs = sorted(runs, key=lambda r: r["encode_s"])
+        axes.plot([r["encode_s"] for r in runs], [r["psnr"] for r in runs], "o-", label=name)
+        for r in runs:
+            axes.annotate(f"{r['preset']} {r['bpp']:.2f} bpp", (r["encode_s"], r["psnr"]),
+                          fontsize=7, textcoords="offset points", xytext=(3, -9))
+    axes.set_xscale("log")
+    axes.set_xlabel("encode wall time (s)")
+    axes.set_ylabel("PSNR of the decoded video (dB)")
+    axes.set_title(f"{clip}: quality against encode time per preset")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    _save(figure, path)
