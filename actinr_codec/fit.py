@@ -71,10 +71,10 @@ class Sampler:
         )
         flat = (y * self.width + x).reshape(-1)
         # index_select copies whole rows; plain indexing goes element by element.
-        target = self.pixels.index_select(0, flat).view(*shape, -1, 3).transpose(1, 2)  # (T, F, P, 3)
+        target = self.pixels.index_select(0, flat).view(*shape, -1, 3).permute(0, 3, 2, 1)  # (T, 3, F, P)
         weight = None
         if self.weight is not None:
-            weight = self.weight.index_select(0, flat).view(*shape, -1).transpose(1, 2)[..., None]
+            weight = self.weight.index_select(0, flat).view(*shape, -1).transpose(1, 2)[:, None]
         return coords, target, weight
 
 

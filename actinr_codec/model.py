@@ -117,7 +117,7 @@ class GOPModel(nn.Module):
         """Evaluate tiles (all, or a slice of them) at tile-local coordinates.
 
         coords: (tiles, P, 2) local (y, x) in [-1, 1], the same points for every frame.
-        t: (F,) local frame times. Returns (tiles, F, P, 3) RGB in about [0, 1].
+        t: (F,) local frame times. Returns (tiles, 3, F, P) RGB in about [0, 1].
         """
         return evaluate_tiles(coords, self.scaled_weights(tiles), self.frame_biases(t, tiles),
                               self.cfg)
@@ -125,7 +125,7 @@ class GOPModel(nn.Module):
 
 def evaluate_tiles(coords: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
                    cfg: ModelConfig) -> torch.Tensor:
-    """The tile networks' output (tiles, F, P, 3) from scaled weights and per-frame biases.
+    """The tile networks' output (tiles, 3, F, P) from scaled weights and per-frame biases.
 
     Without autograd the activations are computed in place, which halves the memory a
     render touches.
@@ -136,13 +136,16 @@ def evaluate_tiles(coords: torch.Tensor, weights: list[torch.Tensor], biases: li
     last = len(weights) - 1
     h = coords
     for i, (w, b) in enumerate(zip(weights, biases)):
+        if i == last:
+            # Colours first: 3 rows by all points runs about 4x faster than all points by 3
+            # columns, forward and for both gradients.
+            out = torch.bmm(w.transpose(1, 2), h.transpose(1, 2))
+            return out.view(n_tiles, -1, n_frames, n_points).add_(b.transpose(1, 2)[..., None])
         if i == 0:
             # Same points for every frame: one product, broadcast over frames.
             pre = torch.bmm(h, w)[:, None] + b[:, :, None, :]
         else:
             # A fresh product, so adding in place is safe under autograd too.
             pre = torch.bmm(h, w).view(n_tiles, n_frames, n_points, -1).add_(b[:, :, None, :])
-        if i == last:
-            return pre
         h = activate(pre, cfg, inplace).view(n_tiles, n_frames * n_points, -1)
     raise AssertionError("unreachable")

@@ -72,9 +72,9 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int) -> tor
     def blended(part: slice) -> torch.Tensor:
         ws = [w[part] for w in weights]
         rgb = torch.cat([evaluate_tiles(coords[part], ws, [b[part, f : f + group] for b in biases],
-                                        model.cfg) for f in range(0, n_frames, group)], dim=1)
-        rgb *= weight[part, None, :, None]  # (Tc, F, P, 3)
-        return rgb.transpose(1, 2).reshape(-1, n_frames, 3)
+                                        model.cfg) for f in range(0, n_frames, group)], dim=2)
+        rgb *= weight[part, None, None, :]  # (Tc, 3, F, P)
+        return rgb.permute(0, 3, 2, 1).reshape(-1, n_frames, 3)
 
     # Pixel-major, so that each index adds one contiguous row of every frame's colours.
     out = torch.zeros(height * width, n_frames, 3, device=device)
