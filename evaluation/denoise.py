@@ -21,13 +21,14 @@ from .quality import summarize
 
 PHOTONS = 30.0
 READ_NOISE = 1.0
-# FFmpeg denoisers and the strengths each is tried at; the best against the clean clip is
-# reported. hqdn3d is GPL and missing from PyAV's FFmpeg build, so fftdnoiz (3D FFT
-# shrinkage over the previous, current and next frame) stands in as the spatio-temporal
-# one. Both run on yuv444p, where they denoise better than on RGB planes.
+# FFmpeg denoisers and the strengths each is tried at (100 is fftdnoiz's maximum); the
+# best against the clean clip is reported. hqdn3d is GPL and missing from PyAV's FFmpeg
+# build, so fftdnoiz (3D FFT shrinkage over the previous, current and next frame) stands
+# in as the spatio-temporal one. Both run on yuv444p, where they denoise better than on
+# RGB planes.
 DENOISERS = {
     "nlmeans": ("nlmeans=s={}", (2, 4, 6, 8, 12, 16, 24)),
-    "fftdnoiz": ("fftdnoiz=sigma={}:prev=1:next=1", (5, 10, 15, 20, 30, 40, 60)),
+    "fftdnoiz": ("fftdnoiz=sigma={}:prev=1:next=1", (5, 10, 20, 30, 40, 60, 80, 100)),
 }
 
 
