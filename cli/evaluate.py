@@ -4,6 +4,7 @@ saved as JSON, CSV and PNG."""
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import click
@@ -130,6 +131,17 @@ def _actinr_options(kwargs: dict):
 
 def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
+
+
+def _echo_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """A header line, then one line per row; columns are (title, key, format spec), the
+    spec's number is the column width, and a missing or None value prints as '-'."""
+    widths = [int(re.search(r"\d+", spec).group()) for _, _, spec in columns]
+    click.echo(" ".join(title.ljust(w) if spec.startswith("<") else title.rjust(w)
+                        for (title, _, spec), w in zip(columns, widths)))
+    for row in rows:
+        click.echo(" ".join(_fmt(row.get(key), spec).rjust(w)
+                            for (_, key, spec), w in zip(columns, widths)))
 
 
 @click.group("eval")
@@ -259,12 +271,10 @@ def denoise(clips, noise_seed, plain, quality, out, overwrite, start, frames, **
           noise=f"y = (Poisson({PHOTONS:g} x) + N(0, {READ_NOISE:g})) / {PHOTONS:g}, 8-bit",
           baselines={name: {"filter": spec, "strengths": list(grid)}
                      for name, (spec, grid) in DENOISERS.items()})
-    click.echo(f"{'clip':<16} {'method':<17} {'PSNR-RGB':>8} {'PSNR-YUV':>8} {'MS-SSIM':>7} "
-               f"{'bpp':>7}  setting")
-    for r in rows:
-        click.echo(f"{r['clip']:<16} {r['method']:<17} {r['psnr_rgb']:8.2f} {r['psnr_yuv']:8.2f} "
-                   f"{_fmt(r['ms_ssim'], '7.4f')} {_fmt(r.get('bpp'), '7.3f')}  "
-                   f"{r.get('setting', '')}")
+    _echo_table(rows, [("clip", "clip", "<16"), ("method", "method", "<17"),
+                       ("PSNR-RGB", "psnr_rgb", "8.2f"), ("PSNR-YUV", "psnr_yuv", "8.2f"),
+                       ("MS-SSIM", "ms_ssim", "7.4f"), ("bpp", "bpp", "7.3f"),
+                       ("setting", "setting", "<1")])
     for name, _, _, _ in loaded:
         first = next(r for r in rows if r["clip"] == name)
         click.echo(f"{name}: noise RMS {first['noise_rms']:.2f}, estimated "
@@ -291,10 +301,8 @@ def inpaint(clips, quality, out, overwrite, start, frames, **kwargs):
           masks={"squares": "five squares of side min(h, w) / 8 at (1/2, 1/2) and the "
                             "(1/4 or 3/4, 1/4 or 3/4) points",
                  "box": "one h/4 x w/4 box in the centre"})
-    click.echo(f"{'clip':<16} {'mask':<8} {'method':<14} {'PSNR-RGB':>8} {'masked':>8} "
-               f"{'MS-SSIM':>7} {'bpp':>7}")
-    for r in rows:
-        click.echo(f"{r['clip']:<16} {r['mask']:<8} {r['method']:<14} {r['psnr_rgb']:8.2f} "
-                   f"{r['psnr_masked']:8.2f} {_fmt(r['ms_ssim'], '7.4f')} "
-                   f"{_fmt(r.get('bpp'), '7.3f')}")
+    _echo_table(rows, [("clip", "clip", "<16"), ("mask", "mask", "<8"),
+                       ("method", "method", "<14"), ("PSNR-RGB", "psnr_rgb", "8.2f"),
+                       ("masked", "psnr_masked", "8.2f"), ("MS-SSIM", "ms_ssim", "7.4f"),
+                       ("bpp", "bpp", "7.3f")])
     click.echo(f"wrote {out}/inpaint.json and inpaint.csv", err=True)

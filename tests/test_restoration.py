@@ -5,7 +5,6 @@ import json
 import av
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 from synthetic import moving_pattern, write_clip
 
@@ -26,12 +25,7 @@ from evaluation.quality import region_psnr
 FAST = ["--preset", "fast", "--iters", "150", "--gop", "4"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args):
