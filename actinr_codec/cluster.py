@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .codec import EncodeSettings, GOPReport
@@ -39,10 +40,12 @@ def encode_on_cluster(
     device: str | torch.device | None = None,
     on_gop: Callable[[int, GOPReport], None] | None = None,
     segment: int | None = None,
+    mask: np.ndarray | None = None,
 ) -> list[GOPReport]:
     """Encode every GOP on the cluster whose scheduler listens at ``address``; reports in order.
 
     frames: the (N, H, W, 3) uint8 video, or a loader(first, count) that workers call.
+    mask: optional (N, H, W) bool, True where a pixel is unknown; sliced into every task.
     segment: GOPs per warm-start segment; by default the GOPs are split evenly over the
     worker threads present when the encode starts.
     Raises RuntimeError when the cluster cannot be reached or a segment keeps failing.
@@ -66,8 +69,9 @@ def encode_on_cluster(
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1TB"}):
             for i, seg in enumerate(segments):
                 part = frames if callable(frames) else segment_frames(frames, seg)
+                holes = None if mask is None else segment_frames(mask, seg)
                 futures[client.submit(fit_segment, part, seg, settings, device, TASK_THREADS,
-                                      retries=RETRIES, pure=False)] = i
+                                      holes, retries=RETRIES, pure=False)] = i
         try:
             for future in distributed.as_completed(futures, loop=client.loop):
                 i = futures[future]

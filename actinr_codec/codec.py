@@ -37,6 +37,9 @@ class EncodeSettings:
 
     noise_db: parameters are rounded so coarsely that the error rounding adds to the output
     lies this many dB below the float fit's own error (6 dB costs about 1 dB of PSNR).
+    signal_mse: the error that noise_db counts from instead of the fit's, when the fit's
+    error is not the picture's: fitted to a noisy input, it is mostly the noise
+    (``restoration.denoise_settings`` sets it).
     """
 
     model: ModelConfig = ModelConfig()
@@ -45,6 +48,7 @@ class EncodeSettings:
     noise_db: float = 6.0
     qat_iters: int = 200
     qat_lr_scale: float = 0.1
+    signal_mse: float | None = None
 
 
 @dataclass
@@ -69,23 +73,35 @@ def encode_gop(
     clip: torch.Tensor, settings: EncodeSettings, init: dict[str, torch.Tensor] | None = None,
     device: str | torch.device | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
+    weight: torch.Tensor | None = None,
 ) -> tuple[GOPReport, GOPModel]:
-    """Fit and quantize one GOP of frames (F, H, W, 3) in [0, 1], warm-started from init."""
+    """Fit and quantize one GOP of frames (F, H, W, 3) in [0, 1], warm-started from init.
+
+    weight: optional (F, H, W) loss weights, 0 for unknown pixels, which the model fills;
+    the PSNRs reported and compared are then over the known pixels. The rounding is still
+    allocated by the output's sensitivity over every pixel, since filled pixels are
+    decoded too.
+    """
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
-    fitted = fit_gop(clip, settings.model, fit_cfg, init=init, device=device, on_check=on_check)
+    fitted = fit_gop(clip, settings.model, fit_cfg, init=init, pixel_weight=weight,
+                     device=device, on_check=on_check)
     state = fitted.model.state_dict()
-    noise_mse = 10 ** (-(fitted.psnr + settings.noise_db) / 10)
+    reference_mse = 10 ** (-fitted.psnr / 10)
+    if settings.signal_mse is not None:
+        reference_mse = min(reference_mse, settings.signal_mse)
+    noise_mse = reference_mse * 10 ** (-settings.noise_db / 10)
     steps = allocate_steps(state, output_sensitivity(fitted.model, clip), noise_mse)
     rounded = GOPModel(settings.model, clip.shape[1], clip.shape[2]).to(fitted.model.weights[0].device)
     rounded.load_state_dict(dequantize(quantize(state, steps), steps))
-    psnr_quantized = reconstruction_psnr(rounded, clip)
+    psnr_quantized = reconstruction_psnr(rounded, clip, weight)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
     if settings.qat_iters > 0:
         qat_cfg = dataclasses.replace(
             settings.fit, iters=settings.qat_iters, seconds=None, target_psnr=None,
             lr=settings.fit.lr * settings.qat_lr_scale,
         )
-        tuned = fit_gop(clip, settings.model, qat_cfg, init=state, device=device, quant_steps=steps)
+        tuned = fit_gop(clip, settings.model, qat_cfg, init=state, pixel_weight=weight,
+                        device=device, quant_steps=steps)
         seconds, iters = seconds + tuned.seconds, iters + tuned.iters
         if tuned.psnr > best_psnr:
             best, best_psnr = tuned.model, tuned.psnr
@@ -104,17 +120,21 @@ def encode_segment(
     on_gop: Callable[[int, GOPReport], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     offset: int = 0,
+    mask: np.ndarray | None = None,
 ) -> list[GOPReport]:
     """Encode consecutive GOPs of a video, each warm-starting the next.
 
     frames: (N, H, W, 3) uint8 holding video frames offset, offset + 1, ...
+    mask: optional (N, H, W) bool of the same frames, True where a pixel is unknown.
     """
     reports, prev = [], None
     for k, gop in enumerate(gops):
-        part = frames[gop.start - offset : gop.stop - offset]
-        clip = torch.from_numpy(np.ascontiguousarray(part)).float() / 255
+        part = slice(gop.start - offset, gop.stop - offset)
+        clip = torch.from_numpy(np.ascontiguousarray(frames[part])).float() / 255
+        weight = None if mask is None else torch.from_numpy(~mask[part]).float()
         init = prev.state_dict() if settings.fit.warm_start and prev is not None else None
-        report, prev = encode_gop(clip, settings, init=init, device=device, on_check=on_check)
+        report, prev = encode_gop(clip, settings, init=init, device=device, on_check=on_check,
+                                  weight=weight)
         report.frames = gop
         report.record.start, report.record.stop = gop.start, gop.stop
         reports.append(report)

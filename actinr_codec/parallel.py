@@ -27,10 +27,12 @@ def encode_gops(
     on_gop: Callable[[int, GOPReport], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     segment: int | None = None,
+    mask: np.ndarray | None = None,
 ) -> list[GOPReport]:
     """Encode every GOP of (N, H, W, 3) uint8 frames with ``jobs`` processes; reports in order.
 
     segment: GOPs per warm-start segment; by default the GOPs are split evenly over the jobs.
+    mask: optional (N, H, W) bool, True where a pixel is unknown.
     """
     segments = plan_segments(gops, jobs, segment)
     workers = min(jobs, len(segments))
@@ -39,7 +41,7 @@ def encode_gops(
         reports: list[GOPReport] = []
         for seg in segments:
             reports += encode_segment(frames, seg, settings, device,
-                                      _shifted(on_gop, len(reports)), on_check)
+                                      _shifted(on_gop, len(reports)), on_check, mask=mask)
         return reports
     threads = max(1, (os.cpu_count() or 1) // workers)
     results = SegmentResults(segments, on_gop)
@@ -47,7 +49,8 @@ def encode_gops(
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         futures = {pool.submit(fit_segment, segment_frames(frames, seg), seg, settings, device,
-                               threads): i for i, seg in enumerate(segments)}
+                               threads, None if mask is None else segment_frames(mask, seg)): i
+                   for i, seg in enumerate(segments)}
         for future in as_completed(futures):
             results.add(futures[future], future.result())
     return results.in_order()

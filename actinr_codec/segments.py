@@ -48,14 +48,17 @@ def plan_segments(gops: list[range], parts: int, length: int | None = None) -> l
 
 
 def segment_frames(frames: np.ndarray, segment: list[range]) -> np.ndarray:
-    """The frames of a video that one segment covers."""
+    """The frames of a video (or of its per-frame mask) that one segment covers."""
     return frames[segment[0].start : segment[-1].stop]
 
 
 def fit_segment(frames: SegmentFrames, segment: list[range], settings: EncodeSettings,
-                device: str | torch.device | None = None, threads: int | None = None
-                ) -> list[GOPReport]:
+                device: str | torch.device | None = None, threads: int | None = None,
+                mask: np.ndarray | None = None) -> list[GOPReport]:
     """Encode one segment as a task; ``threads`` pins torch's intra-op threads first.
+
+    mask: the segment's (frames, H, W) unknown-pixel mask, if any; masks are small, so
+    they always travel with the task, even when a loader reads the frames.
 
     Pinning makes the result independent of how many cores the process happens to see,
     so the same segment gives the same bits in a local pool and on a cluster worker.
@@ -66,7 +69,7 @@ def fit_segment(frames: SegmentFrames, segment: list[range], settings: EncodeSet
     clip = frames(first, count) if callable(frames) else frames
     if len(clip) != count:
         raise ValueError(f"segment at frame {first} got {len(clip)} frames, expected {count}")
-    return encode_segment(clip, segment, settings, device, offset=first)
+    return encode_segment(clip, segment, settings, device, offset=first, mask=mask)
 
 
 class SegmentResults:

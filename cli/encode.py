@@ -11,7 +11,9 @@ import numpy as np
 
 from actinr_codec.codec import EncodeSettings, GOPReport, write_video
 from actinr_codec.gop import split_gops
+from actinr_codec.noise import estimate_noise
 from actinr_codec.parallel import encode_gops
+from actinr_codec.restoration import denoise_settings
 from actinr_codec.runtime import resolve_device
 
 from .progress import GOPProgress
@@ -42,15 +44,27 @@ class SharedInput:
         return frames
 
 
+def denoising(settings: EncodeSettings, video: np.ndarray, level: float,
+              mask: np.ndarray | None = None) -> EncodeSettings:
+    """Settings for --denoise ``level`` (8-bit levels); 0 estimates it from the frames to
+    encode, leaving out a mask's unknown pixels."""
+    if level == 0:
+        level = float(np.sqrt(np.mean(estimate_noise(video, mask) ** 2))) * 255
+        click.echo(f"actinr: estimated noise {level:.2f} (8-bit levels); "
+                   f"--denoise {level:.2f} gives the same", err=True)
+    return denoise_settings(settings, level / 255)
+
+
 def run_encode(video: np.ndarray, output: Path, settings: EncodeSettings, fps: Fraction,
                device: str, jobs: int = 1, segment: int | None = None,
-               scheduler: str | None = None, shared: SharedInput | None = None
-               ) -> list[GOPReport]:
+               scheduler: str | None = None, shared: SharedInput | None = None,
+               mask: np.ndarray | None = None) -> list[GOPReport]:
     """Encode (N, H, W, 3) uint8 frames at the given rate into ``output``.
 
     segment: GOPs per warm-start segment. scheduler: a Dask scheduler address to fit the
     segments on instead of ``jobs`` local processes; shared: there, let workers read the
-    frames themselves instead of receiving them.
+    frames themselves instead of receiving them. mask: (N, H, W) bool, True where a pixel
+    is unknown (the fit ignores it and the decoded video fills it).
     """
     n, height, width, _ = video.shape
     fps = fps.limit_denominator(MAX_FPS_TERM - 1)
@@ -72,12 +86,13 @@ def run_encode(video: np.ndarray, output: Path, settings: EncodeSettings, fps: F
         progress.start_gop(k + 1)
 
     if scheduler is None:
-        reports = encode_gops(video, gops, settings, jobs, dev, on_gop, progress.check, segment)
+        reports = encode_gops(video, gops, settings, jobs, dev, on_gop, progress.check, segment,
+                              mask)
     else:
         from actinr_codec.cluster import encode_on_cluster
 
         reports = encode_on_cluster(scheduler, video if shared is None else shared, gops, settings,
-                                    device, on_gop, segment)
+                                    device, on_gop, segment, mask)
     size = write_video(output, video.shape, (fps.numerator, fps.denominator), settings, reports)
     bpp = size * 8 / (width * height * n)
     mean_psnr = float(np.mean([r.psnr for r in reports]))

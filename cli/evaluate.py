@@ -1,8 +1,10 @@
-"""The ``actinr eval`` commands: rate-distortion and restoration runs, saved as JSON, CSV, PNG."""
+"""The ``actinr eval`` commands: rate-distortion, restoration, denoising and inpainting runs,
+saved as JSON, CSV and PNG."""
 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 
 import click
@@ -19,6 +21,17 @@ EPILOG_RESTORE = """\b
 Examples:
   actinr eval restore clip.mkv --out results/restore
   actinr eval restore clip.mkv --out r --steps 2,4 --scale 4 --combined --frames 33
+"""
+
+EPILOG_DENOISE = """\b
+Examples:
+  actinr eval denoise clip.mkv --out results/denoise --frames 16
+  actinr eval denoise a.mkv b.mkv --out r --noise-seed 3 --no-plain
+"""
+
+EPILOG_INPAINT = """\b
+Examples:
+  actinr eval inpaint clip.mkv --out results/inpaint --frames 16
 """
 
 
@@ -120,9 +133,20 @@ def _fmt(value, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _echo_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
+    """A header line, then one line per row; columns are (title, key, format spec), the
+    spec's number is the column width, and a missing or None value prints as '-'."""
+    widths = [int(re.search(r"\d+", spec).group()) for _, _, spec in columns]
+    click.echo(" ".join(title.ljust(w) if spec.startswith("<") else title.rjust(w)
+                        for (title, _, spec), w in zip(columns, widths)))
+    for row in rows:
+        click.echo(" ".join(_fmt(row.get(key), spec).rjust(w)
+                            for (_, key, spec), w in zip(columns, widths)))
+
+
 @click.group("eval")
 def evaluate() -> None:
-    """Rate-distortion and restoration evaluation against FFmpeg baselines.
+    """Rate-distortion, restoration, denoising and inpainting against baselines.
 
     Needs the eval extra: pip install 'actinr[eval]'. See docs/evaluation.md.
     """
@@ -220,3 +244,65 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
                    f"{r['method']:<22} {r['psnr_rgb']:8.2f} {r['psnr_yuv']:8.2f} "
                    f"{_fmt(r['ms_ssim'], '7.4f')}")
     click.echo(f"wrote {out}/restore.json, restore.csv and {len(loaded)} plot(s)", err=True)
+
+
+@evaluate.command(epilog=EPILOG_DENOISE)
+@click.argument("clips", nargs=-1, required=True)
+@click.option("--noise-seed", type=int, default=0, show_default=True,
+              help="Seed of the Poisson-Gaussian noise.")
+@click.option("--plain/--no-plain", default=True, show_default=True,
+              help="Also encode the noisy clip without --denoise.")
+@click.option("-q", "--quality", type=click.IntRange(0, 10), default=4, show_default=True,
+              help="actinr quality.")
+@_shared_options
+@exits_cleanly
+def denoise(clips, noise_seed, plain, quality, out, overwrite, start, frames, **kwargs):
+    """Denoising: actinr --denoise on noisy clips against tuned FFmpeg denoisers."""
+    from evaluation.denoise import DENOISERS, PHOTONS, READ_NOISE, denoise_clip
+
+    actinr = _actinr_options(kwargs)
+    loaded = _begin(out, "denoise", overwrite, clips, start, frames)
+    options = {"noise_seed": noise_seed, "plain": plain, "quality": quality, "start": start,
+               "frames": frames, **kwargs}
+    rows = [row for name, _, video, info in loaded
+            for row in denoise_clip(name, video, info.fps, quality, actinr, out / "anr",
+                                    noise_seed, plain)]
+    _save(out, "denoise", options, loaded, rows,
+          noise=f"y = (Poisson({PHOTONS:g} x) + N(0, {READ_NOISE:g})) / {PHOTONS:g}, 8-bit",
+          baselines={name: {"filter": spec, "strengths": list(grid)}
+                     for name, (spec, grid) in DENOISERS.items()})
+    _echo_table(rows, [("clip", "clip", "<16"), ("method", "method", "<17"),
+                       ("PSNR-RGB", "psnr_rgb", "8.2f"), ("PSNR-YUV", "psnr_yuv", "8.2f"),
+                       ("MS-SSIM", "ms_ssim", "7.4f"), ("bpp", "bpp", "7.3f"),
+                       ("setting", "setting", "<1")])
+    for name, _, _, _ in loaded:
+        first = next(r for r in rows if r["clip"] == name)
+        click.echo(f"{name}: noise RMS {first['noise_rms']:.2f}, estimated "
+                   f"{first['noise_estimated']:.2f} (8-bit levels)")
+    click.echo(f"wrote {out}/denoise.json and denoise.csv", err=True)
+
+
+@evaluate.command(epilog=EPILOG_INPAINT)
+@click.argument("clips", nargs=-1, required=True)
+@click.option("-q", "--quality", type=click.IntRange(0, 10), default=4, show_default=True,
+              help="actinr quality.")
+@_shared_options
+@exits_cleanly
+def inpaint(clips, quality, out, overwrite, start, frames, **kwargs):
+    """Inpainting: actinr --mask on two fixed masks against simple fills."""
+    from evaluation.inpaint import FILLS, inpaint_clip
+
+    actinr = _actinr_options(kwargs)
+    loaded = _begin(out, "inpaint", overwrite, clips, start, frames)
+    options = {"quality": quality, "start": start, "frames": frames, **kwargs}
+    rows = [row for name, _, video, info in loaded
+            for row in inpaint_clip(name, video, info.fps, quality, actinr, out / "anr")]
+    _save(out, "inpaint", options, loaded, rows, baselines=[*FILLS, "removelogo"],
+          masks={"squares": "five squares of side min(h, w) / 8 at (1/2, 1/2) and the "
+                            "(1/4 or 3/4, 1/4 or 3/4) points",
+                 "box": "one h/4 x w/4 box in the centre"})
+    _echo_table(rows, [("clip", "clip", "<16"), ("mask", "mask", "<8"),
+                       ("method", "method", "<14"), ("PSNR-RGB", "psnr_rgb", "8.2f"),
+                       ("masked", "psnr_masked", "8.2f"), ("MS-SSIM", "ms_ssim", "7.4f"),
+                       ("bpp", "bpp", "7.3f")])
+    click.echo(f"wrote {out}/inpaint.json and inpaint.csv", err=True)

@@ -22,6 +22,9 @@ Examples:
   actinr encode in.y4m out.anr --start 100 --frames 48 --jobs 2
   actinr encode 'frames/%04d.png' out.anr --fps 24
   actinr encode in.mp4 out.anr --scheduler tcp://head:8786 --segment 2
+  actinr encode noisy.mp4 out.anr --denoise        noise level estimated
+  actinr encode noisy.mp4 out.anr --denoise 12     noise of 12 levels of 255
+  actinr encode in.mp4 out.anr --mask logo.png     fill the white pixels of logo.png
 """
 
 EPILOG_DECODE = """\b
@@ -54,6 +57,19 @@ def _positive_fraction(value: str | None) -> Fraction | None:
     if rate <= 0:
         raise click.BadParameter("must be greater than 0")
     return rate
+
+
+def _noise_level(ctx, param, value: str | None) -> float | None:
+    """--denoise: None when absent, 0 to estimate, else a level in 8-bit units."""
+    if value is None or value == "auto":
+        return None if value is None else 0.0
+    try:
+        level = float(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number of 8-bit levels, e.g. 10") from None
+    if not 0 < level < 255:
+        raise click.BadParameter("the noise level lies in (0, 255), in 8-bit levels")
+    return level
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -95,6 +111,14 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("--shared-input", is_flag=True,
               help="With --scheduler: workers read SOURCE themselves (same path everywhere) "
                    "instead of receiving its frames.")
+@click.option("--denoise", is_flag=False, flag_value="auto", default=None, metavar="[LEVEL]",
+              callback=_noise_level,
+              help="Store the signal without its noise. LEVEL is the noise's standard "
+                   "deviation in 8-bit levels (of 255, e.g. 10); estimated from the video "
+                   "when left out. Give it after SOURCE and OUTPUT, or as --denoise=LEVEL.")
+@click.option("--mask", "mask_path", default=None, metavar="MASK",
+              help="Inpaint: white pixels (luma >= 128) of MASK are unknown and filled. An "
+                   "image masks every frame; a video masks its frame k onto source frame k.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds initialisation and sampling; same seed, same file on one machine.")
 @click.option("--compile/--no-compile", "compile_", default=None,
@@ -103,11 +127,12 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
 def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, segment,
-           scheduler, shared_input, seed, compile_, overwrite):
+           scheduler, shared_input, denoise, mask_path, seed, compile_, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
     from actinr_codec.presets import DEFAULT_GOP, DEFAULT_QUALITY, settings_for
 
-    from .encode import SharedInput, run_encode
+    from .encode import SharedInput, denoising, run_encode
+    from .masks import read_mask
     from .videoio import read_video
 
     if scheduler is not None and jobs is not None:
@@ -121,11 +146,15 @@ def encode(source, output, quality, preset, gop, start, frames, iters, fps, devi
                             DEFAULT_QUALITY if quality is None else quality, preset,
                             DEFAULT_GOP if gop is None else gop, seed, iters=iters,
                             compile=compile_)
+    mask = (None if mask_path is None
+            else read_mask(mask_path, start, info.frames, info.height, info.width))
+    if denoise is not None:
+        settings = denoising(settings, video, denoise, mask)
     # Workers resolve the path in their own working directory, so send it absolute.
     shared = (SharedInput(os.path.abspath(source), start, info.height, info.width)
               if shared_input else None)
     run_encode(video, output, settings, rate or info.fps, device, jobs or 1, segment, scheduler,
-               shared)
+               shared, mask)
 
 
 @main.command(epilog=EPILOG_DECODE)

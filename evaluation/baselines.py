@@ -1,4 +1,4 @@
-"""Baselines: x264/x265 coding, frame repetition, blending and FFmpeg's minterpolate, upscaling.
+"""Baselines: x264/x265 coding, frame repetition, blending, FFmpeg filters, upscaling.
 
 Every baseline takes and returns (N, H, W, 3) uint8 RGB; the FFmpeg ones run through PyAV
 and convert to and from YUV with the same BT.601 matrix and accurate swscale flags as
@@ -100,20 +100,19 @@ def blend_frames(frames: np.ndarray, factor: int) -> np.ndarray:
     return np.round(mixed).astype(np.uint8)
 
 
-def minterpolate(frames: np.ndarray, factor: int, fps: Fraction) -> np.ndarray:
-    """FFmpeg's motion-compensated interpolation to ``factor`` times the frame rate.
+def filter_frames(frames: list[np.ndarray], fps: Fraction, spec: str,
+                  pix_fmt: str = "yuv444p") -> list[tuple[Fraction, np.ndarray]]:
+    """RGB frames through an FFmpeg filter chain ``spec`` in a PyAV graph, at ``fps``.
 
-    Returns (factor * (N - 1) + 1) frames: output j is at input time j / factor. The
-    filter converts to yuv444p, BT.601 limited range, and back.
+    Frames enter as ``pix_fmt`` (YUV ones in BT.601, limited range, as actinr writes
+    video); returns every output frame as (time in seconds, RGB array), in output order.
     """
-    n, height, width, _ = frames.shape
-    if n < 2 or factor < 2:
-        raise ValueError("minterpolate needs two frames or more and a factor of 2 or more")
+    height, width = frames[0].shape[:2]
     graph = av.filter.Graph()
-    source = graph.add_buffer(width=width, height=height, format="yuv444p", time_base=1 / fps)
-    graph.link_nodes(source, graph.add("minterpolate", f"fps={fps * factor}:{MINTERPOLATE}"),
+    source = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=1 / fps)
+    graph.link_nodes(source, *(graph.add(*f.split("=", 1)) for f in spec.split(",")),
                      graph.add("buffersink")).configure()
-    out: dict[int, np.ndarray] = {}
+    out = []
 
     def drain() -> None:
         while True:
@@ -121,18 +120,46 @@ def minterpolate(frames: np.ndarray, factor: int, fps: Fraction) -> np.ndarray:
                 frame = graph.vpull()
             except (av.BlockingIOError, av.EOFError):
                 return
-            out[round(frame.pts * frame.time_base * fps * factor)] = frame.to_ndarray(
-                format="rgb24", interpolation=SWS_FLAGS)
+            out.append((frame.pts * frame.time_base,
+                        frame.to_ndarray(format="rgb24", interpolation=SWS_FLAGS)))
 
-    # The filter holds back the last interval until it sees a frame beyond it: repeat the
-    # last frame once and drop what it interpolates towards that copy.
-    for i, rgb in enumerate([*frames, frames[-1]]):
-        frame = yuv_frame(rgb, "yuv444p")
+    for i, rgb in enumerate(frames):
+        if pix_fmt.startswith("yuv"):
+            frame = yuv_frame(rgb, pix_fmt)
+        else:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            frame = frame.reformat(format=pix_fmt)
         frame.pts, frame.time_base = i, 1 / fps
         graph.vpush(frame)
         drain()
     graph.vpush(None)
     drain()
+    return out
+
+
+def filter_video(frames: np.ndarray, fps: Fraction, spec: str,
+                 pix_fmt: str = "yuv444p") -> np.ndarray:
+    """A frame-for-frame FFmpeg filter (a denoiser, removelogo) applied to RGB frames."""
+    out = filter_frames(list(frames), fps, spec, pix_fmt)
+    if len(out) != len(frames):
+        raise RuntimeError(f"{spec} returned {len(out)} frames, not {len(frames)}")
+    return np.stack([rgb for _, rgb in out])
+
+
+def minterpolate(frames: np.ndarray, factor: int, fps: Fraction) -> np.ndarray:
+    """FFmpeg's motion-compensated interpolation to ``factor`` times the frame rate.
+
+    Returns (factor * (N - 1) + 1) frames: output j is at input time j / factor. The
+    filter converts to yuv444p, BT.601 limited range, and back.
+    """
+    n = len(frames)
+    if n < 2 or factor < 2:
+        raise ValueError("minterpolate needs two frames or more and a factor of 2 or more")
+    # The filter holds back the last interval until it sees a frame beyond it: repeat the
+    # last frame once and drop what it interpolates towards that copy.
+    out = {round(t * fps * factor): rgb for t, rgb in
+           filter_frames([*frames, frames[-1]], fps,
+                         f"minterpolate=fps={fps * factor}:{MINTERPOLATE}")}
     wanted = range(factor * (n - 1) + 1)
     if any(j not in out for j in wanted):
         raise RuntimeError(f"minterpolate returned {len(out)} frames, not {len(wanted)}")

@@ -19,7 +19,7 @@ from actinr_codec.codec import load_video
 from actinr_codec.presets import settings_for
 from actinr_codec.runtime import resolve_device
 from cli.decode import output_size, output_times, render_frames
-from cli.encode import run_encode
+from cli.encode import denoising, run_encode
 
 from . import baselines
 from .quality import summarize
@@ -38,17 +38,22 @@ class ActinrOptions:
 
 
 def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: ActinrOptions,
-                path: Path, scale: int = 1, fps_scale: int = 1) -> tuple[dict, np.ndarray]:
+                path: Path, scale: int = 1, fps_scale: int = 1, denoise: float | None = None,
+                mask: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """Encode frames into ``path``, then load it and render as ``actinr decode`` would.
 
     Returns the rate, timings and settings, and the decoded frames (at ``scale`` times
     the size and ``fps_scale`` times the frames, like --scale and --fps-scale).
+    denoise and mask: as ``actinr encode --denoise LEVEL --mask``, the level in 8-bit
+    levels and the mask (N, H, W) bool, True where unknown.
     """
     n, height, width, _ = frames.shape
     settings = settings_for(width * height, quality, options.preset, options.gop, options.seed,
                             iters=options.iters)
     start = time.perf_counter()
-    reports = run_encode(frames, path, settings, fps, options.device, options.jobs)
+    if denoise is not None:
+        settings = denoising(settings, frames, denoise, mask)
+    reports = run_encode(frames, path, settings, fps, options.device, options.jobs, mask=mask)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
     _, video = load_video(path)

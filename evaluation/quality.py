@@ -112,3 +112,15 @@ def summarize(reference: np.ndarray, decoded: np.ndarray) -> dict:
         "ms_ssim_note": note,
         "frame_psnr_rgb": per_frame["psnr_rgb"],
     }
+
+
+def region_psnr(reference: np.ndarray, decoded: np.ndarray, region: np.ndarray) -> float:
+    """Frame-mean PSNR-RGB over the pixels of ``region`` ((N, H, W) bool) of two videos.
+
+    Frames whose region is empty are left out.
+    """
+    err = (decoded.astype(np.float64) - reference.astype(np.float64)) / 255
+    values = [mse_to_psnr(float(np.mean(e[r] ** 2))) for e, r in zip(err, region) if r.any()]
+    if not values:
+        raise ValueError("the region holds no pixel")
+    return float(np.mean(values))

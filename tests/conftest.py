@@ -25,3 +25,12 @@ def clip() -> torch.Tensor:
 def fitted(clip):
     """The tiny model fitted once to the clip, shared by the tests that only read it."""
     return fit_gop(clip, TINY_MODEL, TINY_FIT)
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny clips gain nothing from threads, and spinning ones stall on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

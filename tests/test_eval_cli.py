@@ -2,7 +2,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from click.testing import CliRunner
 from synthetic import moving_pattern, write_clip
 
@@ -12,13 +11,7 @@ TINY = ["--preset", "fast", "--iters", "30", "--gop", "4"]
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny clips gain nothing from threads, and spinning ones stall on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def run(*args):
