@@ -21,7 +21,7 @@ CHUNK_BYTES = 16 << 20
 ROWS = 1024
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=2)  # a 4x grid holds about 100 MB
 def _tile_grid(tiling: Tiling, height: int, width: int, device: torch.device):
     """Per-tile output pixel indices, local coordinates and blend weights, padded to one size,
     and each pixel's total blend weight. Depends only on the grid, so decoding many
