@@ -62,11 +62,10 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int) -> tor
     # and runs at half speed or less, so frames are evaluated in groups.
     group = max(1, ROWS // n_points)
     per_tile = min(group, n_frames) * n_points * model.cfg.width * 4 * 2
-    step = max(1, CHUNK_BYTES // per_tile)
-    weights, biases = model.scaled_weights(), model.frame_biases(t)
     threads = torch.get_num_threads() if device.type == "cpu" else 1
-    # Enough chunks that every thread stays busy to the end.
-    step = max(1, min(step, n_tiles // (4 * threads)))
+    # Within the memory budget, and enough chunks that every thread stays busy to the end.
+    step = max(1, min(CHUNK_BYTES // per_tile, n_tiles // (4 * threads)))
+    weights, biases = model.scaled_weights(), model.frame_biases(t)
 
     @torch.inference_mode()  # grad mode is per thread
     def blended(part: slice) -> torch.Tensor:

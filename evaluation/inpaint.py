@@ -122,8 +122,7 @@ def inpaint_clip(clip: str, frames: np.ndarray, fps: Fraction, quality: int,
                          "psnr_masked": region_psnr(frames, out, unknown),
                          **summarize(frames, out)})
 
-        fills = {**{k: lambda f, u, fn=fn: fn(f, u) for k, fn in FILLS.items()},
-                 "removelogo": lambda f, u: removelogo(f, u, fps)}
+        fills = {**FILLS, "removelogo": lambda f, u: removelogo(f, u, fps)}
         for method, fill in fills.items():
             start = time.perf_counter()
             out = fill(holed, unknown)
