@@ -58,8 +58,10 @@ class FitConfig:
     pixels in every tile, used in every frame of the GOP: tiles are independent networks,
     so each one then learns at the same pace whatever the frame size, and a step count
     means the same fit at any resolution (a step's cost grows with the tile count).
-    ``compile`` runs each step's tile networks through torch.compile: faster steps after
-    a one-off compile of some seconds, worth it for whole videos, not for tiny fits.
+    ``native`` computes each step's tile networks with the C kernel of kernel.py where it
+    applies (CPU, sine activation, a working C compiler); otherwise ``compile`` runs them
+    through torch.compile: faster steps after a one-off compile of some seconds, worth it
+    for whole videos, not for tiny fits.
     """
 
     iters: int = 2000
@@ -73,3 +75,4 @@ class FitConfig:
     warm_lr_scale: float = 1 / 3
     check_every: int = 50
     compile: bool = False
+    native: bool = True

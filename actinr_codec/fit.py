@@ -6,21 +6,23 @@ each frame's bias broadcasts over its points instead of being gathered per pixel
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
 from .config import FitConfig, ModelConfig
+from .kernel import native_tile_loss, supported
 from .metrics import mse_to_psnr, psnr
 from .model import GOPModel, evaluate_tiles
 from .quantize import dequantize, quantize, straight_through
 from .render import render_gop
-from .runtime import compiled, resolve_device, tune_allocator
+from .runtime import compiled, parallel_chunks, resolve_device, tune_allocator
 from .tiling import pixel_centres
 
 # A running PSNR this far below the best seen so far counts as a divergence.
@@ -107,6 +109,21 @@ def _compiled_tile_loss() -> Callable:
     return compiled(tile_loss)
 
 
+@contextlib.contextmanager
+def _loss_function(model_cfg: ModelConfig, fit_cfg: FitConfig, device: torch.device
+                   ) -> Iterator[Callable]:
+    """The function computing a step's tile_loss: the native kernel where it applies, else
+    tile_loss itself, compiled or not."""
+    if not (fit_cfg.native and supported(model_cfg, device)):
+        yield _compiled_tile_loss() if fit_cfg.compile else tile_loss
+        return
+    # The kernel splits the tiles over a pool of its own; torch's remaining small ops run
+    # on one thread, since idle torch workers spinning for work would take its cores.
+    threads = torch.get_num_threads()
+    with parallel_chunks(threads) as pool:
+        yield functools.partial(native_tile_loss, pool=pool, chunks=threads)
+
+
 def _adam(model: GOPModel, lr: float) -> torch.optim.Adam:
     # The fused update is one loop over all parameters instead of several ops per tensor.
     return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
@@ -159,64 +176,64 @@ def fit_gop(
     opt = _adam(model, fit_cfg.lr)
 
     layers = _Layers(model)
-    loss_of = _compiled_tile_loss() if fit_cfg.compile else tile_loss
 
-    def step_loss(coords: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-        if quant_steps is None:
-            weights, biases = layers(times)
-        else:
-            rounded = {f"model.{n}": straight_through(p, quant_steps[n])
-                       for n, p in model.named_parameters()}
-            weights, biases = torch.func.functional_call(layers, rounded, (times,))
-        return loss_of(coords, target, w, weights, biases, model_cfg)
+    with _loss_function(model_cfg, fit_cfg, dev) as loss_of:
+        def step_loss(coords: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+            if quant_steps is None:
+                weights, biases = layers(times)
+            else:
+                rounded = {f"model.{n}": straight_through(p, quant_steps[n])
+                           for n, p in model.named_parameters()}
+                weights, biases = torch.func.functional_call(layers, rounded, (times,))
+            return loss_of(coords, target, w, weights, biases, model_cfg)
 
-    def snapshot() -> dict[str, torch.Tensor]:
-        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+        def snapshot() -> dict[str, torch.Tensor]:
+            return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
-    best_state, best_psnr = snapshot(), -math.inf
-    lr_scale, recoveries, running, history = 1.0, 0, None, []
-    start = time.perf_counter()
-    it = 0
-    while it < fit_cfg.iters:
-        elapsed = time.perf_counter() - start
-        progress = it / fit_cfg.iters
-        if fit_cfg.seconds is not None:
-            if elapsed >= fit_cfg.seconds:
+        best_state, best_psnr = snapshot(), -math.inf
+        lr_scale, recoveries, running, history = 1.0, 0, None, []
+        start = time.perf_counter()
+        it = 0
+        while it < fit_cfg.iters:
+            elapsed = time.perf_counter() - start
+            progress = it / fit_cfg.iters
+            if fit_cfg.seconds is not None:
+                if elapsed >= fit_cfg.seconds:
+                    break
+                progress = max(progress, elapsed / fit_cfg.seconds)
+            for group in opt.param_groups:
+                group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
+            coords, target, w = sampler.draw(fit_cfg.points, gen)
+            loss = step_loss(coords, target, w)
+            value = loss.item()
+            if it == 0 and math.isfinite(value):
+                best_psnr = mse_to_psnr(value)  # the starting state is the first fallback
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            it += 1
+            if math.isfinite(value):
+                running = value if running is None else 0.9 * running + 0.1 * value
+            if it % fit_cfg.check_every and it < fit_cfg.iters:
+                continue
+            current = mse_to_psnr(running) if running is not None else -math.inf
+            params_ok = all(torch.isfinite(p).all() for p in model.parameters())
+            if not math.isfinite(value) or not params_ok or current < best_psnr - COLLAPSE_DB:
+                # Diverged: go back to the best state with a smaller step and a fresh optimiser.
+                model.load_state_dict(best_state)
+                lr_scale *= 0.5
+                recoveries += 1
+                running = None
+                opt = _adam(model, fit_cfg.lr * lr_scale)
+                continue
+            if current >= best_psnr:
+                best_psnr, best_state = current, snapshot()
+            seconds = time.perf_counter() - start
+            history.append((it, seconds, current))
+            if on_check is not None:
+                on_check(it, seconds, current)
+            if fit_cfg.target_psnr is not None and current >= fit_cfg.target_psnr:
                 break
-            progress = max(progress, elapsed / fit_cfg.seconds)
-        for group in opt.param_groups:
-            group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
-        coords, target, w = sampler.draw(fit_cfg.points, gen)
-        loss = step_loss(coords, target, w)
-        value = loss.item()
-        if it == 0 and math.isfinite(value):
-            best_psnr = mse_to_psnr(value)  # the starting state is the first fallback
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        it += 1
-        if math.isfinite(value):
-            running = value if running is None else 0.9 * running + 0.1 * value
-        if it % fit_cfg.check_every and it < fit_cfg.iters:
-            continue
-        current = mse_to_psnr(running) if running is not None else -math.inf
-        params_ok = all(torch.isfinite(p).all() for p in model.parameters())
-        if not math.isfinite(value) or not params_ok or current < best_psnr - COLLAPSE_DB:
-            # Diverged: go back to the best state with a smaller step and a fresh optimiser.
-            model.load_state_dict(best_state)
-            lr_scale *= 0.5
-            recoveries += 1
-            running = None
-            opt = _adam(model, fit_cfg.lr * lr_scale)
-            continue
-        if current >= best_psnr:
-            best_psnr, best_state = current, snapshot()
-        seconds = time.perf_counter() - start
-        history.append((it, seconds, current))
-        if on_check is not None:
-            on_check(it, seconds, current)
-        if fit_cfg.target_psnr is not None and current >= fit_cfg.target_psnr:
-            break
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         model.load_state_dict(best_state)
     if quant_steps is not None:

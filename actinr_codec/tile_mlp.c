@@ -1,0 +1,345 @@
+/* Loss and gradients of many small sine MLPs (one per tile) in one pass.
+
+   Built at run time by actinr_codec/kernel.py with WIDTH (the hidden width) fixed, so that
+   a layer's rows are a known number of 8-float vectors the compiler keeps in registers.
+   For every tile, frame and block of points the forward and backward passes run back to
+   back while the block's activations are still in L1, which PyTorch's one-operator-at-a-
+   time kernels cannot do.
+
+   Shapes (float32, C order): coords (T, P, 2); target (T, P, F, 3); pixel weights (T, P, F)
+   or NULL; layer l's weights (T, in, out) and per-frame biases (T, F, out), for the layers
+   2 -> WIDTH, depth - 1 times WIDTH -> WIDTH, WIDTH -> 3. Pre-activations arrive already
+   scaled, so each hidden unit is sin(z). Inside, the width is padded to a multiple of 8
+   with units whose weights are zero: they output sin(0) = 0 and learn nothing. */
+
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifndef WIDTH
+#error "compile with -DWIDTH=<hidden width>"
+#endif
+#define NV ((WIDTH + 7) / 8) /* vectors per row */
+#define HP (NV * 8)          /* padded width */
+#define BLOCK 32             /* points per block: a block's activations stay in L1 */
+#define ROWS 8               /* rows per register tile of a product; BLOCK and 8 are multiples */
+#define MAX_DEPTH 8
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+
+/* sin(x) and cos(x) of 8 values. Reduction by quarter turns with pi/2 split in three
+   parts, then minimax polynomials on [-pi/4, pi/4]; the error is a few float ulps for
+   |x| below about 1e4. */
+static inline __attribute__((always_inline)) void sincos8(v8 x, v8 *s, v8 *c) {
+    /* Adding 1.5 * 2^23 rounds to an integer and leaves it in the low mantissa bits. */
+    const v8 magic = splat(12582912.0f);
+    v8 t = x * splat(0.63661977236758134f) + magic;
+    v8i q = (v8i)t;
+    v8 k = t - magic;
+    v8 r = x - k * splat(1.5703125f);
+    r = r - k * splat(4.837512969970703125e-4f);
+    r = r - k * splat(7.54978995489188216e-8f);
+    v8 r2 = r * r;
+    v8 sr = r + r * r2 * (splat(-1.6666654611e-1f)
+                          + r2 * (splat(8.3321608736e-3f) + r2 * splat(-1.9515295891e-4f)));
+    v8 cr = splat(1.0f) - splat(0.5f) * r2
+            + r2 * r2 * (splat(4.166664568298827e-2f)
+                         + r2 * (splat(-1.388731625493765e-3f) + r2 * splat(2.443315711809948e-5f)));
+    /* quadrant q mod 4: odd quadrants swap sine and cosine, then the signs flip */
+    v8i odd = (q & 1) != 0;
+    v8i si = (v8i)sr, ci = (v8i)cr;
+    v8i sv = (odd & ci) | (~odd & si), cv = (odd & si) | (~odd & ci);
+    *s = (v8)(sv ^ ((q & 2) << 30));
+    *c = (v8)(cv ^ (((q + 1) & 2) << 30));
+}
+
+/* acc[i] += sum_k A[r + i][k] B[k] for ROWS rows of HP floats; B is (HP, HP). */
+static inline __attribute__((always_inline)) void
+product_rows(const float *restrict A, const v8 *restrict B, int r, v8 acc[ROWS][NV]) {
+    for (int k = 0; k < HP; k++) {
+        v8 b[NV];
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) b[v] = B[k * NV + v];
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++) {
+            v8 a = splat(A[(r + i) * HP + k]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
+        }
+    }
+}
+
+/* A hidden layer forward: S[r], C[r] = sin, cos of (bias + A[r] W). rows: a multiple of ROWS. */
+/* Not inlined: inlined into run_block, the function ran 7 % slower (register pressure). */
+static __attribute__((noinline)) void hidden_forward(const float *restrict A, const v8 *restrict W, const v8 *restrict bias,
+                           v8 *restrict S, v8 *restrict C, int rows) {
+    for (int r = 0; r < rows; r += ROWS) {
+        v8 acc[ROWS][NV];
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] = bias[v];
+        product_rows(A, W, r, acc);
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) sincos8(acc[i][v], &S[(r + i) * NV + v], &C[(r + i) * NV + v]);
+    }
+}
+
+/* A hidden layer backward, to the layer below: D[r] = (G[r] W^T) * C[r], the gradient of
+   that layer's pre-activation, given WT = W^T and C its cosines; gbias += sum_r D[r]. */
+static void hidden_backward(const float *restrict G, const v8 *restrict WT, const v8 *restrict C,
+                            v8 *restrict D, v8 *restrict gbias, int rows) {
+    v8 sums[NV] = {0};
+    for (int r = 0; r < rows; r += ROWS) {
+        v8 acc[ROWS][NV] = {0};
+        product_rows(G, WT, r, acc);
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) {
+                v8 d = acc[i][v] * C[(r + i) * NV + v];
+                D[(r + i) * NV + v] = d;
+                sums[v] += d;
+            }
+    }
+    for (int v = 0; v < NV; v++) gbias[v] += sums[v];
+}
+
+/* G[i] += sum_r A[r][i] D[r] over `rows` rows; G is (HP, HP), A and D (rows, HP). */
+static void weight_grad(const float *restrict A, const v8 *restrict D, v8 *restrict G, int rows) {
+    for (int i0 = 0; i0 < HP; i0 += ROWS) {
+        v8 acc[ROWS][NV];
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] = G[(i0 + i) * NV + v];
+        for (int r = 0; r < rows; r++) {
+            v8 d[NV];
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) d[v] = D[r * NV + v];
+#pragma GCC unroll 8
+            for (int i = 0; i < ROWS; i++) {
+                v8 a = splat(A[r * HP + i0 + i]);
+#pragma GCC unroll 8
+                for (int v = 0; v < NV; v++) acc[i][v] += a * d[v];
+            }
+        }
+#pragma GCC unroll 8
+        for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) G[(i0 + i) * NV + v] = acc[i][v];
+    }
+}
+
+/* Out[r] = bias + sum_k A[r][k] Wo[k]: the 3-wide output layer, one vector per row, for
+   2 * ROWS rows at a time so that the sums are independent chains. */
+static void output_layer(const float *restrict A, const v8 *restrict Wo, v8 bias,
+                         v8 *restrict Out, int rows) {
+    for (int r = 0; r < rows; r += 2 * ROWS) {
+        const int n = rows - r < 2 * ROWS ? ROWS : 2 * ROWS;
+        v8 acc[2 * ROWS];
+#pragma GCC unroll 8
+        for (int i = 0; i < 2 * ROWS; i++) acc[i] = bias;
+        for (int k = 0; k < HP; k++) {
+            v8 w = Wo[k];
+#pragma GCC unroll 8
+            for (int i = 0; i < 2 * ROWS; i++)
+                if (i < n) acc[i] += splat(A[(r + i) * HP + k]) * w;
+        }
+        for (int i = 0; i < n; i++) Out[r + i] = acc[i];
+    }
+}
+
+/* G[k] += sum_r A[r][k] D[r]: the output layer's weight gradient, 8 rows of G at a time. */
+static void output_grad(const float *restrict A, const v8 *restrict D, v8 *restrict G, int rows) {
+    for (int k0 = 0; k0 < HP; k0 += 8) {
+        v8 acc[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) acc[k] = G[k0 + k];
+        for (int r = 0; r < rows; r++) {
+            v8 d = D[r];
+#pragma GCC unroll 8
+            for (int k = 0; k < 8; k++) acc[k] += splat(A[r * HP + k0 + k]) * d;
+        }
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++) G[k0 + k] = acc[k];
+    }
+}
+
+/* A tile's parameters padded to HP, and its gradient accumulators. */
+struct padded {
+    v8 w0[2 * NV];                            /* first layer (2, HP) */
+    v8 w[MAX_DEPTH][HP * NV];                 /* hidden layers (HP, HP) */
+    v8 wt[MAX_DEPTH][HP * NV];                /* the same, transposed */
+    v8 wo[HP];                                /* output layer (HP, 8): columns 0..2 used */
+    v8 wot[3 * NV];                           /* output layer transposed (3, HP) */
+    v8 gw0[2 * NV], gw[MAX_DEPTH][HP * NV], gwo[HP];
+};
+
+/* Block activations: sin and cos of every hidden layer, and scratch for the gradients. */
+struct block {
+    float xy[BLOCK * 2];
+    v8 s[MAX_DEPTH][BLOCK * NV], c[MAX_DEPTH][BLOCK * NV];
+    v8 g[2][BLOCK * NV], out[BLOCK], go[BLOCK];
+};
+
+static void pad_tile(struct padded *p, int depth, const float *const *W) {
+    const int out = depth;
+    /* only the layers in use: the struct is sized for the deepest model */
+    memset(p->w0, 0, sizeof(p->w0));
+    memset(p->gw0, 0, sizeof(p->gw0));
+    memset(p->wo, 0, sizeof(p->wo));
+    memset(p->wot, 0, sizeof(p->wot));
+    memset(p->gwo, 0, sizeof(p->gwo));
+    for (int l = 1; l < depth; l++) {
+        memset(p->w[l], 0, sizeof(p->w[l]));
+        memset(p->wt[l], 0, sizeof(p->wt[l]));
+        memset(p->gw[l], 0, sizeof(p->gw[l]));
+    }
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < WIDTH; j++) ((float *)p->w0)[i * HP + j] = W[0][i * WIDTH + j];
+    for (int l = 1; l < depth; l++)
+        for (int i = 0; i < WIDTH; i++)
+            for (int j = 0; j < WIDTH; j++) {
+                ((float *)p->w[l])[i * HP + j] = W[l][i * WIDTH + j];
+                ((float *)p->wt[l])[j * HP + i] = W[l][i * WIDTH + j];
+            }
+    for (int i = 0; i < WIDTH; i++)
+        for (int k = 0; k < 3; k++) {
+            ((float *)p->wo)[i * 8 + k] = W[out][i * 3 + k];
+            ((float *)p->wot)[k * HP + i] = W[out][i * 3 + k];
+        }
+}
+
+static void unpad_grads(const struct padded *p, int depth, float *const *gW) {
+    const int out = depth;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < WIDTH; j++) gW[0][i * WIDTH + j] = ((const float *)p->gw0)[i * HP + j];
+    for (int l = 1; l < depth; l++)
+        for (int i = 0; i < WIDTH; i++)
+            for (int j = 0; j < WIDTH; j++)
+                gW[l][i * WIDTH + j] = ((const float *)p->gw[l])[i * HP + j];
+    for (int i = 0; i < WIDTH; i++)
+        for (int k = 0; k < 3; k++) gW[out][i * 3 + k] = ((const float *)p->gwo)[i * 8 + k];
+}
+
+/* The forward and backward pass of one block of `rows` points of frame f. bias[l] holds
+   frame f's padded biases, gb[l] their gradient accumulators. The block is padded to a
+   multiple of ROWS with points at the origin whose error gradient is zero, so they add
+   nothing to any gradient. Returns the block's weighted squared error. */
+static __attribute__((noinline)) double run_block(struct padded *p, struct block *b, int depth, int rows, int64_t F,
+                        const float *xy, const float *target, const float *pw,
+                        const v8 (*bias)[NV], v8 (*gb)[NV], float scale) {
+    const int out = depth, padded = (rows + ROWS - 1) / ROWS * ROWS;
+    memcpy(b->xy, xy, sizeof(float) * 2 * rows);
+    memset(b->xy + 2 * rows, 0, sizeof(float) * 2 * (padded - rows));
+    /* forward */
+    for (int r = 0; r < padded; r++) {
+        v8 x = splat(b->xy[2 * r]), y = splat(b->xy[2 * r + 1]);
+        for (int v = 0; v < NV; v++)
+            sincos8(bias[0][v] + x * p->w0[v] + y * p->w0[NV + v], &b->s[0][r * NV + v],
+                    &b->c[0][r * NV + v]);
+    }
+    for (int l = 1; l < depth; l++)
+        hidden_forward((const float *)b->s[l - 1], p->w[l], bias[l], b->s[l], b->c[l], padded);
+    const float *last = (const float *)b->s[depth - 1];
+    output_layer(last, p->wo, bias[out][0], b->out, padded);
+    double total = 0.0;
+    v8 gsum = splat(0.0f);
+    for (int r = 0; r < padded; r++) {
+        v8 g = splat(0.0f);
+        if (r < rows) {
+            const float w = pw ? pw[r * F] : 1.0f;
+            for (int k = 0; k < 3; k++) {
+                float err = b->out[r][k] - target[r * F * 3 + k];
+                total += (double)(err * err * w);
+                g[k] = scale * err * w;
+            }
+        }
+        b->go[r] = g;
+        gsum += g;
+    }
+    /* backward */
+    gb[out][0] += gsum;
+    output_grad(last, b->go, p->gwo, padded);
+    v8 *gz = b->g[0], *next = b->g[1];
+    {
+        const v8 *c = b->c[depth - 1];
+        v8 sums[NV] = {0};
+        for (int r = 0; r < padded; r++) {
+            v8 g = b->go[r];
+            for (int v = 0; v < NV; v++) {
+                v8 d = (g[0] * p->wot[v] + g[1] * p->wot[NV + v] + g[2] * p->wot[2 * NV + v])
+                       * c[r * NV + v];
+                gz[r * NV + v] = d;
+                sums[v] += d;
+            }
+        }
+        for (int v = 0; v < NV; v++) gb[depth - 1][v] += sums[v];
+    }
+    for (int l = depth - 1; l > 0; l--) {
+        weight_grad((const float *)b->s[l - 1], gz, p->gw[l], padded);
+        hidden_backward((const float *)gz, p->wt[l], b->c[l - 1], next, gb[l - 1], padded);
+        v8 *swap = gz;
+        gz = next;
+        next = swap;
+    }
+    for (int r = 0; r < padded; r++) {
+        v8 x = splat(b->xy[2 * r]), y = splat(b->xy[2 * r + 1]);
+        for (int v = 0; v < NV; v++) {
+            p->gw0[v] += x * gz[r * NV + v];
+            p->gw0[NV + v] += y * gz[r * NV + v];
+        }
+    }
+    return total;
+}
+
+/* Tiles t0 <= t < t1 of arrays with T tiles, so callers can split the tiles across
+   threads. Writes each tile's gradients and its weighted squared error to loss[t]; scale
+   is the loss's derivative per unit of weighted squared error. */
+void tile_mlp_loss_grad(int64_t t0, int64_t t1, int64_t F, int64_t P, int64_t depth,
+                        const float *coords, const float *target, const float *pw,
+                        const float *const *W, const float *const *Bias, float scale,
+                        float *const *gW, float *const *gB, double *loss) {
+    static __thread struct padded p;
+    static __thread struct block b;
+    const int n_layers = (int)depth + 1, out = (int)depth;
+    for (int64_t t = t0; t < t1; t++) {
+        const float *w[MAX_DEPTH + 1];
+        float *gw[MAX_DEPTH + 1];
+        for (int l = 0; l < n_layers; l++) {
+            int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == out ? 3 : WIDTH;
+            w[l] = W[l] + t * n_in * n_out;
+            gw[l] = gW[l] + t * n_in * n_out;
+        }
+        pad_tile(&p, (int)depth, w);
+        double total = 0.0;
+        for (int64_t f = 0; f < F; f++) {
+            v8 bias[MAX_DEPTH + 1][NV], gb[MAX_DEPTH + 1][NV];
+            memset(bias, 0, sizeof(bias));
+            memset(gb, 0, sizeof(gb));
+            for (int l = 0; l < n_layers; l++) {
+                int n_out = l == out ? 3 : WIDTH;
+                memcpy(bias[l], Bias[l] + (t * F + f) * n_out, sizeof(float) * n_out);
+            }
+            for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
+                int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
+                int64_t px = (t * P + p0) * F + f;
+                total += run_block(&p, &b, (int)depth, rows, F, coords + (t * P + p0) * 2,
+                                   target + px * 3, pw ? pw + px : NULL,
+                                   (const v8(*)[NV])bias, gb, scale);
+            }
+            for (int l = 0; l < n_layers; l++) {
+                int n_out = l == out ? 3 : WIDTH;
+                memcpy(gB[l] + (t * F + f) * n_out, gb[l], sizeof(float) * n_out);
+            }
+        }
+        unpad_grads(&p, (int)depth, gw);
+        loss[t] = total;
+    }
+}
