@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -81,19 +82,19 @@ class Sampler:
 
 
 class _Layers(torch.nn.Module):
-    """A model's per-step tensors (scaled weights, per-frame biases), as a module so that
+    """A model's per-step tensors (scaled weights, per-frame bias table), as a module so that
     quantization-aware fitting can swap in rounded parameters with functional_call."""
 
     def __init__(self, model: GOPModel):
         super().__init__()
         self.model = model
 
-    def forward(self, t: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def forward(self, t: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
         return self.model.scaled_weights(), self.model.frame_biases(t)
 
 
 def tile_loss(coords: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-              weights: list[torch.Tensor], biases: list[torch.Tensor], cfg: ModelConfig
+              weights: list[torch.Tensor], biases: torch.Tensor, cfg: ModelConfig
               ) -> torch.Tensor:
     """Mean squared error of the tile networks at drawn points; weight 0 ignores a pixel."""
     err = (evaluate_tiles(coords, weights, biases, cfg) - target) ** 2
@@ -177,7 +178,9 @@ def fit_gop(
 
     layers = _Layers(model)
 
-    with _loss_function(model_cfg, fit_cfg, dev) as loss_of:
+    # The next step's points are drawn on a thread of their own while this step's kernel
+    # runs: the draw does not depend on the parameters, and would otherwise leave a core idle.
+    with _loss_function(model_cfg, fit_cfg, dev) as loss_of, ThreadPoolExecutor(1) as drawer:
         def step_loss(coords: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
             if quant_steps is None:
                 weights, biases = layers(times)
@@ -194,6 +197,7 @@ def fit_gop(
         lr_scale, recoveries, running, history = 1.0, 0, None, []
         start = time.perf_counter()
         it = 0
+        drawn = drawer.submit(sampler.draw, fit_cfg.points, gen)
         while it < fit_cfg.iters:
             elapsed = time.perf_counter() - start
             progress = it / fit_cfg.iters
@@ -203,7 +207,8 @@ def fit_gop(
                 progress = max(progress, elapsed / fit_cfg.seconds)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
-            coords, target, w = sampler.draw(fit_cfg.points, gen)
+            coords, target, w = drawn.result()
+            drawn = drawer.submit(sampler.draw, fit_cfg.points, gen)
             loss = step_loss(coords, target, w)
             value = loss.item()
             if it == 0 and math.isfinite(value):

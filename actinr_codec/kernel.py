@@ -106,12 +106,10 @@ class _TileLoss(torch.autograd.Function):
     """Mean squared error of the tile networks; its backward returns the kernel's gradients."""
 
     @staticmethod
-    def forward(ctx, coords, target, weight, width, pool, chunks, *params):
-        n_layers = len(params) // 2
-        weights = [p.detach().contiguous() for p in params[:n_layers]]
-        biases = [p.detach().contiguous() for p in params[n_layers:]]
-        tiles, points = coords.shape[0], coords.shape[1]
-        frames = biases[0].shape[1]
+    def forward(ctx, coords, target, weight, width, pool, chunks, biases, *weights):
+        weights = [w.detach().contiguous() for w in weights]
+        biases = biases.detach().contiguous()
+        tiles, points, frames = coords.shape[0], coords.shape[1], biases.shape[1]
         # The sampler's (T, 3, F, P) targets are views of (T, P, F, 3) arrays.
         target = target.permute(0, 3, 2, 1).contiguous()
         if weight is None:
@@ -119,14 +117,15 @@ class _TileLoss(torch.autograd.Function):
         else:
             weight = weight[:, 0].transpose(1, 2).contiguous()  # (T, P, F)
             count = max(3.0 * float(weight.sum()), 1.0)
-        grads = [torch.empty_like(t) for t in weights + biases]
+        grad_weights = [torch.empty_like(w) for w in weights]
+        grad_biases = torch.empty_like(biases)
         errors = torch.empty(tiles, dtype=torch.float64)
         coords = coords.contiguous()
-        args = (ctypes.c_int64(frames), ctypes.c_int64(points), ctypes.c_int64(n_layers - 1),
+        args = (ctypes.c_int64(frames), ctypes.c_int64(points), ctypes.c_int64(len(weights) - 1),
                 ctypes.c_void_p(coords.data_ptr()), ctypes.c_void_p(target.data_ptr()),
                 ctypes.c_void_p(None if weight is None else weight.data_ptr()),
-                _pointers(weights), _pointers(biases), ctypes.c_float(2.0 / count),
-                _pointers(grads[:n_layers]), _pointers(grads[n_layers:]),
+                _pointers(weights), ctypes.c_void_p(biases.data_ptr()), ctypes.c_float(2.0 / count),
+                _pointers(grad_weights), ctypes.c_void_p(grad_biases.data_ptr()),
                 ctypes.c_void_p(errors.data_ptr()))
         run = library(width).tile_mlp_loss_grad
         bounds = [tiles * k // chunks for k in range(chunks + 1)]
@@ -135,19 +134,20 @@ class _TileLoss(torch.autograd.Function):
                 for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
         for job in jobs:
             job.result()
-        ctx.grads = grads
+        ctx.grads = [grad_biases, *grad_weights]
         return torch.tensor(float(errors.sum()) / count, dtype=coords.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
-        return (None,) * 6 + tuple(g * grad_out for g in ctx.grads)
+        grads = ctx.grads if bool(grad_out == 1) else [g * grad_out for g in ctx.grads]
+        return (None,) * 6 + tuple(grads)
 
 
 def native_tile_loss(coords: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-                     weights: list[torch.Tensor], biases: list[torch.Tensor], cfg: ModelConfig,
+                     weights: list[torch.Tensor], biases: torch.Tensor, cfg: ModelConfig,
                      pool: ThreadPoolExecutor, chunks: int) -> torch.Tensor:
     """fit.tile_loss computed by the native kernel: the same value, and its gradients.
 
     The tiles are split into ``chunks`` runs of the kernel on ``pool``.
     """
-    return _TileLoss.apply(coords, target, weight, cfg.width, pool, chunks, *weights, *biases)
+    return _TileLoss.apply(coords, target, weight, cfg.width, pool, chunks, biases, *weights)

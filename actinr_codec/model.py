@@ -68,6 +68,9 @@ class GOPModel(nn.Module):
             self.bias_out.bias.zero_()
         torch.random.set_rng_state(gen_state)
         self.register_buffer("freqs", time_frequencies(cfg), persistent=False)
+        base_scale, offset_scale = self._bias_scales()
+        self.register_buffer("base_scale", base_scale, persistent=False)
+        self.register_buffer("offset_scale", offset_scale, persistent=False)
 
     def time_features(self, t: torch.Tensor) -> torch.Tensor:
         """(F,) local frame times (0 = first frame of the GOP) -> (F, 2 * n_freqs + 1)."""
@@ -76,8 +79,9 @@ class GOPModel(nn.Module):
         ramp = (t[:, None] * self.cfg.max_freq / self.cfg.n_freqs)
         return torch.cat([torch.sin(phase), torch.cos(phase), ramp], dim=1)
 
-    def frame_biases(self, t: torch.Tensor, tiles: slice | None = None) -> list[torch.Tensor]:
-        """Per-layer biases, each (tiles, F, layer width), for local times t of shape (F,).
+    def frame_biases(self, t: torch.Tensor, tiles: slice | None = None) -> torch.Tensor:
+        """Every layer's biases side by side, (tiles, F, sum of layer widths), for local
+        times t of shape (F,); evaluate_tiles splits them by layer.
 
         Hidden layers' biases come multiplied by the activation's input scale, as the
         weights from scaled_weights do.
@@ -85,22 +89,24 @@ class GOPModel(nn.Module):
         tiles = slice(None) if tiles is None else tiles
         lat = self.latents[tiles]
         feats = self.time_features(t)
-        n_tiles, n_frames = lat.shape[0], feats.shape[0]
-        x = torch.cat(
-            [feats[None].expand(n_tiles, -1, -1), lat[:, None].expand(-1, n_frames, -1)], dim=2
-        )
-        h = torch.nn.functional.silu(self.bias_in(x))
+        w = self.bias_in.weight
+        n_time = feats.shape[1]
+        # The first layer's time and latent parts apart: (tiles + frames) rows of products
+        # instead of tiles x frames.
+        pre = (feats @ w[:, :n_time].T)[None] + (lat @ w[:, n_time:].T + self.bias_in.bias)[:, None]
+        h = torch.nn.functional.silu(pre)
         h = torch.nn.functional.silu(self.bias_mid(h))
-        offsets = self.bias_out(h).split(self.dims[1:], dim=2)
+        base = torch.cat(list(self.base_biases), dim=1)[tiles]
+        return base[:, None, :] * self.base_scale + self.bias_out(h) * self.offset_scale
+
+    def _bias_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Hidden pre-activations are multiplied by the input scale inside the activation,
         # so their offsets are stored on a 1/omega scale; the output's are in colour units.
         scale = input_scale(self.cfg)
-        last = len(offsets) - 1
-        return [
-            base[tiles][:, None, :] + off if i == last
-            else (base[tiles][:, None, :] + off / self.cfg.omega) * scale
-            for i, (base, off) in enumerate(zip(self.base_biases, offsets))
-        ]
+        hidden = sum(self.dims[1:-1])
+        base = torch.cat([torch.full((hidden,), scale), torch.ones(self.dims[-1])])
+        offset = torch.cat([torch.full((hidden,), scale / self.cfg.omega), torch.ones(self.dims[-1])])
+        return base, offset
 
     def scaled_weights(self, tiles: slice | None = None) -> list[torch.Tensor]:
         """Each layer's (tiles, in, out) weights, hidden ones times the activation's input scale.
@@ -123,15 +129,22 @@ class GOPModel(nn.Module):
                               self.cfg)
 
 
-def evaluate_tiles(coords: torch.Tensor, weights: list[torch.Tensor], biases: list[torch.Tensor],
+def layer_widths(cfg: ModelConfig) -> list[int]:
+    """Output widths of a model's layers, as its bias table holds them side by side."""
+    return [cfg.width] * cfg.depth + [3]
+
+
+def evaluate_tiles(coords: torch.Tensor, weights: list[torch.Tensor], biases: torch.Tensor,
                    cfg: ModelConfig) -> torch.Tensor:
-    """The tile networks' output (tiles, 3, F, P) from scaled weights and per-frame biases.
+    """The tile networks' output (tiles, 3, F, P) from scaled weights and the per-frame
+    bias table of GOPModel.frame_biases.
 
     Without autograd the activations are computed in place, which halves the memory a
     render touches.
     """
     n_tiles, n_points = coords.shape[0], coords.shape[1]
-    n_frames = biases[0].shape[1]
+    n_frames = biases.shape[1]
+    biases = biases.split(layer_widths(cfg), dim=2)
     inplace = not torch.is_grad_enabled()
     last = len(weights) - 1
     h = coords

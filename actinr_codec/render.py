@@ -70,7 +70,7 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int) -> tor
     @torch.inference_mode()  # grad mode is per thread
     def blended(part: slice) -> torch.Tensor:
         ws = [w[part] for w in weights]
-        rgb = torch.cat([evaluate_tiles(coords[part], ws, [b[part, f : f + group] for b in biases],
+        rgb = torch.cat([evaluate_tiles(coords[part], ws, biases[part, f : f + group],
                                         model.cfg) for f in range(0, n_frames, group)], dim=2)
         rgb *= weight[part, None, None, :]  # (Tc, 3, F, P)
         return rgb.permute(0, 3, 2, 1).reshape(-1, n_frames, 3)

@@ -7,8 +7,9 @@
    time kernels cannot do.
 
    Shapes (float32, C order): coords (T, P, 2); target (T, P, F, 3); pixel weights (T, P, F)
-   or NULL; layer l's weights (T, in, out) and per-frame biases (T, F, out), for the layers
-   2 -> WIDTH, depth - 1 times WIDTH -> WIDTH, WIDTH -> 3. Pre-activations arrive already
+   or NULL; layer l's weights (T, in, out), for the layers 2 -> WIDTH, depth - 1 times
+   WIDTH -> WIDTH, WIDTH -> 3; the per-frame biases of all layers side by side in one
+   (T, F, depth * WIDTH + 3) table. Pre-activations arrive already
    scaled, so each hidden unit is sin(z). Inside, the width is padded to a multiple of 8
    with units whose weights are zero: they output sin(0) = 0 and learn nothing. */
 
@@ -30,30 +31,26 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 
 static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 
-/* sin(x) and cos(x) of 8 values. Reduction by quarter turns with pi/2 split in three
-   parts, then minimax polynomials on [-pi/4, pi/4]; the error is a few float ulps for
-   |x| below about 1e4. */
+/* sin(x) and cos(x) of 8 values: x = k pi + r with |r| <= pi/2 (pi split in three parts,
+   the first two short enough that k times them is exact), then sin(x) = (-1)^k sin(r) and
+   cos(x) = (-1)^k cos(r) with polynomials fitted on [-pi/2, pi/2] (errors 5e-9 and 5e-8
+   there, below float rounding). Accurate for |x| up to about 6000. */
 static inline __attribute__((always_inline)) void sincos8(v8 x, v8 *s, v8 *c) {
     /* Adding 1.5 * 2^23 rounds to an integer and leaves it in the low mantissa bits. */
     const v8 magic = splat(12582912.0f);
-    v8 t = x * splat(0.63661977236758134f) + magic;
-    v8i q = (v8i)t;
+    v8 t = x * splat(0.318309886183790672f) + magic;
+    v8i sign = (v8i)t << 31; /* the parity of k, moved to the sign bit */
     v8 k = t - magic;
-    v8 r = x - k * splat(1.5703125f);
-    r = r - k * splat(4.837512969970703125e-4f);
-    r = r - k * splat(7.54978995489188216e-8f);
+    v8 r = x - k * splat(3.140625f);
+    r = r - k * splat(9.677410125732422e-4f);
+    r = r - k * splat(-8.742277657347586e-8f);
     v8 r2 = r * r;
-    v8 sr = r + r * r2 * (splat(-1.6666654611e-1f)
-                          + r2 * (splat(8.3321608736e-3f) + r2 * splat(-1.9515295891e-4f)));
-    v8 cr = splat(1.0f) - splat(0.5f) * r2
-            + r2 * r2 * (splat(4.166664568298827e-2f)
-                         + r2 * (splat(-1.388731625493765e-3f) + r2 * splat(2.443315711809948e-5f)));
-    /* quadrant q mod 4: odd quadrants swap sine and cosine, then the signs flip */
-    v8i odd = (q & 1) != 0;
-    v8i si = (v8i)sr, ci = (v8i)cr;
-    v8i sv = (odd & ci) | (~odd & si), cv = (odd & si) | (~odd & ci);
-    *s = (v8)(sv ^ ((q & 2) << 30));
-    *c = (v8)(cv ^ (((q + 1) & 2) << 30));
+    v8 sr = r + r * r2 * (splat(-1.6666657097e-1f) + r2 * (splat(8.3330173006e-3f)
+                          + r2 * (splat(-1.9806615848e-4f) + r2 * splat(2.6000561895e-6f))));
+    v8 cr = splat(1.0f) + r2 * (splat(-4.9999932297e-1f) + r2 * (splat(4.1663989569e-2f)
+                                + r2 * (splat(-1.3855928105e-3f) + r2 * splat(2.3194408445e-5f))));
+    *s = (v8)((v8i)sr ^ sign);
+    *c = (v8)((v8i)cr ^ sign);
 }
 
 /* acc[i] += sum_k A[r + i][k] B[k] for ROWS rows of HP floats; B is (HP, HP). */
@@ -249,21 +246,19 @@ static __attribute__((noinline)) double run_block(struct padded *p, struct block
         hidden_forward((const float *)b->s[l - 1], p->w[l], bias[l], b->s[l], b->c[l], padded);
     const float *last = (const float *)b->s[depth - 1];
     output_layer(last, p->wo, bias[out][0], b->out, padded);
-    double total = 0.0;
-    v8 gsum = splat(0.0f);
-    for (int r = 0; r < padded; r++) {
-        v8 g = splat(0.0f);
-        if (r < rows) {
-            const float w = pw ? pw[r * F] : 1.0f;
-            for (int k = 0; k < 3; k++) {
-                float err = b->out[r][k] - target[r * F * 3 + k];
-                total += (double)(err * err * w);
-                g[k] = scale * err * w;
-            }
-        }
+    v8 squares = splat(0.0f), gsum = splat(0.0f);
+    for (int r = 0; r < rows; r++) {
+        const float *y = target + r * F * 3;
+        /* lanes 3..7 of an output row are padding and hold zeros */
+        v8 diff = b->out[r] - (v8){y[0], y[1], y[2], 0, 0, 0, 0, 0};
+        v8 wd = pw ? splat(pw[r * F]) * diff : diff;
+        squares += wd * diff;
+        v8 g = splat(scale) * wd;
         b->go[r] = g;
         gsum += g;
     }
+    for (int r = rows; r < padded; r++) b->go[r] = splat(0.0f);
+    double total = (double)squares[0] + squares[1] + squares[2];
     /* backward */
     gb[out][0] += gsum;
     output_grad(last, b->go, p->gwo, padded);
@@ -289,12 +284,17 @@ static __attribute__((noinline)) double run_block(struct padded *p, struct block
         gz = next;
         next = swap;
     }
+    v8 gx[NV] = {0}, gy[NV] = {0};
     for (int r = 0; r < padded; r++) {
         v8 x = splat(b->xy[2 * r]), y = splat(b->xy[2 * r + 1]);
         for (int v = 0; v < NV; v++) {
-            p->gw0[v] += x * gz[r * NV + v];
-            p->gw0[NV + v] += y * gz[r * NV + v];
+            gx[v] += x * gz[r * NV + v];
+            gy[v] += y * gz[r * NV + v];
         }
+    }
+    for (int v = 0; v < NV; v++) {
+        p->gw0[v] += gx[v];
+        p->gw0[NV + v] += gy[v];
     }
     return total;
 }
@@ -304,11 +304,12 @@ static __attribute__((noinline)) double run_block(struct padded *p, struct block
    is the loss's derivative per unit of weighted squared error. */
 void tile_mlp_loss_grad(int64_t t0, int64_t t1, int64_t F, int64_t P, int64_t depth,
                         const float *coords, const float *target, const float *pw,
-                        const float *const *W, const float *const *Bias, float scale,
-                        float *const *gW, float *const *gB, double *loss) {
+                        const float *const *W, const float *Bias, float scale,
+                        float *const *gW, float *gB, double *loss) {
     static __thread struct padded p;
     static __thread struct block b;
     const int n_layers = (int)depth + 1, out = (int)depth;
+    const int64_t n_bias = depth * WIDTH + 3;
     for (int64_t t = t0; t < t1; t++) {
         const float *w[MAX_DEPTH + 1];
         float *gw[MAX_DEPTH + 1];
@@ -323,10 +324,9 @@ void tile_mlp_loss_grad(int64_t t0, int64_t t1, int64_t F, int64_t P, int64_t de
             v8 bias[MAX_DEPTH + 1][NV], gb[MAX_DEPTH + 1][NV];
             memset(bias, 0, sizeof(bias));
             memset(gb, 0, sizeof(gb));
-            for (int l = 0; l < n_layers; l++) {
-                int n_out = l == out ? 3 : WIDTH;
-                memcpy(bias[l], Bias[l] + (t * F + f) * n_out, sizeof(float) * n_out);
-            }
+            const int64_t row = (t * F + f) * n_bias;
+            for (int l = 0; l < n_layers; l++)
+                memcpy(bias[l], Bias + row + l * WIDTH, sizeof(float) * (l == out ? 3 : WIDTH));
             for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
                 int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
                 int64_t px = (t * P + p0) * F + f;
@@ -334,10 +334,8 @@ void tile_mlp_loss_grad(int64_t t0, int64_t t1, int64_t F, int64_t P, int64_t de
                                    target + px * 3, pw ? pw + px : NULL,
                                    (const v8(*)[NV])bias, gb, scale);
             }
-            for (int l = 0; l < n_layers; l++) {
-                int n_out = l == out ? 3 : WIDTH;
-                memcpy(gB[l] + (t * F + f) * n_out, gb[l], sizeof(float) * n_out);
-            }
+            for (int l = 0; l < n_layers; l++)
+                memcpy(gB + row + l * WIDTH, gb[l], sizeof(float) * (l == out ? 3 : WIDTH));
         }
         unpad_grads(&p, (int)depth, gw);
         loss[t] = total;

@@ -24,7 +24,7 @@ def _step_inputs(cfg: ModelConfig, points: int, masked: bool, frames: int = 5):
     coords, target, w = Sampler(model, video, weight).draw(points, gen)
     t = torch.arange(float(frames))
     weights = [p.detach().requires_grad_() for p in model.scaled_weights()]
-    biases = [p.detach().requires_grad_() for p in model.frame_biases(t)]
+    biases = model.frame_biases(t).detach().requires_grad_()
     return coords, target, w, weights, biases
 
 
@@ -38,12 +38,11 @@ def test_native_loss_and_gradients_match_autograd(width, depth, points, masked):
     cfg = replace(TINY_MODEL, width=width, depth=depth)
     coords, target, w, weights, biases = _step_inputs(cfg, points, masked)
     expected = tile_loss(coords, target, w, weights, biases, cfg)
-    want = torch.autograd.grad(expected, weights + biases)
+    want = torch.autograd.grad(expected, [*weights, biases])
 
-    params = [p.detach().clone().requires_grad_() for p in weights + biases]
-    n = len(weights)
+    params = [p.detach().clone().requires_grad_() for p in [*weights, biases]]
     with ThreadPoolExecutor(2) as pool:
-        got = kernel.native_tile_loss(coords, target, w, params[:n], params[n:], cfg, pool, chunks=2)
+        got = kernel.native_tile_loss(coords, target, w, params[:-1], params[-1], cfg, pool, chunks=2)
     got.backward()
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
     for p, g in zip(params, want):
