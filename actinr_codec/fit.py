@@ -18,13 +18,13 @@ from typing import Callable, Iterator
 import torch
 
 from .config import FitConfig, ModelConfig
-from .kernel import native_tile_loss, supported
+from .kernel import native_tile_loss, step_inputs, supported
 from .metrics import mse_to_psnr, psnr
 from .model import GOPModel, evaluate_tiles
 from .quantize import dequantize, quantize, straight_through
 from .render import render_gop
 from .runtime import compiled, parallel_chunks, resolve_device, tune_allocator
-from .tiling import pixel_centres
+from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
 COLLAPSE_DB = 6.0
@@ -40,57 +40,19 @@ class FitResult:
     history: list[tuple[int, float, float]] = field(default_factory=list)  # (iter, s, psnr)
 
 
-class Sampler:
-    """Draws the same random pixels of each tile for every frame, with their targets."""
+class _Inputs(torch.nn.Module):
+    """What a step's loss reads of a model, as a module so that quantization-aware fitting
+    can swap in rounded parameters with functional_call: the scaled weights and bias table
+    for tile_loss, or the raw parameters for the native kernel."""
 
-    def __init__(self, model: GOPModel, frames: torch.Tensor, weight: torch.Tensor | None):
-        n_frames, height, width, _ = frames.shape
-        tiling = model.tiling
-        boxes = tiling.pixel_boxes(height, width).to(frames.device)
-        self.y0, self.ylen = boxes[:, 0], boxes[:, 1] - boxes[:, 0]
-        self.x0, self.xlen = boxes[:, 2], boxes[:, 3] - boxes[:, 2]
-        tiles = torch.arange(tiling.count, device=frames.device)
-        self.tile_row, self.tile_col = tiles // tiling.cols.count, tiles % tiling.cols.count
-        self.tiling, self.width = tiling, width
-        self.yc = pixel_centres(height, frames.device)
-        self.xc = pixel_centres(width, frames.device)
-        # Pixel-major, so each drawn pixel gathers one contiguous row of all its frames.
-        self.pixels = frames.permute(1, 2, 0, 3).reshape(height * width, n_frames * 3)
-        self.weight = None if weight is None else weight.permute(1, 2, 0).reshape(height * width, n_frames)
-
-    def draw(self, points: int, gen: torch.Generator):
-        shape = (self.y0.shape[0], points)
-        dev = self.y0.device
-        ry = torch.rand(shape, generator=gen, device=dev)
-        rx = torch.rand(shape, generator=gen, device=dev)
-        y = self.y0[:, None] + torch.minimum((ry * self.ylen[:, None]).long(), self.ylen[:, None] - 1)
-        x = self.x0[:, None] + torch.minimum((rx * self.xlen[:, None]).long(), self.xlen[:, None] - 1)
-        coords = torch.stack(
-            [
-                self.tiling.rows.to_local(self.yc[y], self.tile_row[:, None]),
-                self.tiling.cols.to_local(self.xc[x], self.tile_col[:, None]),
-            ],
-            dim=-1,
-        )
-        flat = (y * self.width + x).reshape(-1)
-        # index_select copies whole rows; plain indexing goes element by element.
-        target = self.pixels.index_select(0, flat).view(*shape, -1, 3).permute(0, 3, 2, 1)  # (T, 3, F, P)
-        weight = None
-        if self.weight is not None:
-            weight = self.weight.index_select(0, flat).view(*shape, -1).transpose(1, 2)[:, None]
-        return coords, target, weight
-
-
-class _Layers(torch.nn.Module):
-    """A model's per-step tensors (scaled weights, per-frame bias table), as a module so that
-    quantization-aware fitting can swap in rounded parameters with functional_call."""
-
-    def __init__(self, model: GOPModel):
+    def __init__(self, model: GOPModel, native: bool):
         super().__init__()
-        self.model = model
+        self.model, self.native = model, native
 
-    def forward(self, t: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
-        return self.model.scaled_weights(), self.model.frame_biases(t)
+    def forward(self, t: torch.Tensor) -> list:
+        if self.native:
+            return step_inputs(self.model, t)
+        return [self.model.scaled_weights(), self.model.frame_biases(t)]
 
 
 def tile_loss(coords: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
@@ -111,18 +73,23 @@ def _compiled_tile_loss() -> Callable:
 
 
 @contextlib.contextmanager
-def _loss_function(model_cfg: ModelConfig, fit_cfg: FitConfig, device: torch.device
-                   ) -> Iterator[Callable]:
-    """The function computing a step's tile_loss: the native kernel where it applies, else
-    tile_loss itself, compiled or not."""
-    if not (fit_cfg.native and supported(model_cfg, device)):
-        yield _compiled_tile_loss() if fit_cfg.compile else tile_loss
+def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: torch.device
+               ) -> Iterator[tuple[_Inputs, Callable, Callable]]:
+    """How a step finds its loss: the module of the loss's inputs, a function drawing the
+    points (from points and a generator), and the loss of a draw and the inputs. The native
+    kernel where it applies, else tile_loss, compiled or not."""
+    cfg = model.cfg
+    if not (fit_cfg.native and supported(cfg, device)):
+        loss = _compiled_tile_loss() if fit_cfg.compile else tile_loss
+        yield (_Inputs(model, native=False), sampler.draw,
+               lambda draw, inputs: loss(*draw, *inputs, cfg))
         return
     # The kernel splits the tiles over a pool of its own; torch's remaining small ops run
     # on one thread, since idle torch workers spinning for work would take its cores.
     threads = torch.get_num_threads()
     with parallel_chunks(threads) as pool:
-        yield functools.partial(native_tile_loss, pool=pool, chunks=threads)
+        yield (_Inputs(model, native=True), sampler.uniforms, functools.partial(
+            native_tile_loss, sampler=sampler, cfg=cfg, pool=pool))
 
 
 def _adam(model: GOPModel, lr: float) -> torch.optim.Adam:
@@ -176,19 +143,16 @@ def fit_gop(
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
     opt = _adam(model, fit_cfg.lr)
 
-    layers = _Layers(model)
-
     # The next step's points are drawn on a thread of their own while this step's kernel
     # runs: the draw does not depend on the parameters, and would otherwise leave a core idle.
-    with _loss_function(model_cfg, fit_cfg, dev) as loss_of, ThreadPoolExecutor(1) as drawer:
-        def step_loss(coords: torch.Tensor, target: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    with (_step_loss(model, sampler, fit_cfg, dev) as (inputs, draw, loss_of),
+          ThreadPoolExecutor(1) as drawer):
+        def step_loss(drawn: tuple) -> torch.Tensor:
             if quant_steps is None:
-                weights, biases = layers(times)
-            else:
-                rounded = {f"model.{n}": straight_through(p, quant_steps[n])
-                           for n, p in model.named_parameters()}
-                weights, biases = torch.func.functional_call(layers, rounded, (times,))
-            return loss_of(coords, target, w, weights, biases, model_cfg)
+                return loss_of(drawn, inputs(times))
+            rounded = {f"model.{n}": straight_through(p, quant_steps[n])
+                       for n, p in model.named_parameters()}
+            return loss_of(drawn, torch.func.functional_call(inputs, rounded, (times,)))
 
         def snapshot() -> dict[str, torch.Tensor]:
             return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -197,7 +161,7 @@ def fit_gop(
         lr_scale, recoveries, running, history = 1.0, 0, None, []
         start = time.perf_counter()
         it = 0
-        drawn = drawer.submit(sampler.draw, fit_cfg.points, gen)
+        drawn = drawer.submit(draw, fit_cfg.points, gen)
         while it < fit_cfg.iters:
             elapsed = time.perf_counter() - start
             progress = it / fit_cfg.iters
@@ -207,9 +171,9 @@ def fit_gop(
                 progress = max(progress, elapsed / fit_cfg.seconds)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
-            coords, target, w = drawn.result()
-            drawn = drawer.submit(sampler.draw, fit_cfg.points, gen)
-            loss = step_loss(coords, target, w)
+            batch = drawn.result()
+            drawn = drawer.submit(draw, fit_cfg.points, gen)
+            loss = step_loss(batch)
             value = loss.item()
             if it == 0 and math.isfinite(value):
                 best_psnr = mse_to_psnr(value)  # the starting state is the first fallback

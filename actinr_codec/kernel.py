@@ -1,8 +1,9 @@
 """The native fitting kernel: builds tile_mlp.c for this CPU and runs it as an autograd op.
 
-The C kernel computes a step's loss and the gradients of every tile network's weights and
-per-frame biases in one pass (see tile_mlp.c). It is compiled once per hidden width with
-the system's C compiler, for this machine's instruction set, and cached. Where it cannot
+The C kernel computes a fitting step's loss and the gradient of every model parameter in
+one pass: tile networks and bias network (see tile_mlp.c and bias_net.c). It is compiled
+once per hidden width with the system's C compiler, for this machine's instruction set,
+and cached. Where it cannot
 be used (CUDA, an activation other than sine, no compiler) the fit keeps its PyTorch path.
 """
 
@@ -23,10 +24,16 @@ from pathlib import Path
 
 import torch
 
+from .activations import input_scale
 from .config import ModelConfig
+from .model import GOPModel
+from .sampler import Sampler
 
-SOURCE = Path(__file__).with_name("tile_mlp.c")
-MAX_DEPTH = 8  # the C kernel's fixed limit
+SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]
+HEADER = Path(__file__).with_name("kernel.h")
+MAX_DEPTH = 8  # kernel.h's fixed limit
+# Tiles per kernel call: enough calls to keep every thread busy to the end of a step.
+TILES_PER_CHUNK = 16
 # -fno-trapping-math lets the compiler vectorise the sine's float-to-int rounding.
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
 _lock = threading.Lock()
@@ -60,8 +67,7 @@ def library(width: int) -> ctypes.CDLL | None:
     be built here."""
     if sys.platform == "win32":
         return None
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(b"\0".join([source, " ".join(FLAGS).encode(), _compiler().encode(),
+    key = hashlib.sha256(b"\0".join([*(f.read_bytes() for f in [*SOURCES, HEADER]), " ".join(FLAGS).encode(), _compiler().encode(),
                                      _cpu_identity().encode(), str(width).encode()]))
     target = cache_dir() / f"tile_mlp_{width}_{key.hexdigest()[:16]}.so"
     with _lock:
@@ -74,7 +80,9 @@ def library(width: int) -> ctypes.CDLL | None:
                               "fitting with PyTorch", stacklevel=3)
                 return None
     lib = ctypes.CDLL(str(target))
-    lib.tile_mlp_loss_grad.restype = None
+    lib.tile_step.restype = ctypes.c_int
+    lib.tile_step.argtypes = [ctypes.POINTER(_StepArgs), ctypes.c_int64, ctypes.c_int64,
+                              ctypes.c_void_p]
     return lib
 
 
@@ -84,7 +92,7 @@ def _build(width: int, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        subprocess.run([_compiler(), *FLAGS, f"-DWIDTH={width}", str(SOURCE), "-o", tmp],
+        subprocess.run([_compiler(), *FLAGS, f"-DWIDTH={width}", *map(str, SOURCES), "-o", tmp],
                        check=True, capture_output=True, text=True, timeout=120)
         os.replace(tmp, target)
     finally:
@@ -98,56 +106,103 @@ def supported(cfg: ModelConfig, device: torch.device) -> bool:
             and library(cfg.width) is not None)
 
 
-def _pointers(tensors: list[torch.Tensor]) -> ctypes.Array:
-    return (ctypes.c_void_p * len(tensors))(*[t.data_ptr() for t in tensors])
+_Floats = ctypes.POINTER(ctypes.c_float)
+_Layers = _Floats * (MAX_DEPTH + 1)
 
 
-class _TileLoss(torch.autograd.Function):
-    """Mean squared error of the tile networks; its backward returns the kernel's gradients."""
+class _StepArgs(ctypes.Structure):
+    """kernel.h's struct step_args."""
+
+    _fields_ = [
+        *[(n, ctypes.c_int64) for n in ("frames", "points", "depth", "n_time", "n_latent",
+                                        "hidden", "n_bias")],
+        ("input_scale", ctypes.c_float), ("loss_scale", ctypes.c_float),
+        ("uniform_y", _Floats), ("uniform_x", _Floats), ("boxes", ctypes.POINTER(ctypes.c_int64)),
+        ("row_coords", _Floats), ("col_coords", _Floats),
+        *[(n, ctypes.c_int64) for n in ("row_stride", "col_stride", "frame_width")],
+        ("pixels", _Floats), ("pixel_weight", _Floats),
+        ("weights", _Layers), ("base", _Layers),
+        *[(n, _Floats) for n in ("latents", "time_features", "w_in", "b_in", "w_mid", "b_mid",
+                                 "w_out", "b_out", "base_scale", "offset_scale")],
+        ("grad_weights", _Layers), ("grad_base", _Layers), ("grad_latents", _Floats),
+        ("loss", ctypes.POINTER(ctypes.c_double)),
+    ]
+
+
+def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p:
+    return ctypes.cast(None if t is None else t.data_ptr(), _Floats)
+
+
+def _layers(tensors: list[torch.Tensor]) -> ctypes.Array:
+    return _Layers(*[_ptr(t) for t in tensors])
+
+
+class _Step(torch.autograd.Function):
+    """The loss of fit.tile_loss at a draw of the sampler, from the model's raw parameters;
+    the kernel computes the gradients along with it, and backward hands them out."""
 
     @staticmethod
-    def forward(ctx, coords, target, weight, width, pool, chunks, biases, *weights):
-        weights = [w.detach().contiguous() for w in weights]
-        biases = biases.detach().contiguous()
-        tiles, points, frames = coords.shape[0], coords.shape[1], biases.shape[1]
-        # The sampler's (T, 3, F, P) targets are views of (T, P, F, 3) arrays.
-        target = target.permute(0, 3, 2, 1).contiguous()
-        if weight is None:
-            count = float(target.numel())
-        else:
-            weight = weight[:, 0].transpose(1, 2).contiguous()  # (T, P, F)
-            count = max(3.0 * float(weight.sum()), 1.0)
-        grad_weights = [torch.empty_like(w) for w in weights]
-        grad_biases = torch.empty_like(biases)
+    def forward(ctx, ry, rx, sampler, cfg, pool, feats, base_scale, offset_scale, *params):
+        n = cfg.depth + 1
+        params = [p.detach().contiguous() for p in params]
+        weights, base, (latents, w_in, b_in, w_mid, b_mid, w_out, b_out) = (
+            params[:n], params[n:2 * n], params[2 * n:])
+        tiles, points, frames = ry.shape[0], ry.shape[1], feats.shape[0]
+        count = tiles * points * frames * 3.0
+        if sampler.weight is not None:
+            count = max(3.0 * sampler.weight_sum(ry, rx), 1.0)
+        grads = [torch.empty_like(p) for p in params[:2 * n + 1]]
         errors = torch.empty(tiles, dtype=torch.float64)
-        coords = coords.contiguous()
-        args = (ctypes.c_int64(frames), ctypes.c_int64(points), ctypes.c_int64(len(weights) - 1),
-                ctypes.c_void_p(coords.data_ptr()), ctypes.c_void_p(target.data_ptr()),
-                ctypes.c_void_p(None if weight is None else weight.data_ptr()),
-                _pointers(weights), ctypes.c_void_p(biases.data_ptr()), ctypes.c_float(2.0 / count),
-                _pointers(grad_weights), ctypes.c_void_p(grad_biases.data_ptr()),
-                ctypes.c_void_p(errors.data_ptr()))
-        run = library(width).tile_mlp_loss_grad
-        bounds = [tiles * k // chunks for k in range(chunks + 1)]
+        ry, rx, feats = ry.contiguous(), rx.contiguous(), feats.contiguous()
+        args = _StepArgs(
+            frames, points, cfg.depth, feats.shape[1], cfg.latent_dim, cfg.bias_hidden,
+            base_scale.shape[0], input_scale(cfg), 2.0 / count,
+            _ptr(ry), _ptr(rx), ctypes.cast(sampler.boxes.data_ptr(), ctypes.POINTER(ctypes.c_int64)),
+            _ptr(sampler.row_coords), _ptr(sampler.col_coords), sampler.row_coords.shape[1],
+            sampler.col_coords.shape[1], sampler.width, _ptr(sampler.pixels), _ptr(sampler.weight),
+            _layers(weights), _layers(base),
+            *map(_ptr, (latents, feats, w_in, b_in, w_mid, b_mid, w_out, b_out,
+                        base_scale.contiguous(), offset_scale.contiguous())),
+            _layers(grads[:n]), _layers(grads[n:2 * n]), _ptr(grads[2 * n]),
+            ctypes.cast(errors.data_ptr(), ctypes.POINTER(ctypes.c_double)))
+        # The bias network's gradients are sums over all tiles: one buffer per chunk of
+        # tiles, added up in a fixed order. Chunks of a fixed size, not one per thread, so
+        # that the result is the same whatever the number of threads.
+        bias_net = (w_in, b_in, w_mid, b_mid, w_out, b_out)
+        bounds = list(range(0, tiles, TILES_PER_CHUNK)) + [tiles]
+        shared = torch.zeros(len(bounds) - 1, sum(p.numel() for p in bias_net))
+        run = library(cfg.width).tile_step
         # ctypes releases the GIL during the call, so the chunks run on separate cores.
-        jobs = [pool.submit(run, ctypes.c_int64(a), ctypes.c_int64(b), *args)
-                for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
-        for job in jobs:
-            job.result()
-        ctx.grads = [grad_biases, *grad_weights]
-        return torch.tensor(float(errors.sum()) / count, dtype=coords.dtype)
+        jobs = [pool.submit(run, ctypes.byref(args), a, b, shared[k].data_ptr())
+                for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        if any(job.result() != 0 for job in jobs):
+            raise MemoryError("native fitting kernel: out of memory")
+        total = shared[0]
+        for part in shared[1:]:
+            total += part
+        sums = total.split([p.numel() for p in bias_net])
+        ctx.grads = grads + [g.view_as(p) for g, p in zip(sums, bias_net)]
+        return torch.tensor(float(errors.sum()) / count)
 
     @staticmethod
     def backward(ctx, grad_out):
         grads = ctx.grads if bool(grad_out == 1) else [g * grad_out for g in ctx.grads]
-        return (None,) * 6 + tuple(grads)
+        return (None,) * 8 + tuple(grads)
 
 
-def native_tile_loss(coords: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None,
-                     weights: list[torch.Tensor], biases: torch.Tensor, cfg: ModelConfig,
-                     pool: ThreadPoolExecutor, chunks: int) -> torch.Tensor:
-    """fit.tile_loss computed by the native kernel: the same value, and its gradients.
+def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
+    """What native_tile_loss reads of a model at local times t: its time features and
+    bias scales, then every parameter."""
+    params = [*model.weights, *model.base_biases, model.latents,
+              *(p for layer in (model.bias_in, model.bias_mid, model.bias_out)
+                for p in (layer.weight, layer.bias))]
+    return [model.time_features(t), model.base_scale, model.offset_scale, *params]
 
-    The tiles are split into ``chunks`` runs of the kernel on ``pool``.
+
+def native_tile_loss(draw: tuple[torch.Tensor, torch.Tensor], inputs: list[torch.Tensor],
+                     sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor) -> torch.Tensor:
+    """fit.tile_loss at the sampler's points for a draw of its uniforms, of the model whose
+    step_inputs are given, computed by the kernel with the gradients of every parameter.
+    Chunks of tiles run in parallel on ``pool``.
     """
-    return _TileLoss.apply(coords, target, weight, cfg.width, pool, chunks, biases, *weights)
+    return _Step.apply(*draw, sampler, cfg, pool, *inputs)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from .fit import Sampler
 from .model import GOPModel
+from .sampler import Sampler
 
 
 def output_sensitivity(model: GOPModel, frames: torch.Tensor, points: int = 64,

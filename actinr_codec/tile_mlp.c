@@ -1,21 +1,21 @@
-/* Loss and gradients of many small sine MLPs (one per tile) in one pass.
+/* One fitting step of a GOP model: the loss and the gradient of every parameter, per tile.
 
    Built at run time by actinr_codec/kernel.py with WIDTH (the hidden width) fixed, so that
    a layer's rows are a known number of 8-float vectors the compiler keeps in registers.
    For every tile, frame and block of points the forward and backward passes run back to
    back while the block's activations are still in L1, which PyTorch's one-operator-at-a-
-   time kernels cannot do.
+   time kernels cannot do. The tile's biases come from the bias network (bias_net.c), and
+   its gradients go back through it in the same call.
 
-   Shapes (float32, C order): coords (T, P, 2); target (T, P, F, 3); pixel weights (T, P, F)
-   or NULL; layer l's weights (T, in, out), for the layers 2 -> WIDTH, depth - 1 times
-   WIDTH -> WIDTH, WIDTH -> 3; the per-frame biases of all layers side by side in one
-   (T, F, depth * WIDTH + 3) table. Pre-activations arrive already
-   scaled, so each hidden unit is sin(z). Inside, the width is padded to a multiple of 8
-   with units whose weights are zero: they output sin(0) = 0 and learn nothing. */
+   Pre-activations are scaled by the activation's input factor, so each hidden unit is
+   sin(z). Inside, the width is padded to a multiple of 8 with units whose weights are
+   zero: they output sin(0) = 0 and learn nothing. */
 
 #include <math.h>
-#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+
+#include "kernel.h"
 
 #ifndef WIDTH
 #error "compile with -DWIDTH=<hidden width>"
@@ -24,12 +24,6 @@
 #define HP (NV * 8)          /* padded width */
 #define BLOCK 32             /* points per block: a block's activations stay in L1 */
 #define ROWS 8               /* rows per register tile of a product; BLOCK and 8 are multiples */
-#define MAX_DEPTH 8
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
 
 /* sin(x) and cos(x) of 8 values: x = k pi + r with |r| <= pi/2 (pi split in three parts,
    the first two short enough that k times them is exact), then sin(x) = (-1)^k sin(r) and
@@ -89,7 +83,7 @@ static __attribute__((noinline)) void hidden_forward(const float *restrict A, co
 
 /* A hidden layer backward, to the layer below: D[r] = (G[r] W^T) * C[r], the gradient of
    that layer's pre-activation, given WT = W^T and C its cosines; gbias += sum_r D[r]. */
-static void hidden_backward(const float *restrict G, const v8 *restrict WT, const v8 *restrict C,
+static __attribute__((noinline)) void hidden_backward(const float *restrict G, const v8 *restrict WT, const v8 *restrict C,
                             v8 *restrict D, v8 *restrict gbias, int rows) {
     v8 sums[NV] = {0};
     for (int r = 0; r < rows; r += ROWS) {
@@ -108,7 +102,7 @@ static void hidden_backward(const float *restrict G, const v8 *restrict WT, cons
 }
 
 /* G[i] += sum_r A[r][i] D[r] over `rows` rows; G is (HP, HP), A and D (rows, HP). */
-static void weight_grad(const float *restrict A, const v8 *restrict D, v8 *restrict G, int rows) {
+static __attribute__((noinline)) void weight_grad(const float *restrict A, const v8 *restrict D, v8 *restrict G, int rows) {
     for (int i0 = 0; i0 < HP; i0 += ROWS) {
         v8 acc[ROWS][NV];
 #pragma GCC unroll 8
@@ -135,7 +129,7 @@ static void weight_grad(const float *restrict A, const v8 *restrict D, v8 *restr
 
 /* Out[r] = bias + sum_k A[r][k] Wo[k]: the 3-wide output layer, one vector per row, for
    2 * ROWS rows at a time so that the sums are independent chains. */
-static void output_layer(const float *restrict A, const v8 *restrict Wo, v8 bias,
+static __attribute__((noinline)) void output_layer(const float *restrict A, const v8 *restrict Wo, v8 bias,
                          v8 *restrict Out, int rows) {
     for (int r = 0; r < rows; r += 2 * ROWS) {
         const int n = rows - r < 2 * ROWS ? ROWS : 2 * ROWS;
@@ -153,7 +147,7 @@ static void output_layer(const float *restrict A, const v8 *restrict Wo, v8 bias
 }
 
 /* G[k] += sum_r A[r][k] D[r]: the output layer's weight gradient, 8 rows of G at a time. */
-static void output_grad(const float *restrict A, const v8 *restrict D, v8 *restrict G, int rows) {
+static __attribute__((noinline)) void output_grad(const float *restrict A, const v8 *restrict D, v8 *restrict G, int rows) {
     for (int k0 = 0; k0 < HP; k0 += 8) {
         v8 acc[8];
 #pragma GCC unroll 8
@@ -185,7 +179,8 @@ struct block {
     v8 g[2][BLOCK * NV], out[BLOCK], go[BLOCK];
 };
 
-static void pad_tile(struct padded *p, int depth, const float *const *W) {
+/* Copies a tile's weights, the hidden ones times the activation's input scale. */
+static void pad_tile(struct padded *p, int depth, const float *const *W, float scale) {
     const int out = depth;
     /* only the layers in use: the struct is sized for the deepest model */
     memset(p->w0, 0, sizeof(p->w0));
@@ -199,12 +194,12 @@ static void pad_tile(struct padded *p, int depth, const float *const *W) {
         memset(p->gw[l], 0, sizeof(p->gw[l]));
     }
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < WIDTH; j++) ((float *)p->w0)[i * HP + j] = W[0][i * WIDTH + j];
+        for (int j = 0; j < WIDTH; j++) ((float *)p->w0)[i * HP + j] = scale * W[0][i * WIDTH + j];
     for (int l = 1; l < depth; l++)
         for (int i = 0; i < WIDTH; i++)
             for (int j = 0; j < WIDTH; j++) {
-                ((float *)p->w[l])[i * HP + j] = W[l][i * WIDTH + j];
-                ((float *)p->wt[l])[j * HP + i] = W[l][i * WIDTH + j];
+                ((float *)p->w[l])[i * HP + j] = scale * W[l][i * WIDTH + j];
+                ((float *)p->wt[l])[j * HP + i] = scale * W[l][i * WIDTH + j];
             }
     for (int i = 0; i < WIDTH; i++)
         for (int k = 0; k < 3; k++) {
@@ -213,14 +208,15 @@ static void pad_tile(struct padded *p, int depth, const float *const *W) {
         }
 }
 
-static void unpad_grads(const struct padded *p, int depth, float *const *gW) {
+/* Writes the gradients of the tile's unscaled weights. */
+static void unpad_grads(const struct padded *p, int depth, float *const *gW, float scale) {
     const int out = depth;
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < WIDTH; j++) gW[0][i * WIDTH + j] = ((const float *)p->gw0)[i * HP + j];
+        for (int j = 0; j < WIDTH; j++) gW[0][i * WIDTH + j] = scale * ((const float *)p->gw0)[i * HP + j];
     for (int l = 1; l < depth; l++)
         for (int i = 0; i < WIDTH; i++)
             for (int j = 0; j < WIDTH; j++)
-                gW[l][i * WIDTH + j] = ((const float *)p->gw[l])[i * HP + j];
+                gW[l][i * WIDTH + j] = scale * ((const float *)p->gw[l])[i * HP + j];
     for (int i = 0; i < WIDTH; i++)
         for (int k = 0; k < 3; k++) gW[out][i * 3 + k] = ((const float *)p->gwo)[i * 8 + k];
 }
@@ -228,10 +224,11 @@ static void unpad_grads(const struct padded *p, int depth, float *const *gW) {
 /* The forward and backward pass of one block of `rows` points of frame f. bias[l] holds
    frame f's padded biases, gb[l] their gradient accumulators. The block is padded to a
    multiple of ROWS with points at the origin whose error gradient is zero, so they add
-   nothing to any gradient. Returns the block's weighted squared error. */
+   nothing to any gradient. pixel[r] is the frame pixel of point r. Returns the block's
+   weighted squared error. */
 static __attribute__((noinline)) double run_block(struct padded *p, struct block *b, int depth, int rows, int64_t F,
-                        const float *xy, const float *target, const float *pw,
-                        const v8 (*bias)[NV], v8 (*gb)[NV], float scale) {
+                        const float *xy, const int64_t *pixel, const float *pixels,
+                        const float *pw, int64_t f, const v8 (*bias)[NV], v8 (*gb)[NV], float scale) {
     const int out = depth, padded = (rows + ROWS - 1) / ROWS * ROWS;
     memcpy(b->xy, xy, sizeof(float) * 2 * rows);
     memset(b->xy + 2 * rows, 0, sizeof(float) * 2 * (padded - rows));
@@ -248,10 +245,10 @@ static __attribute__((noinline)) double run_block(struct padded *p, struct block
     output_layer(last, p->wo, bias[out][0], b->out, padded);
     v8 squares = splat(0.0f), gsum = splat(0.0f);
     for (int r = 0; r < rows; r++) {
-        const float *y = target + r * F * 3;
+        const float *y = pixels + (pixel[r] * F + f) * 3;
         /* lanes 3..7 of an output row are padding and hold zeros */
         v8 diff = b->out[r] - (v8){y[0], y[1], y[2], 0, 0, 0, 0, 0};
-        v8 wd = pw ? splat(pw[r * F]) * diff : diff;
+        v8 wd = pw ? splat(pw[pixel[r] * F + f]) * diff : diff;
         squares += wd * diff;
         v8 g = splat(scale) * wd;
         b->go[r] = g;
@@ -299,45 +296,73 @@ static __attribute__((noinline)) double run_block(struct padded *p, struct block
     return total;
 }
 
-/* Tiles t0 <= t < t1 of arrays with T tiles, so callers can split the tiles across
-   threads. Writes each tile's gradients and its weighted squared error to loss[t]; scale
-   is the loss's derivative per unit of weighted squared error. */
-void tile_mlp_loss_grad(int64_t t0, int64_t t1, int64_t F, int64_t P, int64_t depth,
-                        const float *coords, const float *target, const float *pw,
-                        const float *const *W, const float *Bias, float scale,
-                        float *const *gW, float *gB, double *loss) {
+/* Tile t's drawn points, as Sampler.points finds them: tile-local coordinates (P, 2)
+   and the index of each point's pixel in the frame. */
+static void draw_points(const struct step_args *a, int64_t t, float *xy, int64_t *pixel) {
+    const int64_t *box = a->boxes + 4 * t;
+    const float rows = (float)box[1], cols = (float)box[3];
+    for (int64_t k = 0; k < a->points; k++) {
+        int64_t iy = (int64_t)(a->uniform_y[t * a->points + k] * rows);
+        int64_t ix = (int64_t)(a->uniform_x[t * a->points + k] * cols);
+        iy = iy < box[1] - 1 ? iy : box[1] - 1;
+        ix = ix < box[3] - 1 ? ix : box[3] - 1;
+        xy[2 * k] = a->row_coords[t * a->row_stride + iy];
+        xy[2 * k + 1] = a->col_coords[t * a->col_stride + ix];
+        pixel[k] = (box[0] + iy) * a->frame_width + box[2] + ix;
+    }
+}
+
+/* The tiles t0 <= t < t1 of a step, so that callers can split the tiles across threads.
+   Writes their loss and gradients into a, and adds their share of the bias network's
+   gradients to `shared` (see bias_backward), which each concurrent call has to itself.
+   Returns 0, or -1 if out of memory. */
+int tile_step(const struct step_args *a, int64_t t0, int64_t t1, float *shared) {
     static __thread struct padded p;
     static __thread struct block b;
-    const int n_layers = (int)depth + 1, out = (int)depth;
-    const int64_t n_bias = depth * WIDTH + 3;
+    const int64_t F = a->frames, P = a->points, NB = a->n_bias;
+    const int depth = (int)a->depth, n_layers = depth + 1, out = depth;
+    float *scratch = malloc(sizeof(float) * (bias_scratch_floats(a) + 2 * F * NB + 2 * P));
+    int64_t *pixel = malloc(sizeof(int64_t) * P);
+    if (!scratch || !pixel) {
+        free(scratch);
+        free(pixel);
+        return -1;
+    }
+    float *table = scratch + bias_scratch_floats(a), *grad_table = table + F * NB;
+    float *xy = grad_table + F * NB;
+    bias_prepare(a, scratch);
     for (int64_t t = t0; t < t1; t++) {
         const float *w[MAX_DEPTH + 1];
         float *gw[MAX_DEPTH + 1];
         for (int l = 0; l < n_layers; l++) {
             int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == out ? 3 : WIDTH;
-            w[l] = W[l] + t * n_in * n_out;
-            gw[l] = gW[l] + t * n_in * n_out;
+            w[l] = a->weights[l] + t * n_in * n_out;
+            gw[l] = a->grad_weights[l] + t * n_in * n_out;
         }
-        pad_tile(&p, (int)depth, w);
+        draw_points(a, t, xy, pixel);
+        pad_tile(&p, depth, w, a->input_scale);
+        bias_forward(a, t, scratch, table);
         double total = 0.0;
         for (int64_t f = 0; f < F; f++) {
             v8 bias[MAX_DEPTH + 1][NV], gb[MAX_DEPTH + 1][NV];
             memset(bias, 0, sizeof(bias));
             memset(gb, 0, sizeof(gb));
-            const int64_t row = (t * F + f) * n_bias;
             for (int l = 0; l < n_layers; l++)
-                memcpy(bias[l], Bias + row + l * WIDTH, sizeof(float) * (l == out ? 3 : WIDTH));
+                memcpy(bias[l], table + f * NB + l * WIDTH, sizeof(float) * (l == out ? 3 : WIDTH));
             for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
                 int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
-                int64_t px = (t * P + p0) * F + f;
-                total += run_block(&p, &b, (int)depth, rows, F, coords + (t * P + p0) * 2,
-                                   target + px * 3, pw ? pw + px : NULL,
-                                   (const v8(*)[NV])bias, gb, scale);
+                total += run_block(&p, &b, depth, rows, F, xy + 2 * p0, pixel + p0, a->pixels,
+                                   a->pixel_weight, f, (const v8(*)[NV])bias, gb, a->loss_scale);
             }
             for (int l = 0; l < n_layers; l++)
-                memcpy(gB + row + l * WIDTH, gb[l], sizeof(float) * (l == out ? 3 : WIDTH));
+                memcpy(grad_table + f * NB + l * WIDTH, gb[l], sizeof(float) * (l == out ? 3 : WIDTH));
         }
-        unpad_grads(&p, (int)depth, gw);
-        loss[t] = total;
+        bias_backward(a, t, scratch, grad_table);
+        unpad_grads(&p, depth, gw, a->input_scale);
+        a->loss[t] = total;
     }
+    bias_finish(a, scratch, shared);
+    free(scratch);
+    free(pixel);
+    return 0;
 }

@@ -9,57 +9,77 @@ from conftest import TINY_MODEL
 
 from actinr_codec import kernel
 from actinr_codec.config import FitConfig, ModelConfig
-from actinr_codec.fit import Sampler, fit_gop, tile_loss
+from actinr_codec.fit import fit_gop, tile_loss
 from actinr_codec.model import GOPModel
+from actinr_codec.sampler import Sampler
 
 
-def _step_inputs(cfg: ModelConfig, points: int, masked: bool, frames: int = 5):
-    """A model with non-trivial bias offsets, and one step's drawn points and targets."""
+def _model_and_draw(cfg: ModelConfig, points: int, masked: bool, frames: int = 5):
+    """A model with non-trivial bias offsets, a sampler of a random clip, and a draw."""
     gen = torch.Generator().manual_seed(1)
     video = torch.rand(frames, 40, 56, 3, generator=gen)
     weight = (torch.rand(frames, 40, 56, generator=gen) > 0.3).float() if masked else None
     model = GOPModel(cfg, 40, 56)
     with torch.no_grad():
         model.bias_out.weight.normal_(0, 0.1, generator=gen)
-    coords, target, w = Sampler(model, video, weight).draw(points, gen)
-    t = torch.arange(float(frames))
-    weights = [p.detach().requires_grad_() for p in model.scaled_weights()]
-    biases = model.frame_biases(t).detach().requires_grad_()
-    return coords, target, w, weights, biases
+    sampler = Sampler(model, video, weight)
+    return model, sampler, sampler.uniforms(points, gen)
 
 
-@pytest.mark.parametrize("width,depth,points,masked", [
-    (24, 3, 64, False),   # the defaults
-    (12, 2, 13, True),    # padded width, a partial block of points, pixel weights
-    (32, 1, 40, False),   # no hidden-to-hidden layer
-    (8, 5, 33, True),
+def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, threads: int):
+    t = torch.arange(5.0)
+    expected = tile_loss(*sampler.points(*draw), model.scaled_weights(), model.frame_biases(t), cfg)
+    with ThreadPoolExecutor(threads) as pool:
+        got = kernel.native_tile_loss(draw, kernel.step_inputs(model, t), sampler, cfg, pool)
+    return expected, got
+
+
+@pytest.mark.parametrize("width,depth,points,masked,threads", [
+    (24, 3, 64, False, 2),  # the defaults
+    (12, 2, 13, True, 3),   # padded width, a partial block of points, pixel weights
+    (32, 1, 40, False, 1),  # no hidden-to-hidden layer
+    (8, 5, 33, True, 2),
 ])
-def test_native_loss_and_gradients_match_autograd(width, depth, points, masked):
-    cfg = replace(TINY_MODEL, width=width, depth=depth)
-    coords, target, w, weights, biases = _step_inputs(cfg, points, masked)
-    expected = tile_loss(coords, target, w, weights, biases, cfg)
-    want = torch.autograd.grad(expected, [*weights, biases])
-
-    params = [p.detach().clone().requires_grad_() for p in [*weights, biases]]
-    with ThreadPoolExecutor(2) as pool:
-        got = kernel.native_tile_loss(coords, target, w, params[:-1], params[-1], cfg, pool, chunks=2)
+def test_native_loss_and_gradients_match_autograd(width, depth, points, masked, threads):
+    cfg = replace(TINY_MODEL, width=width, depth=depth, bias_hidden=20)
+    model, sampler, draw = _model_and_draw(cfg, points, masked)
+    expected, got = _both_losses(cfg, model, sampler, draw, threads)
+    want = torch.autograd.grad(expected, list(model.parameters()))
     got.backward()
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
-    for p, g in zip(params, want):
+    for (name, p), g in zip(model.named_parameters(), want):
         # float32 sums in another order: agreement to about 1e-6 of the gradient's size
-        assert (p.grad - g).norm() <= 1e-4 * g.norm()
+        assert (p.grad - g).norm() <= 1e-4 * g.norm(), name
 
 
 def test_native_sine_is_accurate_far_from_zero():
     # Pre-activations of a fitted model reach tens of radians: the kernel's own sine must
     # stay accurate there, which a loss of unit-weight sines over a wide range shows.
     cfg = replace(TINY_MODEL, width=8, depth=1)
-    coords, target, w, weights, biases = _step_inputs(cfg, 16, False)
-    weights[0] = (weights[0] * 40).detach().requires_grad_()  # a few hundred radians
-    expected = tile_loss(coords, target, w, weights, biases, cfg)
-    with ThreadPoolExecutor(1) as pool:
-        got = kernel.native_tile_loss(coords, target, w, weights, biases, cfg, pool, chunks=1)
+    model, sampler, draw = _model_and_draw(cfg, 16, False)
+    with torch.no_grad():
+        model.weights[0].mul_(40)  # a few hundred radians
+    expected, got = _both_losses(cfg, model, sampler, draw, threads=1)
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_native_gradients_do_not_depend_on_the_thread_count():
+    # The tiles (here 12 x 16) are more than one chunk, so the bias network's gradient
+    # is a sum over chunks, which must not depend on how many threads ran them.
+    cfg = replace(TINY_MODEL, tile=4, overlap=1)
+    gen = torch.Generator().manual_seed(2)
+    video = torch.rand(3, 48, 64, 3, generator=gen)
+    grads = []
+    for threads in (1, 3):
+        model = GOPModel(cfg, 48, 64)
+        sampler = Sampler(model, video, None)
+        draw = sampler.uniforms(8, torch.Generator().manual_seed(3))
+        with ThreadPoolExecutor(threads) as pool:
+            kernel.native_tile_loss(draw, kernel.step_inputs(model, torch.arange(3.0)), sampler,
+                                    cfg, pool).backward()
+        grads.append([p.grad for p in model.parameters()])
+    assert model.tiling.count > kernel.TILES_PER_CHUNK
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
 
 
 def test_native_fit_matches_pytorch_fit(clip):

@@ -1,0 +1,56 @@
+/* Declarations shared by the native fitting kernel's C files (tile_mlp.c, bias_net.c). */
+
+#ifndef ACTINR_KERNEL_H
+#define ACTINR_KERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_DEPTH 8 /* hidden layers; ModelConfig allows no more */
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
+
+/* Everything one fitting step reads and writes, filled in by kernel.py. All arrays are
+   float32 in C order with PyTorch's shapes: tile weights (T, in, out) for the layers
+   2 -> width, depth - 1 times width -> width, width -> 3; base biases (T, out); the bias
+   network's Linear weights (out, in). Arrays indexed by tile are written only at the
+   tiles a call covers, so calls on disjoint tiles can run at once. */
+struct step_args {
+    int64_t frames, points, depth, n_time, n_latent, hidden, n_bias;
+    float input_scale; /* the activation's input factor, folded into hidden weights */
+    float loss_scale;  /* the loss's derivative per unit of weighted squared error */
+    /* The draw, as sampler.Sampler makes it: uniforms (T, P) for y and x; each tile's
+       pixel box (T, 4) as y0, rows, x0, columns; the tile-local coordinate of each row
+       and column of the box (T, row_stride) and (T, col_stride); the frames pixel-major,
+       (H * W, F * 3), and the pixel weights (H * W, F) or NULL. */
+    const float *uniform_y, *uniform_x;
+    const int64_t *boxes;
+    const float *row_coords, *col_coords;
+    int64_t row_stride, col_stride, frame_width;
+    const float *pixels, *pixel_weight;
+    const float *weights[MAX_DEPTH + 1], *base[MAX_DEPTH + 1];
+    const float *latents;       /* (T, n_latent) */
+    const float *time_features; /* (F, n_time) */
+    const float *w_in, *b_in, *w_mid, *b_mid, *w_out, *b_out;
+    const float *base_scale, *offset_scale; /* (n_bias,) */
+    float *grad_weights[MAX_DEPTH + 1], *grad_base[MAX_DEPTH + 1], *grad_latents;
+    double *loss; /* (T,) weighted squared error per tile */
+};
+
+/* Floats of scratch memory bias_net.c needs for one call. */
+size_t bias_scratch_floats(const struct step_args *a);
+/* Once per call, before the tiles: what all tiles share. */
+void bias_prepare(const struct step_args *a, float *scratch);
+/* Tile t's biases of every frame and layer, (F, n_bias), hidden ones pre-scaled. */
+void bias_forward(const struct step_args *a, int64_t t, float *scratch, float *table);
+/* Back from the gradient of tile t's table to its base biases and latent, and into the
+   bias network's gradients, which the scratch accumulates over the call's tiles. */
+void bias_backward(const struct step_args *a, int64_t t, float *scratch, const float *grad_table);
+/* Adds the call's bias network gradients to `shared`, in the order w_in, b_in, w_mid,
+   b_mid, w_out, b_out. */
+void bias_finish(const struct step_args *a, float *scratch, float *shared);
+
+#endif
