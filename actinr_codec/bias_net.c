@@ -178,18 +178,22 @@ void bias_prepare(const struct step_args *a, float *scratch) {
     }
 }
 
+/* Moves n accumulated values to out, leaving zeros behind. */
+static float *move(float *acc, int64_t n, float *out) {
+    memcpy(out, acc, sizeof(float) * n);
+    memset(acc, 0, sizeof(float) * n);
+    return out + n;
+}
+
 void bias_finish(const struct step_args *a, float *scratch, float *shared) {
     const int64_t H = a->hidden, NB = a->n_bias, NI = a->n_time + a->n_latent;
     struct parts p = split(a, scratch);
-    for (int64_t o = 0; o < H; o++)
-        for (int64_t i = 0; i < NI; i++) *shared++ += p.g_w_in[o * p.nip + i];
-    for (int64_t o = 0; o < H; o++) *shared++ += p.g_b_in[o];
-    for (int64_t o = 0; o < H; o++)
-        for (int64_t i = 0; i < H; i++) *shared++ += p.g_w_mid[o * p.hp + i];
-    for (int64_t o = 0; o < H; o++) *shared++ += p.g_b_mid[o];
-    for (int64_t j = 0; j < NB; j++)
-        for (int64_t i = 0; i < H; i++) *shared++ += p.g_w_out[j * p.hp + i];
-    for (int64_t j = 0; j < NB; j++) *shared++ += p.g_b_out[j];
+    for (int64_t o = 0; o < H; o++) shared = move(p.g_w_in + o * p.nip, NI, shared);
+    shared = move(p.g_b_in, H, shared);
+    for (int64_t o = 0; o < H; o++) shared = move(p.g_w_mid + o * p.hp, H, shared);
+    shared = move(p.g_b_mid, H, shared);
+    for (int64_t j = 0; j < NB; j++) shared = move(p.g_w_out + j * p.hp, H, shared);
+    move(p.g_b_out, NB, shared);
 }
 
 /* Offset of layer l's biases in a table row, and its width. */

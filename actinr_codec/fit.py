@@ -89,7 +89,7 @@ def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: to
     threads = torch.get_num_threads()
     with parallel_chunks(threads) as pool:
         yield (_Inputs(model, native=True), sampler.uniforms, functools.partial(
-            native_tile_loss, sampler=sampler, cfg=cfg, pool=pool))
+            native_tile_loss, sampler=sampler, cfg=cfg, pool=pool, threads=threads))
 
 
 def _adam(model: GOPModel, lr: float) -> torch.optim.Adam:

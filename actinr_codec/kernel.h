@@ -49,8 +49,8 @@ void bias_forward(const struct step_args *a, int64_t t, float *scratch, float *t
 /* Back from the gradient of tile t's table to its base biases and latent, and into the
    bias network's gradients, which the scratch accumulates over the call's tiles. */
 void bias_backward(const struct step_args *a, int64_t t, float *scratch, const float *grad_table);
-/* Adds the call's bias network gradients to `shared`, in the order w_in, b_in, w_mid,
-   b_mid, w_out, b_out. */
+/* Writes the bias network gradients accumulated since the last call to `shared`, in the
+   order w_in, b_in, w_mid, b_mid, w_out, b_out, and starts accumulating afresh. */
 void bias_finish(const struct step_args *a, float *scratch, float *shared);
 
 #endif

@@ -32,8 +32,8 @@ from .sampler import Sampler
 SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]
 HEADER = Path(__file__).with_name("kernel.h")
 MAX_DEPTH = 8  # kernel.h's fixed limit
-# Tiles per kernel call: enough calls to keep every thread busy to the end of a step.
-TILES_PER_CHUNK = 16
+# Tiles per chunk of work: small enough that the threads finish a step at about the same time.
+TILES_PER_CHUNK = 8
 # -fno-trapping-math lets the compiler vectorise the sine's float-to-int rounding.
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
 _lock = threading.Lock()
@@ -82,7 +82,7 @@ def library(width: int) -> ctypes.CDLL | None:
     lib = ctypes.CDLL(str(target))
     lib.tile_step.restype = ctypes.c_int
     lib.tile_step.argtypes = [ctypes.POINTER(_StepArgs), ctypes.c_int64, ctypes.c_int64,
-                              ctypes.c_void_p]
+                              ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     return lib
 
 
@@ -142,7 +142,7 @@ class _Step(torch.autograd.Function):
     the kernel computes the gradients along with it, and backward hands them out."""
 
     @staticmethod
-    def forward(ctx, ry, rx, sampler, cfg, pool, feats, base_scale, offset_scale, *params):
+    def forward(ctx, ry, rx, sampler, cfg, pool, threads, feats, base_scale, offset_scale, *params):
         n = cfg.depth + 1
         params = [p.detach().contiguous() for p in params]
         weights, base, (latents, w_in, b_in, w_mid, b_mid, w_out, b_out) = (
@@ -169,25 +169,23 @@ class _Step(torch.autograd.Function):
         # tiles, added up in a fixed order. Chunks of a fixed size, not one per thread, so
         # that the result is the same whatever the number of threads.
         bias_net = (w_in, b_in, w_mid, b_mid, w_out, b_out)
-        bounds = list(range(0, tiles, TILES_PER_CHUNK)) + [tiles]
-        shared = torch.zeros(len(bounds) - 1, sum(p.numel() for p in bias_net))
+        length = sum(p.numel() for p in bias_net)
+        shared = torch.zeros(-(-tiles // TILES_PER_CHUNK), length)
+        next_chunk = torch.zeros(1, dtype=torch.int64)
         run = library(cfg.width).tile_step
-        # ctypes releases the GIL during the call, so the chunks run on separate cores.
-        jobs = [pool.submit(run, ctypes.byref(args), a, b, shared[k].data_ptr())
-                for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))]
+        # One call per thread, taking chunks in turn; ctypes releases the GIL during calls.
+        jobs = [pool.submit(run, ctypes.byref(args), tiles, TILES_PER_CHUNK, next_chunk.data_ptr(),
+                            shared.data_ptr(), length) for _ in range(threads)]
         if any(job.result() != 0 for job in jobs):
             raise MemoryError("native fitting kernel: out of memory")
-        total = shared[0]
-        for part in shared[1:]:
-            total += part
-        sums = total.split([p.numel() for p in bias_net])
+        sums = shared.sum(dim=0).split([p.numel() for p in bias_net])
         ctx.grads = grads + [g.view_as(p) for g, p in zip(sums, bias_net)]
         return torch.tensor(float(errors.sum()) / count)
 
     @staticmethod
     def backward(ctx, grad_out):
         grads = ctx.grads if bool(grad_out == 1) else [g * grad_out for g in ctx.grads]
-        return (None,) * 8 + tuple(grads)
+        return (None,) * 9 + tuple(grads)
 
 
 def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
@@ -200,9 +198,10 @@ def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
 
 
 def native_tile_loss(draw: tuple[torch.Tensor, torch.Tensor], inputs: list[torch.Tensor],
-                     sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor) -> torch.Tensor:
+                     sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor, threads: int
+                     ) -> torch.Tensor:
     """fit.tile_loss at the sampler's points for a draw of its uniforms, of the model whose
     step_inputs are given, computed by the kernel with the gradients of every parameter.
-    Chunks of tiles run in parallel on ``pool``.
+    The tiles run on ``threads`` workers of ``pool``.
     """
-    return _Step.apply(*draw, sampler, cfg, pool, *inputs)
+    return _Step.apply(*draw, sampler, cfg, pool, threads, *inputs)

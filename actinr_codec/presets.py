@@ -56,14 +56,15 @@ DEFAULT_GOP = 8
 def settings_for(
     frame_pixels: int, quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET,
     gop_size: int = DEFAULT_GOP, seed: int = 0, model: ModelConfig = ModelConfig(),
-    iters: int | None = None, compile: bool | None = None,
+    iters: int | None = None, compile: bool | None = None, native: bool = True,
 ) -> EncodeSettings:
     """Encoder settings for frames of frame_pixels (width * height) pixels, a quality
     level, a preset name, a GOP length and a seed.
 
     The preset's time cap scales with frame_pixels; iters overrides its fitting steps
-    per GOP (the time cap still applies). compile: fit through torch.compile; by default
-    when a GOP's fit is long enough to repay the compile time.
+    per GOP (the time cap still applies). native: fit with the C kernel where it applies.
+    compile: otherwise fit through torch.compile; by default when a GOP's fit is long
+    enough to repay the compile time.
     """
     if quality not in QUALITY:
         raise ValueError(f"quality must lie in {min(QUALITY)}..{max(QUALITY)}")
@@ -77,7 +78,7 @@ def settings_for(
         compile = evaluations >= COMPILE_MIN_EVALUATIONS
     return EncodeSettings(
         model=dataclasses.replace(model, width=width, seed=seed),
-        fit=FitConfig(iters=steps, seed=seed, compile=compile,
+        fit=FitConfig(iters=steps, seed=seed, compile=compile, native=native,
                       seconds=max(MIN_CAP_SECONDS,
                                   p.seconds_per_mpixel * gop_size * frame_pixels / 1e6)),
         gop_size=gop_size,

@@ -312,15 +312,52 @@ static void draw_points(const struct step_args *a, int64_t t, float *xy, int64_t
     }
 }
 
-/* The tiles t0 <= t < t1 of a step, so that callers can split the tiles across threads.
-   Writes their loss and gradients into a, and adds their share of the bias network's
-   gradients to `shared` (see bias_backward), which each concurrent call has to itself.
-   Returns 0, or -1 if out of memory. */
-int tile_step(const struct step_args *a, int64_t t0, int64_t t1, float *shared) {
+/* One tile of a step: its loss and gradients into a, its bias network gradients into the
+   scratch's accumulators. table, grad_table, xy and pixel are its working arrays. */
+static void one_tile(const struct step_args *a, int64_t t, float *scratch, float *table,
+                     float *grad_table, float *xy, int64_t *pixel) {
     static __thread struct padded p;
     static __thread struct block b;
     const int64_t F = a->frames, P = a->points, NB = a->n_bias;
     const int depth = (int)a->depth, n_layers = depth + 1, out = depth;
+    const float *w[MAX_DEPTH + 1];
+    float *gw[MAX_DEPTH + 1];
+    for (int l = 0; l < n_layers; l++) {
+        int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == out ? 3 : WIDTH;
+        w[l] = a->weights[l] + t * n_in * n_out;
+        gw[l] = a->grad_weights[l] + t * n_in * n_out;
+    }
+    draw_points(a, t, xy, pixel);
+    pad_tile(&p, depth, w, a->input_scale);
+    bias_forward(a, t, scratch, table);
+    double total = 0.0;
+    for (int64_t f = 0; f < F; f++) {
+        v8 bias[MAX_DEPTH + 1][NV], gb[MAX_DEPTH + 1][NV];
+        memset(bias, 0, sizeof(bias));
+        memset(gb, 0, sizeof(gb));
+        for (int l = 0; l < n_layers; l++)
+            memcpy(bias[l], table + f * NB + l * WIDTH, sizeof(float) * (l == out ? 3 : WIDTH));
+        for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
+            int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
+            total += run_block(&p, &b, depth, rows, F, xy + 2 * p0, pixel + p0, a->pixels,
+                               a->pixel_weight, f, (const v8(*)[NV])bias, gb, a->loss_scale);
+        }
+        for (int l = 0; l < n_layers; l++)
+            memcpy(grad_table + f * NB + l * WIDTH, gb[l], sizeof(float) * (l == out ? 3 : WIDTH));
+    }
+    bias_backward(a, t, scratch, grad_table);
+    unpad_grads(&p, depth, gw, a->input_scale);
+    a->loss[t] = total;
+}
+
+/* Runs a step's tiles in chunks of `chunk` tiles, taking the next chunk from *next_chunk
+   until none is left, so that calls on several threads at once share the work. Writes the
+   tiles' loss and gradients into a, and chunk k's bias network gradients to
+   shared + k * shared_len: the results do not depend on which call ran which chunk.
+   Returns 0, or -1 if out of memory. */
+int tile_step(const struct step_args *a, int64_t tiles, int64_t chunk, int64_t *next_chunk,
+              float *shared, int64_t shared_len) {
+    const int64_t F = a->frames, P = a->points, NB = a->n_bias;
     float *scratch = malloc(sizeof(float) * (bias_scratch_floats(a) + 2 * F * NB + 2 * P));
     int64_t *pixel = malloc(sizeof(int64_t) * P);
     if (!scratch || !pixel) {
@@ -331,37 +368,13 @@ int tile_step(const struct step_args *a, int64_t t0, int64_t t1, float *shared) 
     float *table = scratch + bias_scratch_floats(a), *grad_table = table + F * NB;
     float *xy = grad_table + F * NB;
     bias_prepare(a, scratch);
-    for (int64_t t = t0; t < t1; t++) {
-        const float *w[MAX_DEPTH + 1];
-        float *gw[MAX_DEPTH + 1];
-        for (int l = 0; l < n_layers; l++) {
-            int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == out ? 3 : WIDTH;
-            w[l] = a->weights[l] + t * n_in * n_out;
-            gw[l] = a->grad_weights[l] + t * n_in * n_out;
-        }
-        draw_points(a, t, xy, pixel);
-        pad_tile(&p, depth, w, a->input_scale);
-        bias_forward(a, t, scratch, table);
-        double total = 0.0;
-        for (int64_t f = 0; f < F; f++) {
-            v8 bias[MAX_DEPTH + 1][NV], gb[MAX_DEPTH + 1][NV];
-            memset(bias, 0, sizeof(bias));
-            memset(gb, 0, sizeof(gb));
-            for (int l = 0; l < n_layers; l++)
-                memcpy(bias[l], table + f * NB + l * WIDTH, sizeof(float) * (l == out ? 3 : WIDTH));
-            for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
-                int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
-                total += run_block(&p, &b, depth, rows, F, xy + 2 * p0, pixel + p0, a->pixels,
-                                   a->pixel_weight, f, (const v8(*)[NV])bias, gb, a->loss_scale);
-            }
-            for (int l = 0; l < n_layers; l++)
-                memcpy(grad_table + f * NB + l * WIDTH, gb[l], sizeof(float) * (l == out ? 3 : WIDTH));
-        }
-        bias_backward(a, t, scratch, grad_table);
-        unpad_grads(&p, depth, gw, a->input_scale);
-        a->loss[t] = total;
+    for (;;) {
+        const int64_t k = __atomic_fetch_add(next_chunk, 1, __ATOMIC_RELAXED), t0 = k * chunk;
+        if (t0 >= tiles) break;
+        for (int64_t t = t0; t < t0 + chunk && t < tiles; t++)
+            one_tile(a, t, scratch, table, grad_table, xy, pixel);
+        bias_finish(a, scratch, shared + k * shared_len);
     }
-    bias_finish(a, scratch, shared);
     free(scratch);
     free(pixel);
     return 0;

@@ -83,6 +83,8 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
     forced = {} if args.compile is None else {"compile": args.compile}
     settings = settings_for(w * h, args.quality, preset, args.gop, **forced)
     peak = matmul_peak()
+    # Older encoders, which this script measures too, had no native kernel.
+    native = getattr(settings.fit, "native", False) and _native_kernel_applies(settings, args.device)
     out = args.out / f"{args.clip.stem}.{preset}.anr"
     start = time.perf_counter()
     reports = run_encode(video, out, settings, fps, args.device)
@@ -96,7 +98,8 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
     return {
         "clip": args.clip.name, "frames": n, "width": w, "height": h,
         "preset": preset, "quality": args.quality, "gop": args.gop,
-        "compiled": getattr(settings.fit, "compile", False),
+        "native": native,
+        "compiled": getattr(settings.fit, "compile", False) and not native,
         "encode_s": round(seconds, 1), "encode_s_per_frame": round(seconds / n, 2),
         "bpp": round(out.stat().st_size * 8 / (n * h * w), 4),
         "psnr": round(psnr(torch.from_numpy(decoded).float() / 255,
@@ -108,6 +111,14 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
         "fit_fraction_of_peak": round(flops / fit_seconds / 1e9 / peak, 3),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3),
     }
+
+
+def _native_kernel_applies(settings, device: str) -> bool:
+    try:
+        from actinr_codec.kernel import supported
+    except ImportError:
+        return False
+    return supported(settings.model, resolve_device(device))
 
 
 def decode_run(anr: Path, out: Path, scale: int, end: float | None) -> tuple[float, float, int]:

@@ -121,13 +121,17 @@ def _size(value: str | None) -> tuple[int, int] | None:
                    "image masks every frame; a video masks its frame k onto source frame k.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seeds initialisation and sampling; same seed, same file on one machine.")
+@click.option("--no-asm", "no_asm", is_flag=True,
+              help="Fit with PyTorch alone, without the native C kernel that otherwise "
+                   "fits on CPU (built with the system's C compiler on first use).")
 @click.option("--compile/--no-compile", "compile_", default=None,
-              help="Fit through torch.compile (needs a C++ compiler on CPU).  "
+              help="Where the native kernel does not apply (CUDA, --no-asm, activations "
+                   "other than sine): fit through torch.compile.  "
                    "[default: when the fit is long enough to repay the compile time]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
 def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, segment,
-           scheduler, shared_input, denoise, mask_path, seed, compile_, overwrite):
+           scheduler, shared_input, denoise, mask_path, seed, no_asm, compile_, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
     from actinr_codec.presets import DEFAULT_GOP, DEFAULT_QUALITY, settings_for
 
@@ -145,7 +149,7 @@ def encode(source, output, quality, preset, gop, start, frames, iters, fps, devi
     settings = settings_for(info.width * info.height,
                             DEFAULT_QUALITY if quality is None else quality, preset,
                             DEFAULT_GOP if gop is None else gop, seed, iters=iters,
-                            compile=compile_)
+                            compile=compile_, native=not no_asm)
     mask = (None if mask_path is None
             else read_mask(mask_path, start, info.frames, info.height, info.width))
     if denoise is not None:

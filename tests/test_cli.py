@@ -54,6 +54,20 @@ def decoded_psnr(anr: Path, src: Path, out: Path) -> float:
     return 10 * np.log10(255**2 / err)
 
 
+def test_no_asm_fits_without_the_native_kernel(encoded, tmp_path, monkeypatch):
+    from actinr_codec import fit
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the native kernel was used")
+
+    monkeypatch.setattr(fit, "native_tile_loss", refuse)
+    src, _ = encoded
+    result = run("encode", src, tmp_path / "plain.anr", *FAST, "--no-asm")
+    assert result.exit_code == 0, result.output
+    assert decoded_psnr(tmp_path / "plain.anr", src, tmp_path / "plain.mkv") > 20
+    assert run("encode", src, tmp_path / "native.anr", *FAST).exit_code != 0
+
+
 def test_single_frame_input(tmp_path):
     src = write_clip(tmp_path / "one.mkv", moving_pattern(1, 24, 24), "ffv1", "bgr0")
     assert run("encode", src, tmp_path / "one.anr", *FAST).exit_code == 0

@@ -30,7 +30,8 @@ def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, thre
     t = torch.arange(5.0)
     expected = tile_loss(*sampler.points(*draw), model.scaled_weights(), model.frame_biases(t), cfg)
     with ThreadPoolExecutor(threads) as pool:
-        got = kernel.native_tile_loss(draw, kernel.step_inputs(model, t), sampler, cfg, pool)
+        got = kernel.native_tile_loss(draw, kernel.step_inputs(model, t), sampler, cfg, pool,
+                                      threads)
     return expected, got
 
 
@@ -76,7 +77,7 @@ def test_native_gradients_do_not_depend_on_the_thread_count():
         draw = sampler.uniforms(8, torch.Generator().manual_seed(3))
         with ThreadPoolExecutor(threads) as pool:
             kernel.native_tile_loss(draw, kernel.step_inputs(model, torch.arange(3.0)), sampler,
-                                    cfg, pool).backward()
+                                    cfg, pool, threads).backward()
         grads.append([p.grad for p in model.parameters()])
     assert model.tiling.count > kernel.TILES_PER_CHUNK
     assert all(torch.equal(a, b) for a, b in zip(*grads))
