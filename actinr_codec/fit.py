@@ -28,6 +28,8 @@ from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
 COLLAPSE_DB = 6.0
+# Steps after which a fit's pace predicts whether its time cap will bind.
+MIN_STEPS_TO_PROJECT = 20
 
 
 @dataclass
@@ -168,7 +170,11 @@ def fit_gop(
             if fit_cfg.seconds is not None:
                 if elapsed >= fit_cfg.seconds:
                     break
-                progress = max(progress, elapsed / fit_cfg.seconds)
+                # The schedule follows the clock only once the time cap will bind: on a
+                # machine fast enough for the steps it follows the steps alone, so that a
+                # seed gives the same fit however busy the machine was at its start.
+                if it >= MIN_STEPS_TO_PROJECT and elapsed * fit_cfg.iters / it > fit_cfg.seconds:
+                    progress = max(progress, elapsed / fit_cfg.seconds)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
             batch = drawn.result()

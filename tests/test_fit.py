@@ -1,4 +1,5 @@
 import math
+import time
 from dataclasses import replace
 
 import pytest
@@ -35,6 +36,23 @@ def test_target_psnr_and_time_budget_stop_early(clip):
     assert by_target.iters < 5000 and by_target.history[-1][2] >= 25.0
     by_time = fit_gop(clip, TINY_MODEL, FitConfig(iters=10**9, points=64, seconds=0.5))
     assert by_time.seconds < 2.0 and by_time.iters < 10**9
+
+
+def test_a_slow_start_under_a_distant_time_cap_changes_nothing(clip, monkeypatch):
+    cfg = FitConfig(iters=60, points=32, seconds=60.0)
+    calm = fit_gop(clip, TINY_MODEL, cfg).model.state_dict()
+    import actinr_codec.fit as fit_module
+
+    clock = time.perf_counter
+    calls = []
+
+    def stalled_once() -> float:  # the first step appears to take 3 s, then all is quick
+        calls.append(None)
+        return clock() + (3.0 if len(calls) > 2 else 0.0)
+
+    monkeypatch.setattr(fit_module.time, "perf_counter", stalled_once)
+    busy = fit_gop(clip, TINY_MODEL, cfg).model.state_dict()
+    assert all(torch.equal(calm[k], busy[k]) for k in calm)
 
 
 def test_divergence_is_detected_and_recovered(clip):
