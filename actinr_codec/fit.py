@@ -23,7 +23,8 @@ from .metrics import mse_to_psnr, psnr
 from .model import GOPModel, evaluate_tiles
 from .quantize import dequantize, quantize, straight_through
 from .render import render_gop
-from .runtime import compiled, parallel_chunks, resolve_device, tune_allocator
+from .runtime import (compiled, freeze_long_lived, parallel_chunks, resolve_device,
+                      tune_allocator)
 from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
@@ -133,6 +134,7 @@ def fit_gop(
     to its step, and the returned model holds the rounded parameters.
     """
     tune_allocator()
+    freeze_long_lived()
     dev = resolve_device(device)
     frames = frames.to(dev, torch.float32)
     weight = None if pixel_weight is None else pixel_weight.to(dev, torch.float32)

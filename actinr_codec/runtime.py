@@ -1,4 +1,5 @@
-"""Process-wide runtime settings: the compute device, the C allocator and compilation."""
+"""Process-wide runtime settings: the compute device, the C allocator, the garbage
+collector and compilation."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import gc
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
@@ -33,6 +35,18 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):
         return False
     return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+
+
+@functools.cache
+def freeze_long_lived() -> None:
+    """Take what is alive at the first fit (mostly imported modules) out of the garbage
+    collector's full passes.
+
+    A fitting step allocates a few hundred small Python objects, enough for a full pass
+    every few hundred steps, and each pass re-walked torch's hundreds of thousands of
+    module objects: 0.3 ms of every 10 ms city step (measured), 0.06 ms once frozen.
+    """
+    gc.freeze()
 
 
 def resolve_device(name: str | None = None) -> torch.device:
