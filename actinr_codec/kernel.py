@@ -3,8 +3,8 @@
 The C kernel computes a fitting step's loss and the gradient of every model parameter in
 one pass: tile networks and bias network (see tile_mlp.c and bias_net.c). It is compiled
 once per hidden width with the system's C compiler, for this machine's instruction set,
-and cached. Where it cannot
-be used (CUDA, an activation other than sine, no compiler) the fit keeps its PyTorch path.
+and cached. Where it cannot be used (CUDA, an activation other than sine, no compiler)
+the fit keeps its PyTorch path.
 """
 
 from __future__ import annotations
@@ -67,19 +67,20 @@ def library(width: int) -> ctypes.CDLL | None:
     be built here."""
     if sys.platform == "win32":
         return None
-    key = hashlib.sha256(b"\0".join([*(f.read_bytes() for f in [*SOURCES, HEADER]), " ".join(FLAGS).encode(), _compiler().encode(),
-                                     _cpu_identity().encode(), str(width).encode()]))
-    target = cache_dir() / f"tile_mlp_{width}_{key.hexdigest()[:16]}.so"
+    parts = [f.read_bytes() for f in [*SOURCES, HEADER]]
+    parts += [s.encode() for s in (" ".join(FLAGS), _compiler(), _cpu_identity(), str(width))]
+    key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+    target = cache_dir() / f"tile_mlp_{width}_{key}.so"
     with _lock:
-        if not target.exists():
-            try:
+        try:
+            if not target.exists():
                 _build(width, target)
-            except (OSError, subprocess.SubprocessError) as exc:
-                detail = getattr(exc, "stderr", None) or exc
-                warnings.warn(f"native fitting kernel unavailable ({str(detail).strip()[:200]}); "
-                              "fitting with PyTorch", stacklevel=3)
-                return None
-    lib = ctypes.CDLL(str(target))
+            lib = ctypes.CDLL(str(target))
+        except (OSError, subprocess.SubprocessError) as exc:
+            detail = getattr(exc, "stderr", None) or exc
+            warnings.warn(f"native fitting kernel unavailable ({str(detail).strip()[:200]}); "
+                          "fitting with PyTorch", stacklevel=3)
+            return None
     lib.tile_step.restype = ctypes.c_int
     lib.tile_step.argtypes = [ctypes.POINTER(_StepArgs), ctypes.c_int64, ctypes.c_int64,
                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
@@ -153,6 +154,8 @@ class _Step(torch.autograd.Function):
             count = max(3.0 * sampler.weight_sum(ry, rx), 1.0)
         grads = [torch.empty_like(p) for p in params[:2 * n + 1]]
         errors = torch.empty(tiles, dtype=torch.float64)
+        # The kernel reads raw pointers: every array it gets must be contiguous and stay
+        # referenced here until it returns.
         ry, rx, feats = ry.contiguous(), rx.contiguous(), feats.contiguous()
         args = _StepArgs(
             frames, points, cfg.depth, feats.shape[1], cfg.latent_dim, cfg.bias_hidden,
@@ -161,8 +164,8 @@ class _Step(torch.autograd.Function):
             _ptr(sampler.row_coords), _ptr(sampler.col_coords), sampler.row_coords.shape[1],
             sampler.col_coords.shape[1], sampler.width, _ptr(sampler.pixels), _ptr(sampler.weight),
             _layers(weights), _layers(base),
-            *map(_ptr, (latents, feats, w_in, b_in, w_mid, b_mid, w_out, b_out,
-                        base_scale.contiguous(), offset_scale.contiguous())),
+            *map(_ptr, (latents, feats, w_in, b_in, w_mid, b_mid, w_out, b_out, base_scale,
+                        offset_scale)),
             _layers(grads[:n]), _layers(grads[n:2 * n]), _ptr(grads[2 * n]),
             ctypes.cast(errors.data_ptr(), ctypes.POINTER(ctypes.c_double)))
         # The bias network's gradients are sums over all tiles: one buffer per chunk of
@@ -170,7 +173,7 @@ class _Step(torch.autograd.Function):
         # that the result is the same whatever the number of threads.
         bias_net = (w_in, b_in, w_mid, b_mid, w_out, b_out)
         length = sum(p.numel() for p in bias_net)
-        shared = torch.zeros(-(-tiles // TILES_PER_CHUNK), length)
+        shared = torch.empty(-(-tiles // TILES_PER_CHUNK), length)  # each chunk writes its row
         next_chunk = torch.zeros(1, dtype=torch.int64)
         run = library(cfg.width).tile_step
         # One call per thread, taking chunks in turn; ctypes releases the GIL during calls.
