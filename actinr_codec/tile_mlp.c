@@ -47,18 +47,21 @@ static inline __attribute__((always_inline)) void sincos8(v8 x, v8 *s, v8 *c) {
     *c = (v8)((v8i)cr ^ sign);
 }
 
-/* acc[i] += sum_k A[r + i][k] B[k] for ROWS rows of HP floats; B is (HP, HP). */
+/* acc[i] += sum_j A[i * si + j * sj] M[j] for j < n: ROWS rows of a product, each a sum
+   of n rows of M (HP floats) weighted by scalars of A, which the strides pick: a product's
+   rows (si = HP, sj = 1) or a weight gradient's columns (si = 1, sj = HP). */
 static inline __attribute__((always_inline)) void
-product_rows(const float *restrict A, const v8 *restrict B, int r, v8 acc[ROWS][NV]) {
-    for (int k = 0; k < HP; k++) {
-        v8 b[NV];
+accumulate_rows(const float *restrict A, int si, int sj, const v8 *restrict M, int n,
+                v8 acc[ROWS][NV]) {
+    for (int j = 0; j < n; j++) {
+        v8 m[NV];
 #pragma GCC unroll 8
-        for (int v = 0; v < NV; v++) b[v] = B[k * NV + v];
+        for (int v = 0; v < NV; v++) m[v] = M[j * NV + v];
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++) {
-            v8 a = splat(A[(r + i) * HP + k]);
+            v8 a = splat(A[i * si + j * sj]);
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) acc[i][v] += a * b[v];
+            for (int v = 0; v < NV; v++) acc[i][v] += a * m[v];
         }
     }
 }
@@ -75,7 +78,7 @@ static __attribute__((noinline)) void hidden_forward(const float *restrict A, co
         for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) acc[i][v] = bias[v];
-        product_rows(A, W, r, acc);
+        accumulate_rows(A + r * HP, HP, 1, W, HP, acc);
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 8
@@ -90,7 +93,7 @@ static __attribute__((noinline)) void hidden_backward(const float *restrict G, c
     v8 sums[NV] = {0};
     for (int r = 0; r < rows; r += ROWS) {
         v8 acc[ROWS][NV] = {0};
-        product_rows(G, WT, r, acc);
+        accumulate_rows(G + r * HP, HP, 1, WT, HP, acc);
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 8
@@ -111,17 +114,7 @@ static __attribute__((noinline)) void weight_grad(const float *restrict A, const
         for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 8
             for (int v = 0; v < NV; v++) acc[i][v] = G[(i0 + i) * NV + v];
-        for (int r = 0; r < rows; r++) {
-            v8 d[NV];
-#pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) d[v] = D[r * NV + v];
-#pragma GCC unroll 8
-            for (int i = 0; i < ROWS; i++) {
-                v8 a = splat(A[r * HP + i0 + i]);
-#pragma GCC unroll 8
-                for (int v = 0; v < NV; v++) acc[i][v] += a * d[v];
-            }
-        }
+        accumulate_rows(A + i0, 1, HP, D, rows, acc);
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 8
