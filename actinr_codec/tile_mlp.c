@@ -11,7 +11,6 @@
    sin(z). Inside, the width is padded to a multiple of 8 with units whose weights are
    zero: they output sin(0) = 0 and learn nothing. */
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
