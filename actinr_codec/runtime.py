@@ -9,8 +9,8 @@ import ctypes.util
 import functools
 import gc
 import warnings
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator
 
 import torch
 

@@ -20,12 +20,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actinr_codec.config import FitConfig, ModelConfig  # noqa: E402
-from actinr_codec.fit import fit_gop  # noqa: E402
+from actinr_codec.fitting.config import FitConfig  # noqa: E402
+from actinr_codec.fitting.fit import fit_gop  # noqa: E402
+from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
-from actinr_codec.render import render_gop  # noqa: E402
-from actinr_codec.video import fit_video  # noqa: E402
-from cli.videoio import read_video  # noqa: E402
+from actinr_codec.model.config import ModelConfig  # noqa: E402
+from actinr_codec.model.render import render_gop  # noqa: E402
+from actinr_codec.pipeline.video import fit_video  # noqa: E402
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "carphone.mkv"
 

@@ -14,17 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actinr_codec.codec import encode_segment, write_video  # noqa: E402
-from actinr_codec.gop import split_gops  # noqa: E402
-from actinr_codec.presets import settings_for  # noqa: E402
+import actinr_codec as actinr  # noqa: E402
+from actinr_codec.media.videoio import read_video  # noqa: E402
 from bench.core_fit import DEFAULT_CLIP, machine  # noqa: E402
-from cli.videoio import read_video  # noqa: E402
 from bitstream.entropy import encode_symbols  # noqa: E402
 from bitstream.models import fit_model  # noqa: E402
 from bitstream.stats import measure  # noqa: E402
@@ -47,17 +43,12 @@ def main() -> None:
         sys.exit(f"error: clip not found: {args.clip}")
     video, source = read_video(args.clip, count=args.frames)
     n, h, w, _ = video.shape
-    gops = split_gops(n, args.gop)
     report = {"clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
               "preset": args.preset, "machine": machine(), "settings": []}
     for q in args.qualities:
-        settings = settings_for(w * h, q, args.preset, args.gop)
-        start = time.perf_counter()
-        reports = encode_segment(video, gops, settings)
-        seconds = time.perf_counter() - start
-        with tempfile.TemporaryDirectory() as tmp:
-            rate = (source.fps.numerator, source.fps.denominator)
-            size = write_video(Path(tmp) / "v.anr", video.shape, rate, settings, reports)
+        encoded = actinr.encode(video, None, actinr.EncodeOptions(
+            quality=q, preset=args.preset, gop=args.gop), fps=source.fps)
+        settings, reports, size = encoded.plan.settings, encoded.gops, encoded.size
         groups: dict[str, dict[str, float]] = {}
         totals = {"coded_bits": 0.0, "side_bits": 0.0, "entropy_bits": 0.0, "zstd_bytes": 0.0,
                   "ideal_bits": 0.0}
@@ -75,7 +66,7 @@ def main() -> None:
         entry = {
             "quality": q, "width": settings.model.width, "noise_db": settings.noise_db,
             "params": sum(r.params for r in reports), "file_bytes": size,
-            "bpp": size * 8 / (w * h * n), "encode_seconds": round(seconds, 1),
+            "bpp": size * 8 / (w * h * n), "encode_seconds": round(encoded.seconds, 1),
             "psnr_float": [round(r.psnr_float, 2) for r in reports],
             "psnr_quantized": [round(r.psnr_quantized, 2) for r in reports],
             "psnr_after_qat": [round(r.psnr, 2) for r in reports],

@@ -30,16 +30,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actinr_codec.codec import load_video  # noqa: E402
+import actinr_codec as actinr  # noqa: E402
+from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
-from actinr_codec.model import GOPModel  # noqa: E402
-from actinr_codec.presets import settings_for  # noqa: E402
+from actinr_codec.model.network import GOPModel  # noqa: E402
+from actinr_codec.pipeline.presets import settings_for  # noqa: E402
 from actinr_codec.runtime import resolve_device  # noqa: E402
-from bitstream.container import AnrReader  # noqa: E402
 from bench.core_fit import machine, median_seconds  # noqa: E402
-from cli.decode import render_frames  # noqa: E402
-from cli.encode import run_encode  # noqa: E402
-from cli.videoio import read_video  # noqa: E402
+from bitstream.container import AnrReader  # noqa: E402
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "city.mkv"
 
@@ -89,15 +87,15 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
     native = getattr(settings.fit, "native", False) and _native_kernel_applies(settings, args.device)
     out = args.out / f"{args.clip.stem}.{preset}.anr"
     start = time.perf_counter()
-    reports = run_encode(video, out, settings, fps, args.device)
+    reports = actinr.encode(video, out, actinr.EncodeOptions(device=args.device), fps=fps,
+                            settings=settings).gops
     seconds = time.perf_counter() - start
     probes.append(matmul_peak())
     peak = max(probes)
-    _, model = load_video(out)
-    decoded = np.stack(list(render_frames(model, [float(t) for t in range(n)], h, w,
-                                          resolve_device(args.device))))
-    flops = sum(step_flops(m, len(r.frames), settings.fit.points) * r.iters
-                for m, r in zip(model.models, reports))
+    with actinr.open(out, args.device) as anr:
+        decoded = anr.render()
+        flops = sum(step_flops(anr.gop_model(k), len(r.frames), settings.fit.points) * r.iters
+                    for k, r in enumerate(reports))
     fit_seconds = sum(r.seconds for r in reports)
     return {
         "clip": args.clip.name, "frames": n, "width": w, "height": h,
@@ -120,7 +118,7 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
 
 def _native_kernel_applies(settings, device: str) -> bool:
     try:
-        from actinr_codec.kernel import supported
+        from actinr_codec.fitting.kernel import supported
     except ImportError:
         return False
     return supported(settings.model, resolve_device(device))

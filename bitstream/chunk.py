@@ -12,8 +12,16 @@ import zstandard
 
 from .entropy import decode_symbols, encode_symbols
 from .errors import BitstreamError
-from .limits import (MAX_GOP_ALPHABET, MAX_GOP_ELEMENTS, MAX_NAME_BYTES, MAX_NDIM,
-                     MAX_SYMBOL, MAX_TABLE_BYTES, MAX_TENSORS, check_shape)
+from .limits import (
+    MAX_GOP_ALPHABET,
+    MAX_GOP_ELEMENTS,
+    MAX_NAME_BYTES,
+    MAX_NDIM,
+    MAX_SYMBOL,
+    MAX_TABLE_BYTES,
+    MAX_TENSORS,
+    check_shape,
+)
 from .models import CONSTANT, SymbolModel, fit_model, pack_model, read_model
 from .records import GopIndexEntry, GOPRecord, TensorRecord
 from .wire import Cursor, pack_str

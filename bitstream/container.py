@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import contextlib
 import io
 import os
 import secrets
@@ -50,10 +51,8 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
         os.replace(temporary, path)
     except BaseException:
         # KeyboardInterrupt included: a stray temporary file is never wanted.
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        except FileNotFoundError:
-            pass
         raise
 
 
@@ -73,7 +72,7 @@ class AnrReader:
         else:
             # Unbuffered: reads are few and large, and a file changing under the reader
             # is then noticed instead of being served from a stale buffer.
-            self._file = open(source, "rb", buffering=0)
+            self._file = open(source, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         try:
             self._size = self._file.seek(0, io.SEEK_END)
             size = header_size(self._read(0, min(PREFIX.size, self._size), "header"),
@@ -106,7 +105,7 @@ class AnrReader:
     def gops_for_range(self, t0: float, t1: float) -> list[int]:
         """Indices of the GOPs serving frame times in [t0, t1], in order.
 
-        As in actinr_codec.gop, time t is served by the last GOP starting at or before t,
+        As in actinr_codec.pipeline.gop, time t is served by the last GOP starting at or before t,
         so a boundary frame belongs to the later GOP.
         """
         last = self.info.frames - 1

@@ -9,8 +9,15 @@ import zlib
 import numpy as np
 
 from .errors import BitstreamError
-from .limits import (MAX_CONFIG_ENTRIES, MAX_CONFIG_KEY_BYTES, MAX_CONFIG_STR_BYTES,
-                     check_gop_count, check_gop_ranges, check_info, is_int)
+from .limits import (
+    MAX_CONFIG_ENTRIES,
+    MAX_CONFIG_KEY_BYTES,
+    MAX_CONFIG_STR_BYTES,
+    check_gop_count,
+    check_gop_ranges,
+    check_info,
+    is_int,
+)
 from .records import COLOURS, GopIndexEntry, VideoInfo
 from .wire import Cursor, pack_str
 

@@ -60,7 +60,7 @@ def check_gop_count(count: int, frames: int) -> None:
 
 def check_gop_ranges(ranges: Sequence[tuple[int, int]], frames: int) -> None:
     """GOPs must tile [0, frames) in order, each sharing its first frame with the last
-    frame of the one before (the rule of actinr_codec.gop)."""
+    frame of the one before (the rule of actinr_codec.pipeline.gop)."""
     check_gop_count(len(ranges), frames)
     shortest = 1 if frames == 1 else 2
     expected = 0

@@ -10,14 +10,11 @@ import click
 import numpy as np
 import torch
 
-from actinr_codec.codec import load_video
+import actinr_codec as actinr
+from actinr_codec.media.videoio import VideoWriter
 from actinr_codec.metrics import psnr
-from actinr_codec.presets import settings_for
-from actinr_codec.video import render
 
-from .decode import run_decode
-from .encode import run_encode
-from .videoio import VideoWriter
+from .progress import GOPProgress
 
 SOURCE = "testsrc2=size=96x64:rate=25"
 FRAMES = 15
@@ -39,15 +36,14 @@ def run_demo(outdir: Path, preset: str, iters: int | None = None) -> None:
         for frame in clip:
             writer.write(frame)
     anr = outdir / "demo.anr"
-    run_encode(clip, anr, settings_for(w * h, preset=preset, iters=iters), Fraction(25), "auto", 1)
-    _, video = load_video(anr)
-    decoded = torch.stack([render(video, float(t)) for t in range(n)])
-    quality = psnr(decoded.float() / 255, torch.from_numpy(clip).float() / 255)
+    actinr.encode(clip, anr, actinr.EncodeOptions(preset=preset, iters=iters), fps=25,
+                  progress=GOPProgress())
+    with actinr.open(anr) as video:
+        decoded = video.render()
+    quality = psnr(torch.from_numpy(decoded).float() / 255, torch.from_numpy(clip).float() / 255)
     big, slow = outdir / "scale2.mp4", outdir / "slowmo2.mp4"
-    run_decode(anr, str(big), scale=2.0, size=None, fps_scale=None, fps=None, start=None,
-               end=None, lossless=False, device="auto")
-    run_decode(anr, str(slow), scale=None, size=None, fps_scale=2.0, fps=None, start=None,
-               end=None, lossless=False, device="auto")
+    actinr.decode(anr, big, scale=2.0)
+    actinr.decode(anr, slow, fps_scale=2.0)
     bpp = anr.stat().st_size * 8 / (w * h * n)
     click.echo(f"demo: {n} frames {w}x{h} ({SOURCE})")
     click.echo(f"  source      {source}")

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import click
 
+from actinr_codec.media.videoio import VideoIOError
 from bitstream.errors import BitstreamError
-
-from .videoio import VideoIOError
 
 # Problems with the user's input or environment, reported without a traceback.
 EXPECTED = (BitstreamError, VideoIOError, ValueError, OSError, RuntimeError)

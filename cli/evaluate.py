@@ -77,7 +77,7 @@ def _shared_options(command):
 
 def _load(clips: tuple[str, ...], start: int, frames: int | None) -> list[tuple]:
     """(name, path, frames, info) of each clip, named by file stem, made unique."""
-    from .videoio import read_video
+    from actinr_codec.media.videoio import read_video
 
     loaded, names = [], set()
     for path in clips:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -11,6 +10,16 @@ from pathlib import Path
 import click
 
 from actinr_codec import __version__
+from actinr_codec.pipeline.gop import MAX_GOP
+from actinr_codec.pipeline.presets import (
+    DEFAULT_GOP,
+    DEFAULT_PRESET,
+    DEFAULT_QUALITY,
+    MAX_QUALITY,
+    MIN_QUALITY,
+    PRESETS,
+)
+from bitstream.limits import MAX_SIDE
 
 from .errors import exits_cleanly, refuse_overwrite
 from .evaluate import evaluate
@@ -79,20 +88,21 @@ def _size(value: str | None) -> tuple[int, int] | None:
         w, h = (int(v) for v in value.lower().split("x"))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1280x720") from None
-    if not (1 <= w <= 16384 and 1 <= h <= 16384):
-        raise click.BadParameter("width and height must lie in 1..16384")
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        raise click.BadParameter(f"width and height must lie in 1..{MAX_SIDE}")
     return w, h
 
 
 @main.command(epilog=EPILOG_ENCODE)
 @click.argument("source")
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-q", "--quality", type=click.IntRange(0, 10), default=None,
-              help="0 (best, biggest) .. 10 (smallest), like crf.  [default: 4]")
-@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="medium",
+@click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY, MAX_QUALITY), default=None,
+              help=f"{MIN_QUALITY} (best, biggest) .. {MAX_QUALITY} (smallest), like crf.  "
+                   f"[default: {DEFAULT_QUALITY}]")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
               show_default=True, help="Time/quality trade-off (see README).")
-@click.option("--gop", type=click.IntRange(2, 1024), default=None,
-              help="Frames per GOP, boundary frame shared.  [default: 8]")
+@click.option("--gop", type=click.IntRange(2, MAX_GOP), default=None,
+              help=f"Frames per GOP, boundary frame shared.  [default: {DEFAULT_GOP}]")
 @click.option("--start", type=click.IntRange(0), default=0, show_default=True,
               help="First frame to encode.")
 @click.option("--frames", type=click.IntRange(1), default=None, help="Number of frames to encode.")
@@ -133,32 +143,26 @@ def _size(value: str | None) -> tuple[int, int] | None:
 def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, segment,
            scheduler, shared_input, denoise, mask_path, seed, no_asm, compile_, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
-    from actinr_codec.presets import DEFAULT_GOP, DEFAULT_QUALITY, settings_for
+    from actinr_codec.api import EncodeOptions
+    from actinr_codec.api import encode as encode_video
 
-    from .encode import SharedInput, denoising, run_encode
-    from .masks import read_mask
-    from .videoio import read_video
+    from .progress import GOPProgress
 
     if scheduler is not None and jobs is not None:
         raise click.UsageError("--jobs and --scheduler are exclusive")
     if shared_input and scheduler is None:
         raise click.UsageError("--shared-input needs --scheduler")
     refuse_overwrite(output, overwrite)
-    rate = _positive_fraction(fps)
-    video, info = read_video(source, start=start, count=frames)
-    settings = settings_for(info.width * info.height,
-                            DEFAULT_QUALITY if quality is None else quality, preset,
-                            DEFAULT_GOP if gop is None else gop, seed, iters=iters,
-                            compile=compile_, native=not no_asm)
-    mask = (None if mask_path is None
-            else read_mask(mask_path, start, info.frames, info.height, info.width))
-    if denoise is not None:
-        settings = denoising(settings, video, denoise, mask)
-    # Workers resolve the path in their own working directory, so send it absolute.
-    shared = (SharedInput(os.path.abspath(source), start, info.height, info.width)
-              if shared_input else None)
-    run_encode(video, output, settings, rate or info.fps, device, jobs or 1, segment, scheduler,
-               shared, mask)
+    options = EncodeOptions(
+        quality=DEFAULT_QUALITY if quality is None else quality, preset=preset,
+        gop=DEFAULT_GOP if gop is None else gop, iters=iters, seed=seed, device=device,
+        jobs=jobs or 1, segment=segment, scheduler=scheduler, shared_input=shared_input,
+        denoise=denoise, native=not no_asm, compile=compile_)
+    report = encode_video(source, output, options, start=start, frames=frames,
+                          fps=_positive_fraction(fps), mask=mask_path,
+                          progress=GOPProgress(scheduler, options.jobs))
+    click.echo(f"wrote {output}: {report.size} bytes, {report.bpp:.4f} bpp, "
+               f"mean GOP PSNR {report.psnr:.2f} dB", err=True)
 
 
 @main.command(epilog=EPILOG_DECODE)
@@ -178,7 +182,7 @@ def encode(source, output, quality, preset, gop, start, frames, iters, fps, devi
 @exits_cleanly
 def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, device, overwrite):
     """Decode SOURCE.anr into OUTPUT (mp4, mkv, mov, y4m, or a %d PNG pattern)."""
-    from .decode import run_decode
+    from actinr_codec.api import decode as decode_video
 
     if scale is not None and size is not None:
         raise click.UsageError("--scale and --size are exclusive")
@@ -187,8 +191,12 @@ def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, de
     if start is not None and end is not None and end < start:
         raise click.UsageError("--end lies before --start")
     refuse_overwrite(Path(output), overwrite)
-    run_decode(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
-               fps=_positive_fraction(fps), start=start, end=end, lossless=lossless, device=device)
+    report = decode_video(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
+                          fps=_positive_fraction(fps), start=start, end=end, lossless=lossless,
+                          device=device)
+    rate = report.frames / report.seconds
+    click.echo(f"wrote {output}: {report.frames} frames, {report.width}x{report.height} at "
+               f"{report.fps} fps in {report.seconds:.2f}s ({rate:.1f} frames/s)", err=True)
 
 
 @main.command()
@@ -206,7 +214,7 @@ def info(source, as_json):
 @main.command()
 @click.option("--outdir", type=click.Path(file_okay=False, path_type=Path), default=Path("actinr-demo"),
               show_default=True, help="Where the demo writes its files.")
-@click.option("--preset", type=click.Choice(["fast", "medium", "slow"]), default="fast", show_default=True)
+@click.option("--preset", type=click.Choice(list(PRESETS)), default="fast", show_default=True)
 @click.option("--iters", type=click.IntRange(1), default=None,
               help="Fitting steps per GOP, overriding the preset's (a quicker demo).")
 @exits_cleanly

@@ -15,7 +15,7 @@ import av.filter
 import numpy as np
 from av.video.reformatter import ColorRange, Interpolation
 
-from cli.videoio import BT601, SWS_FLAGS, yuv_frame
+from actinr_codec.media.videoio import BT601, SWS_FLAGS, yuv_frame
 
 # name -> (FFmpeg encoder, FFmpeg decoder)
 CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}

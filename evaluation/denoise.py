@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actinr_codec.noise import estimate_noise
+from actinr_codec.restoration.noise import estimate_noise
 
 from .baselines import filter_video
 from .protocols import ActinrOptions, actinr_code

@@ -117,7 +117,8 @@ def inpaint_clip(clip: str, frames: np.ndarray, fps: Fraction, quality: int,
         common = {"clip": clip, "mask": case, "width": width, "height": height, "frames": n,
                   "masked_fraction": float(plane.mean())}
 
-        def add(method: str, measured: dict, out: np.ndarray) -> None:
+        def add(method: str, measured: dict, out: np.ndarray, common=common,
+                unknown=unknown) -> None:
             rows.append({**common, "method": method, **measured,
                          "psnr_masked": region_psnr(frames, out, unknown),
                          **summarize(frames, out)})

@@ -15,11 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actinr_codec.codec import load_video
-from actinr_codec.presets import settings_for
-from actinr_codec.runtime import resolve_device
-from cli.decode import output_size, output_times, render_frames
-from cli.encode import denoising, run_encode
+import actinr_codec as actinr
 
 from . import baselines
 from .quality import summarize
@@ -48,27 +44,23 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Actinr
     levels and the mask (N, H, W) bool, True where unknown.
     """
     n, height, width, _ = frames.shape
-    settings = settings_for(width * height, quality, options.preset, options.gop, options.seed,
-                            iters=options.iters)
+    encoded = actinr.encode(frames, path, actinr.EncodeOptions(
+        quality=quality, preset=options.preset, gop=options.gop, seed=options.seed,
+        iters=options.iters, device=options.device, jobs=options.jobs, denoise=denoise),
+        fps=fps, mask=mask)
     start = time.perf_counter()
-    if denoise is not None:
-        settings = denoising(settings, frames, denoise, mask)
-    reports = run_encode(frames, path, settings, fps, options.device, options.jobs, mask=mask)
-    encode_s = time.perf_counter() - start
-    start = time.perf_counter()
-    _, video = load_video(path)
-    times, _ = output_times(n, fps, fps_scale=fps_scale if fps_scale > 1 else None)
-    size = output_size(height, width, scale, None)
-    decoded = np.stack(list(render_frames(video, times, *size, resolve_device(options.device))))
+    with actinr.open(path, options.device) as video:
+        times, _ = video.times(fps_scale=fps_scale if fps_scale > 1 else None)
+        decoded = video.render(times, scale=scale)
     decode_s = time.perf_counter() - start
     nbytes = path.stat().st_size
     return {
         "bytes": nbytes, "bpp": nbytes * 8 / (width * height * n),
-        "encode_s": encode_s, "decode_s": decode_s,
+        "encode_s": encoded.seconds, "decode_s": decode_s,
         "settings": {"codec": "actinr", "quality": quality,
                      **dataclasses.asdict(options), "file": path.name,
-                     "gop_iters": [r.iters for r in reports],
-                     "encoder": dataclasses.asdict(settings)},
+                     "gop_iters": [r.iters for r in encoded.gops],
+                     "encoder": dataclasses.asdict(encoded.plan.settings)},
     }, decoded
 
 

@@ -8,8 +8,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from synthetic import moving_pattern  # noqa: E402
 
-from actinr_codec.config import FitConfig, ModelConfig  # noqa: E402
-from actinr_codec.fit import fit_gop  # noqa: E402
+from actinr_codec.fitting.config import FitConfig  # noqa: E402
+from actinr_codec.fitting.fit import fit_gop  # noqa: E402
+from actinr_codec.model.config import ModelConfig  # noqa: E402
 
 TINY_MODEL = ModelConfig(tile=16, overlap=2, width=24, depth=3)
 TINY_FIT = FitConfig(iters=600, points=64)

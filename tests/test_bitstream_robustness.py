@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
 
 import numpy as np
 import pytest
-from test_bitstream_support import (fix_all_crcs, fix_header_crc, header_layout, sample_gop,
-                                    split_ranges, with_raw_tables)
+from test_bitstream_support import (
+    fix_all_crcs,
+    fix_header_crc,
+    header_layout,
+    sample_gop,
+    split_ranges,
+    with_raw_tables,
+)
 
 from bitstream import AnrReader, BitstreamError, VideoInfo, decode_file, encode_file
 from bitstream.entropy import decode_symbols
@@ -153,10 +160,8 @@ def test_structure_aware_fuzzer_behind_the_crcs(original):
             else:
                 struct.pack_into("<I", data, where, int(rng.choice(specials)))
         begin = time.perf_counter()
-        try:
+        with contextlib.suppress(BitstreamError):
             decode_fully(fix_all_crcs(data))
-        except BitstreamError:
-            pass
         assert time.perf_counter() - begin < 1.0
 
 

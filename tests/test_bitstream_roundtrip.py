@@ -13,8 +13,17 @@ from hypothesis import strategies as st
 from test_bitstream_support import assert_same_gops, sample_video, split_ranges
 
 import bitstream.container
-from bitstream import (COLOURS, AnrReader, BitstreamError, GOPRecord, TensorRecord, VideoInfo,
-                       decode_file, encode_file, write_anr)
+from bitstream import (
+    COLOURS,
+    AnrReader,
+    BitstreamError,
+    GOPRecord,
+    TensorRecord,
+    VideoInfo,
+    decode_file,
+    encode_file,
+    write_anr,
+)
 
 
 def same_config(a: dict, b: dict) -> bool:
@@ -107,7 +116,7 @@ def test_gops_for_range(frames, gop_size):
     rng = np.random.default_rng(frames)
     gops = [GOPRecord(a, b, []) for a, b in ranges]
     with AnrReader(encode_file(VideoInfo(8, 8, frames, 25, 1), {}, gops)) as reader:
-        def serving(t):  # the rule of actinr_codec.gop: last GOP starting at or before t
+        def serving(t):  # the rule of actinr_codec.pipeline.gop: last GOP starting at or before t
             return max(k for k, (a, _) in enumerate(ranges) if a <= t)
         times = [0.0, frames - 1.0, *[float(a) for a, _ in ranges],
                  *rng.uniform(0, frames - 1, 20)]

@@ -14,7 +14,7 @@ HEADER_PREFIX = 16
 
 
 def split_ranges(frames: int, gop_size: int) -> list[tuple[int, int]]:
-    """GOP frame ranges sharing boundary frames, as actinr_codec.gop cuts them."""
+    """GOP frame ranges sharing boundary frames, as actinr_codec.pipeline.gop cuts them."""
     ranges, start = [], 0
     while True:
         stop = min(start + gop_size, frames)

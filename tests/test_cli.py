@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 from synthetic import moving_pattern, write_clip
 
+from actinr_codec.media.videoio import read_video
 from cli.main import main
-from cli.videoio import read_video
 
 FAST = ["--preset", "fast", "--iters", "150", "--gop", "4"]
 
@@ -55,7 +55,7 @@ def decoded_psnr(anr: Path, src: Path, out: Path) -> float:
 
 
 def test_no_asm_fits_without_the_native_kernel(encoded, tmp_path, monkeypatch):
-    from actinr_codec import fit
+    from actinr_codec.fitting import fit
 
     def refuse(*args, **kwargs):
         raise AssertionError("the native kernel was used")
@@ -178,7 +178,7 @@ def test_ctrl_c_exits_130_and_writes_nothing(encoded, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("cli.encode.encode_gops", interrupted)
+    monkeypatch.setattr("actinr_codec.api.encode_gops", interrupted)
     result = run("encode", src, tmp_path / "x.anr", *FAST)
     assert result.exit_code == 130 and "no output" in result.output
     assert list(tmp_path.iterdir()) == []

@@ -15,9 +15,9 @@ distributed = pytest.importorskip(
     "distributed",
     reason="the cluster tests need the optional dependency: pip install 'actinr[dask]'")
 
-import actinr_codec.cluster  # noqa: E402
+import actinr_codec.parallel.cluster  # noqa: E402
+from actinr_codec.media.videoio import read_video  # noqa: E402
 from cli.main import main  # noqa: E402
-from cli.videoio import read_video  # noqa: E402
 
 # 7 frames in GOPs of 3 give three GOPs: [0, 3), [2, 5), [4, 7); --segment 2 makes two tasks.
 FAST = ["--preset", "fast", "--iters", "60", "--gop", "3", "--segment", "2"]
@@ -104,14 +104,14 @@ def test_a_worker_dying_mid_task_is_retried_elsewhere(cluster, clip, tmp_path, m
     def crash_first_attempt(*args, **kwargs):
         import os
 
-        from actinr_codec.segments import fit_segment
+        from actinr_codec.parallel.segments import fit_segment
 
         if not marker.exists():
             marker.touch()
             os._exit(1)  # the worker process dies with the task in hand
         return fit_segment(*args, **kwargs)
 
-    monkeypatch.setattr(actinr_codec.cluster, "fit_segment", crash_first_attempt)
+    monkeypatch.setattr(actinr_codec.parallel.cluster, "fit_segment", crash_first_attempt)
     out = tmp_path / "retried.anr"
     result = run("encode", clip, out, *FAST, "--scheduler", cluster.scheduler_address)
     assert result.exit_code == 0, result.output
@@ -133,14 +133,14 @@ def test_a_persistent_failure_ends_the_encode_without_output(cluster, clip, tmp_
     def always_fails(*args, **kwargs):
         raise ValueError("no luck\non this worker")
 
-    monkeypatch.setattr(actinr_codec.cluster, "fit_segment", always_fails)
+    monkeypatch.setattr(actinr_codec.parallel.cluster, "fit_segment", always_fails)
     out = tmp_path / "failed.anr"
     result = run("encode", clip, out, *FAST, "--scheduler", cluster.scheduler_address)
     assert_failed_cleanly(result, out, "failed 3 times on the cluster: no luck on this worker")
 
 
 def test_an_unreachable_scheduler_is_a_clear_error(clip, tmp_path, monkeypatch):
-    monkeypatch.setattr(actinr_codec.cluster, "CONNECT_SECONDS", 2.0)
+    monkeypatch.setattr(actinr_codec.parallel.cluster, "CONNECT_SECONDS", 2.0)
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -1,4 +1,5 @@
 import dataclasses
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -6,10 +7,12 @@ import torch
 from conftest import TINY_MODEL
 from synthetic import moving_pattern
 
-from actinr_codec.codec import EncodeSettings, encode_segment, load_video, write_video
-from actinr_codec.config import FitConfig
-from actinr_codec.gop import split_gops
-from actinr_codec.render import render_gop
+import actinr_codec as actinr
+from actinr_codec.fitting.config import FitConfig
+from actinr_codec.model.render import render_gop
+from actinr_codec.model.schema import model_tensors
+from actinr_codec.pipeline.decoder import AnrDecoder
+from actinr_codec.pipeline.settings import EncodeSettings
 from bitstream.container import AnrReader, write_anr
 from bitstream.errors import BitstreamError
 
@@ -20,20 +23,21 @@ SETTINGS = EncodeSettings(model=TINY_MODEL, fit=FitConfig(iters=300, points=128)
 @pytest.fixture(scope="module")
 def encoded(tmp_path_factory):
     frames = moving_pattern(11, 48, 40)
-    reports = encode_segment(frames, split_gops(11, 6), SETTINGS)
     path = tmp_path_factory.mktemp("codec") / "v.anr"
-    size = write_video(path, frames.shape, (30000, 1001), SETTINGS, reports)
-    return frames, reports, path, size
+    report = actinr.encode(frames, path, fps=Fraction(30000, 1001), settings=SETTINGS)
+    return frames, report.gops, path, report.size
 
 
 def test_stream_decodes_to_the_quantized_models(encoded):
     frames, reports, path, size = encoded
     assert path.stat().st_size == size
-    info, video = load_video(path)
+    video = AnrDecoder(path)
+    info = video.info
     assert (info.width, info.height, info.frames, info.fps_num, info.fps_den) == (40, 48, 11, 30000, 1001)
     assert video.gops == [range(0, 6), range(5, 11)]
-    for report, model in zip(reports, video.models):
-        state = model.state_dict()
+    for k, report in enumerate(reports):
+        model = video.model(k)
+        state = model_tensors(model)
         for t in report.record.tensors:
             # Identical symbols: the stored parameters are exactly symbol * step.
             assert np.array_equal(np.round(state[t.name].numpy() / np.float32(t.step)), t.symbols)
@@ -58,8 +62,7 @@ def test_more_quantization_noise_makes_smaller_files(tmp_path):
     for noise_db in (12.0, 0.0):
         s = dataclasses.replace(SETTINGS, noise_db=noise_db, qat_iters=0,
                                 fit=FitConfig(iters=100, points=32))
-        reports = encode_segment(frames, split_gops(4, 6), s)
-        sizes.append(write_video(tmp_path / f"{noise_db}.anr", frames.shape, (25, 1), s, reports))
+        sizes.append(actinr.encode(frames, tmp_path / f"{noise_db}.anr", settings=s).size)
     assert sizes[1] < 0.8 * sizes[0]
 
 
@@ -67,8 +70,9 @@ def test_partial_load_reads_only_requested_gops(encoded):
     _, _, path, _ = encoded
     with AnrReader(path) as reader:
         assert reader.gops_for_range(6.5, 7.5) == [1]
-    _, video = load_video(path, gops=[1])
-    assert video.models[0] is None and video.models[1] is not None
+    with AnrDecoder(path) as video:
+        list(video.frames([6.5, 7.5], 48, 40))
+        assert video.decoded == [1]
 
 
 def test_stream_whose_tensors_do_not_match_its_config_is_rejected(encoded, tmp_path):
@@ -79,8 +83,8 @@ def test_stream_whose_tensors_do_not_match_its_config_is_rejected(encoded, tmp_p
     bad = tmp_path / "bad.anr"
     write_anr(bad, info, config, [r.record for r in reports])
     with pytest.raises(BitstreamError, match="shape"):
-        load_video(bad)
+        AnrDecoder(bad).model(0)
     config["depth"] = 99
     write_anr(bad, info, config, [r.record for r in reports])
     with pytest.raises(BitstreamError, match="depth"):
-        load_video(bad)
+        AnrDecoder(bad).model(0)

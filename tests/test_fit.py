@@ -6,11 +6,11 @@ import pytest
 import torch
 from conftest import TINY_FIT, TINY_MODEL
 
-from actinr_codec.config import FitConfig
-from actinr_codec.fit import fit_gop, warm_start_config
+from actinr_codec.fitting.config import FitConfig
+from actinr_codec.fitting.fit import fit_gop, warm_start_config
 from actinr_codec.metrics import psnr
-from actinr_codec.model import GOPModel
-from actinr_codec.render import render_gop
+from actinr_codec.model.network import GOPModel
+from actinr_codec.model.render import render_gop
 from actinr_codec.runtime import compiled
 
 
@@ -41,7 +41,7 @@ def test_target_psnr_and_time_budget_stop_early(clip):
 def test_a_slow_start_under_a_distant_time_cap_changes_nothing(clip, monkeypatch):
     cfg = FitConfig(iters=60, points=32, seconds=60.0)
     calm = fit_gop(clip, TINY_MODEL, cfg).model.state_dict()
-    import actinr_codec.fit as fit_module
+    import actinr_codec.fitting.fit as fit_module
 
     clock = time.perf_counter
     calls = []

@@ -1,7 +1,8 @@
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from actinr_codec.gop import gop_for_time, split_gops
+from actinr_codec.pipeline.gop import gop_for_time, split_gops
 
 
 @given(n=st.integers(1, 300), size=st.integers(2, 40))

@@ -7,11 +7,12 @@ import pytest
 import torch
 from conftest import TINY_MODEL
 
-from actinr_codec import kernel
-from actinr_codec.config import FitConfig, ModelConfig
-from actinr_codec.fit import fit_gop, tile_loss
-from actinr_codec.model import GOPModel
-from actinr_codec.sampler import Sampler
+from actinr_codec.fitting import kernel
+from actinr_codec.fitting.config import FitConfig
+from actinr_codec.fitting.fit import fit_gop, tile_loss
+from actinr_codec.fitting.sampler import Sampler
+from actinr_codec.model.config import ModelConfig
+from actinr_codec.model.network import GOPModel
 
 
 def _model_and_draw(cfg: ModelConfig, points: int, masked: bool, frames: int = 5):

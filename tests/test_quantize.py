@@ -5,10 +5,15 @@ import pytest
 import torch
 from conftest import TINY_FIT, TINY_MODEL
 
-from actinr_codec.fit import fit_gop, reconstruction_psnr
-from actinr_codec.model import GOPModel
-from actinr_codec.quantize import allocate_steps, dequantize, quantize, straight_through
-from actinr_codec.sensitivity import output_sensitivity
+from actinr_codec.fitting.fit import fit_gop, reconstruction_psnr
+from actinr_codec.model.network import GOPModel
+from actinr_codec.quantization.quantize import (
+    allocate_steps,
+    dequantize,
+    quantize,
+    straight_through,
+)
+from actinr_codec.quantization.sensitivity import output_sensitivity
 
 
 def rounded_psnr(state, steps, clip):

@@ -5,13 +5,13 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_MODEL
 
-from actinr_codec import render as render_mod
-from actinr_codec.fit import fit_gop
-from actinr_codec.config import FitConfig
-from actinr_codec.gop import split_gops
+from actinr_codec.fitting.config import FitConfig
+from actinr_codec.fitting.fit import fit_gop
 from actinr_codec.metrics import psnr
-from actinr_codec.render import render_gop
-from actinr_codec.video import VideoModel, render
+from actinr_codec.model import render as render_mod
+from actinr_codec.model.render import render_gop
+from actinr_codec.pipeline.gop import split_gops
+from actinr_codec.pipeline.video import VideoModel, render
 
 
 def _seam_ratio(img: torch.Tensor, boundaries: list[int]) -> float:

@@ -8,16 +8,15 @@ import pytest
 from click.testing import CliRunner
 from synthetic import moving_pattern, write_clip
 
-from actinr_codec.codec import load_video
-from actinr_codec.gop import split_gops
-from actinr_codec.noise import estimate_noise
-from actinr_codec.presets import settings_for
-from actinr_codec.restoration import denoise_settings
-from actinr_codec.segments import fit_segment, segment_frames
-from actinr_codec.video import render
+import actinr_codec as actinr
+from actinr_codec.media.videoio import VideoIOError
+from actinr_codec.parallel.segments import fit_segment, segment_frames
+from actinr_codec.pipeline.gop import split_gops
+from actinr_codec.pipeline.presets import settings_for
+from actinr_codec.restoration.denoise import denoise_settings
+from actinr_codec.restoration.masks import read_mask
+from actinr_codec.restoration.noise import estimate_noise
 from cli.main import main
-from cli.masks import read_mask
-from cli.videoio import VideoIOError
 from evaluation.denoise import add_noise
 from evaluation.inpaint import constant_fill, harmonic_fill, protocol_masks
 from evaluation.quality import region_psnr
@@ -38,8 +37,8 @@ def save_png(path, plane: np.ndarray):
 
 
 def decoded(anr) -> np.ndarray:
-    _, video = load_video(anr)
-    return np.stack([render(video, t).numpy() for t in range(video.frames)])
+    with actinr.open(anr) as video:
+        return video.render()
 
 
 def psnr8(a, b) -> float:

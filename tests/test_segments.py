@@ -1,7 +1,7 @@
 import pytest
 
-from actinr_codec.gop import split_gops
-from actinr_codec.segments import SegmentResults, plan_segments
+from actinr_codec.parallel.segments import SegmentResults, plan_segments
+from actinr_codec.pipeline.gop import split_gops
 
 
 def test_segments_cover_the_chain_in_order():

@@ -2,10 +2,10 @@ import torch
 from conftest import TINY_MODEL
 from synthetic import moving_pattern
 
-from actinr_codec.config import FitConfig
-from actinr_codec.fit import fit_gop
+from actinr_codec.fitting.config import FitConfig
+from actinr_codec.fitting.fit import fit_gop
 from actinr_codec.metrics import psnr
-from actinr_codec.render import render_gop
+from actinr_codec.model.render import render_gop
 
 
 def test_in_between_frames_beat_frame_repeat_and_blending():

@@ -1,7 +1,8 @@
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from actinr_codec.tiling import Tiling, pixel_centres
+from actinr_codec.model.tiling import Tiling, pixel_centres
 
 
 def _weights(tiling: Tiling, height: int, width: int) -> torch.Tensor:
@@ -39,7 +40,7 @@ def test_pixel_boxes_are_tight_around_the_pixels_with_weight(h, w, tile, overlap
         assert y1 > y0 and x1 > x0  # every tile owns at least one source pixel
         box = weights[k][y0:y1, x0:x1] > 0
         # Tight: the box's outer rows and columns hold weighted pixels.
-        assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()  # every tile owns at least one source pixel
+        assert box[0].any() and box[-1].any() and box[:, 0].any() and box[:, -1].any()
 
 
 def test_local_coordinates_span_the_tile():

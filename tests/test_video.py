@@ -3,9 +3,9 @@ import torch
 from conftest import TINY_MODEL
 from synthetic import moving_pattern
 
-from actinr_codec.config import FitConfig
+from actinr_codec.fitting.config import FitConfig
 from actinr_codec.metrics import psnr
-from actinr_codec.video import fit_video, render
+from actinr_codec.pipeline.video import fit_video, render
 
 
 def test_fit_video_covers_every_frame_with_continuous_boundaries():

@@ -4,7 +4,7 @@ import av
 import numpy as np
 import pytest
 
-from cli.videoio import SUPPORTED_OUTPUTS, VideoIOError, VideoWriter, read_video
+from actinr_codec.media.videoio import SUPPORTED_OUTPUTS, VideoIOError, VideoWriter, read_video
 
 NTSC = Fraction(30000, 1001)
 
@@ -180,21 +180,20 @@ def test_failed_write_leaves_target_untouched(tmp_path, name, interrupt):
     clip = smooth_clip(4, 16, 16)
     write(tmp_path / name, clip[:2])
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    with pytest.raises(interrupt):
-        with VideoWriter(tmp_path / name, 16, 16, Fraction(25)) as writer:
-            writer.write(clip[2])
-            writer.write(clip[3])
-            raise interrupt()
+    with pytest.raises(interrupt), VideoWriter(tmp_path / name, 16, 16, Fraction(25)) as writer:
+        writer.write(clip[2])
+        writer.write(clip[3])
+        raise interrupt()
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
 def test_failed_write_leaves_nothing(tmp_path):
-    with pytest.raises(ValueError, match="uint8"):
-        with VideoWriter(tmp_path / "x.mp4", 16, 16, Fraction(25)) as writer:
-            writer.write(np.zeros((16, 16, 3), np.float32))
-    with pytest.raises(VideoIOError, match="no frames"):
-        with VideoWriter(tmp_path / "%d.png", 16, 16, Fraction(25)):
-            pass
+    with (pytest.raises(ValueError, match="uint8"),
+          VideoWriter(tmp_path / "x.mp4", 16, 16, Fraction(25)) as writer):
+        writer.write(np.zeros((16, 16, 3), np.float32))
+    with (pytest.raises(VideoIOError, match="no frames"),
+          VideoWriter(tmp_path / "%d.png", 16, 16, Fraction(25))):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 

@@ -11,20 +11,21 @@ import dataclasses
 import functools
 import math
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import torch
 
-from .config import FitConfig, ModelConfig
+from ..metrics import mse_to_psnr, psnr
+from ..model.config import ModelConfig
+from ..model.network import GOPModel, evaluate_tiles
+from ..model.render import render_gop
+from ..model.schema import load_tensors, model_tensors
+from ..quantization.quantize import dequantize, quantize, straight_through
+from ..runtime import compiled, freeze_long_lived, parallel_chunks, resolve_device, tune_allocator
+from .config import FitConfig
 from .kernel import native_tile_loss, step_inputs, supported
-from .metrics import mse_to_psnr, psnr
-from .model import GOPModel, evaluate_tiles
-from .quantize import dequantize, quantize, straight_through
-from .render import render_gop
-from .runtime import (compiled, freeze_long_lived, parallel_chunks, resolve_device,
-                      tune_allocator)
 from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
@@ -141,7 +142,7 @@ def fit_gop(
     n_frames, height, width, _ = frames.shape
     model = GOPModel(model_cfg, height, width).to(dev)
     if init is not None:
-        model.load_state_dict(init)
+        load_tensors(model, init)
     sampler = Sampler(model, frames, weight)
     times = torch.arange(n_frames, dtype=torch.float32, device=dev)
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
@@ -214,7 +215,7 @@ def fit_gop(
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         model.load_state_dict(best_state)
     if quant_steps is not None:
-        model.load_state_dict(dequantize(quantize(model.state_dict(), quant_steps), quant_steps))
+        load_tensors(model, dequantize(quantize(model_tensors(model), quant_steps), quant_steps))
     seconds = time.perf_counter() - start
     model.eval()
     return FitResult(model, reconstruction_psnr(model, frames, weight), it, seconds, recoveries, history)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import bisect
 
+# Longest GOP the encoder accepts (frames).
+MAX_GOP = 1024
+
 
 def split_gops(n_frames: int, gop_size: int) -> list[range]:
     """Frame ranges of the GOPs of an n-frame video, each at most gop_size frames long."""

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .config import FitConfig, ModelConfig
-from .fit import FitResult, fit_gop, warm_start_config
+from ..fitting.config import FitConfig
+from ..fitting.fit import FitResult, fit_gop, warm_start_config
+from ..model.config import ModelConfig
+from ..model.network import GOPModel
+from ..model.render import render_gop, to_uint8
+from ..model.schema import model_tensors
 from .gop import gop_for_time, split_gops
-from .model import GOPModel
-from .render import render_gop, to_uint8
 
 
 @dataclass
@@ -48,7 +50,7 @@ def fit_video(
         clip = frames[gop.start : gop.stop].float() / 255.0
         if fit_cfg.warm_start and models:
             result = fit_gop(clip, model_cfg, warm_start_config(fit_cfg),
-                             init=models[-1].state_dict(), device=device)
+                             init=model_tensors(models[-1]), device=device)
         else:
             result = fit_gop(clip, model_cfg, fit_cfg, device=device)
         models.append(result.model)

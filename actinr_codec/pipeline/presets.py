@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .codec import EncodeSettings
-from .config import FitConfig, ModelConfig
+from ..fitting.config import FitConfig
+from ..model.config import ModelConfig
+from .settings import EncodeSettings
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ QUALITY = {
     0: (32, 12.0), 1: (32, 10.0), 2: (28, 9.0), 3: (24, 8.0), 4: (24, 6.0), 5: (20, 6.0),
     6: (16, 5.0), 7: (16, 3.0), 8: (12, 3.0), 9: (8, 3.0), 10: (8, 0.0),
 }
+MIN_QUALITY, MAX_QUALITY = min(QUALITY), max(QUALITY)
 MIN_CAP_SECONDS = 30.0
 # Pixel evaluations in one GOP's fit (steps x points per tile x tiles x frames) from which
 # torch.compile pays for itself: its one-off compile takes 10-25 s and saves about a third

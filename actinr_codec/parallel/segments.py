@@ -8,16 +8,41 @@ for a local process pool (``parallel``) or a Dask cluster (``cluster``).
 from __future__ import annotations
 
 import itertools
-from typing import Callable, Union
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .codec import EncodeSettings, GOPReport, encode_segment
+from ..media.videoio import VideoIOError, read_video
+from ..pipeline.encoder import GOPReport, encode_segment
+from ..pipeline.settings import EncodeSettings
 
 # A segment's frames: the array of exactly its frames, or a loader called as
 # load(first_frame, count) where the task runs (an input every worker can read).
-SegmentFrames = Union[np.ndarray, Callable[[int, int], np.ndarray]]
+SegmentFrames = np.ndarray | Callable[[int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class SourceFrames:
+    """A loader of the source's frames where a task runs; every worker sees ``path``.
+
+    Called as (first, count) with frame numbers counted from ``start`` in the source, the
+    first frame encoded, and checked against the frame size the client read.
+    """
+
+    path: str
+    start: int
+    height: int
+    width: int
+
+    def __call__(self, first: int, count: int) -> np.ndarray:
+        frames, _ = read_video(self.path, self.start + first, count)
+        if frames.shape[:3] != (count, self.height, self.width):
+            raise VideoIOError(f"{self.path} on this worker gave {frames.shape[0]} frames of "
+                               f"{frames.shape[2]}x{frames.shape[1]} from frame "
+                               f"{self.start + first}, not {count} of {self.width}x{self.height}")
+        return frames
 
 
 def split_segments(gops: list[range], parts: int) -> list[list[range]]:

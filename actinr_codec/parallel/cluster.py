@@ -8,12 +8,13 @@ the client writes into the file, in order, once every segment is in.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from .codec import EncodeSettings, GOPReport
+from ..pipeline.encoder import GOPReport
+from ..pipeline.settings import EncodeSettings
 from .segments import SegmentFrames, SegmentResults, fit_segment, plan_segments, segment_frames
 
 MISSING = "--scheduler needs the optional dependency: pip install 'actinr[dask]'"

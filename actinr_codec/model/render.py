@@ -11,8 +11,8 @@ import functools
 
 import torch
 
-from .model import GOPModel, evaluate_tiles
-from .runtime import parallel_chunks, tune_allocator
+from ..runtime import parallel_chunks, tune_allocator
+from .network import GOPModel, evaluate_tiles
 from .tiling import Tiling, pixel_centres
 
 # Bytes of hidden activations one chunk of tiles may hold; bounds peak memory of a render.

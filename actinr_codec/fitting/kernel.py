@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from .activations import input_scale
-from .config import ModelConfig
-from .model import GOPModel
+from ..model.activations import input_scale
+from ..model.config import ModelConfig
+from ..model.network import GOPModel
 from .sampler import Sampler
 
 SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]

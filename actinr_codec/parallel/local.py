@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Callable
 
 import numpy as np
 import torch
 
-from .codec import EncodeSettings, GOPReport, encode_segment
+from ..pipeline.encoder import GOPReport, encode_segment
+from ..pipeline.settings import EncodeSettings
 from .segments import SegmentResults, fit_segment, plan_segments, segment_frames
 
 

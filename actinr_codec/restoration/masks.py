@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .videoio import VideoIOError, read_video
+from ..media.videoio import VideoIOError, read_video
 
 # BT.601 luma; a mask pixel at or above mid-grey is unknown (white = unknown).
 LUMA = np.array([0.299, 0.587, 0.114])

@@ -71,7 +71,7 @@ class Tiling:
     cols: Axis
 
     @classmethod
-    def for_frame(cls, height: int, width: int, tile: int, overlap: int) -> "Tiling":
+    def for_frame(cls, height: int, width: int, tile: int, overlap: int) -> Tiling:
         """Tiles of about ``tile`` source pixels with ``overlap`` source pixels of margin."""
         def axis(n: int) -> Axis:
             count = max(1, math.ceil(n / tile))

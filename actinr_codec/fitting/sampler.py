@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from .model import GOPModel
-from .tiling import pixel_centres
+from ..model.network import GOPModel
+from ..model.tiling import pixel_centres
 
 
 class Sampler:

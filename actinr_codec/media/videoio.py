@@ -144,7 +144,7 @@ def _pattern_regex(name: str) -> re.Pattern:
         else:
             # %04d writes 12 as 0012 and 12345 as 12345, never as 00012.
             digits = int(piece[1:-1] or 1)
-            out.append(r"(?:\d{%d}|[1-9]\d{%d,})" % (digits, digits))
+            out.append(rf"(?:\d{{{digits}}}|[1-9]\d{{{digits},}})")
     return re.compile("".join(out))
 
 
@@ -170,7 +170,7 @@ class VideoWriter:
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, Fraction(fps)
         # FFmpeg keeps rates as int32 ratios: a float such as 29.97 becomes a huge fraction.
-        exact_rate = 0 < self.fps and max(self.fps.numerator, self.fps.denominator) < 2**31
+        exact_rate = self.fps > 0 and max(self.fps.numerator, self.fps.denominator) < 2**31
         if width < 1 or height < 1 or not exact_rate or not 0 <= crf <= 51:
             raise ValueError(f"bad writer settings: {width}x{height}, fps {fps!r}, crf {crf}")
         ext = self.path.suffix.lower()

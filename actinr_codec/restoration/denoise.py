@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .codec import EncodeSettings
-from .metrics import mse_to_psnr
+from ..metrics import mse_to_psnr
+from ..pipeline.settings import EncodeSettings
 
 # Noise RMS, in [0, 1] units, up to which the quality level's width is kept.
 FULL_WIDTH_SIGMA = 13 / 255

@@ -2,9 +2,10 @@
 
 Every tile has its own small coordinate MLP; all tiles are evaluated together as batched
 matrix products. The weights are shared by every frame of the GOP. Each layer's bias is
-per frame: a small bias network maps Fourier features of time (fixed frequencies drawn from
-the stored seed) and a learned per-tile latent to a bias offset for every layer, added to a
-per-tile base bias. Because the time features are smooth, biases can be queried at any real t.
+per frame: a small bias network maps Fourier features of time (fixed frequencies derived
+from the stored seed, frequencies.py) and a learned per-tile latent to a bias offset for
+every layer, added to a per-tile base bias. Because the time features are smooth, biases
+can be queried at any real t.
 """
 
 from __future__ import annotations
@@ -16,19 +17,8 @@ from torch import nn
 
 from .activations import activate, init_weight, input_scale
 from .config import ModelConfig
+from .frequencies import time_frequencies
 from .tiling import Tiling
-
-
-def time_frequencies(cfg: ModelConfig) -> torch.Tensor:
-    """Frequencies in cycles per frame, one per stratum of (0, max_freq], drawn from cfg.seed.
-
-    Bounded well below the frame-rate Nyquist limit (0.5), so the features, and the biases
-    made from them, cannot oscillate between two neighbouring frames.
-    """
-    gen = torch.Generator().manual_seed(cfg.seed)
-    u = torch.rand(cfg.n_freqs, generator=gen, dtype=torch.float64)
-    k = torch.arange(cfg.n_freqs, dtype=torch.float64)
-    return ((k + u) / cfg.n_freqs * cfg.max_freq).to(torch.float32)
 
 
 class GOPModel(nn.Module):
@@ -67,7 +57,8 @@ class GOPModel(nn.Module):
             self.bias_out.weight.zero_()
             self.bias_out.bias.zero_()
         torch.random.set_rng_state(gen_state)
-        self.register_buffer("freqs", time_frequencies(cfg), persistent=False)
+        freqs = torch.from_numpy(time_frequencies(cfg.n_freqs, cfg.max_freq, cfg.seed))
+        self.register_buffer("freqs", freqs, persistent=False)
         base_scale, offset_scale = self._bias_scales()
         self.register_buffer("base_scale", base_scale, persistent=False)
         self.register_buffer("offset_scale", offset_scale, persistent=False)

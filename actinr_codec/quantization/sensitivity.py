@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from .model import GOPModel
-from .sampler import Sampler
+from ..fitting.sampler import Sampler
+from ..model.network import GOPModel
+from ..model.schema import format_parameters
 
 
 def output_sensitivity(model: GOPModel, frames: torch.Tensor, points: int = 64,
@@ -22,7 +23,7 @@ def output_sensitivity(model: GOPModel, frames: torch.Tensor, points: int = 64,
     frames = frames.to(device, torch.float32)
     sampler = Sampler(model, frames, None)
     gen = torch.Generator(device=device).manual_seed(seed)
-    params = dict(model.named_parameters())
+    params = format_parameters(model)
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
     times = torch.arange(frames.shape[0], dtype=torch.float32, device=device)
     outputs = 0

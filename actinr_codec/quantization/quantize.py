@@ -2,7 +2,7 @@
 
 Each tensor x gets one step s; its symbols are round(x / s), which the bitstream
 entropy-codes. Steps are allocated by sensitivity: rounding adds about G * s^2 / 12 to the
-output's squared error per parameter (G from actinr_codec.sensitivity), and the bits a
+output's squared error per parameter (G from actinr_codec.quantization.sensitivity), and the bits a
 parameter costs fall by one per doubling of s, so the fewest bits for a given added error
 make G * s^2 the same for every tensor (reverse water-filling). Quantization-aware
 fine-tuning evaluates the model with rounded parameters in the forward pass while gradients

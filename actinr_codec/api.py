@@ -1,0 +1,332 @@
+"""The library's front door: encode a video to an .anr, open an .anr and render it.
+
+In the spirit of CompressAI's compress/decompress: ``encode`` takes a video (a path PyAV
+reads, or an (N, H, W, 3) uint8 array) and options, fits and codes it, and returns a
+report (with the file's bytes when no output path is given); ``open`` reads an .anr (a
+path or bytes) and renders frames at any times and size; ``decode`` writes them to a video
+file. The command line (cli/) is a thin shell over these three.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from bitstream.container import encode_file, write_atomically
+from bitstream.records import VideoInfo
+
+from .media.videoio import VideoWriter, read_video
+from .model.config import ModelConfig
+from .model.schema import stream_config
+from .parallel.local import encode_gops
+from .parallel.segments import SourceFrames
+from .pipeline.decoder import AnrDecoder
+from .pipeline.encoder import GOPReport
+from .pipeline.gop import split_gops
+from .pipeline.presets import DEFAULT_GOP, DEFAULT_PRESET, DEFAULT_QUALITY, settings_for
+from .pipeline.settings import EncodeSettings
+from .pipeline.times import output_size, output_times
+from .restoration.denoise import denoise_settings
+from .restoration.masks import read_mask
+from .restoration.noise import estimate_noise
+from .runtime import resolve_device
+
+# Largest numerator or denominator of a stored frame rate.
+MAX_FPS_TERM = 1 << 31
+# Frame rate of an array of frames given without one.
+DEFAULT_FPS = Fraction(25)
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    """What ``actinr encode`` asks for, with its defaults.
+
+    denoise: None to keep the noise, 0 to estimate its level, else the noise's standard
+    deviation in 8-bit levels. scheduler: a Dask scheduler address to fit on instead of
+    ``jobs`` local processes; shared_input: there, workers read the source path themselves.
+    native: fit with the C kernel where it applies; compile: torch.compile elsewhere
+    (None: when the fit is long enough to repay it). model: the architecture, whose width
+    the quality level then sets.
+    """
+
+    quality: int = DEFAULT_QUALITY
+    preset: str = DEFAULT_PRESET
+    gop: int = DEFAULT_GOP
+    iters: int | None = None
+    seed: int = 0
+    device: str = "auto"
+    jobs: int = 1
+    segment: int | None = None
+    scheduler: str | None = None
+    shared_input: bool = False
+    denoise: float | None = None
+    native: bool = True
+    compile: bool | None = None
+    model: ModelConfig = ModelConfig()
+
+
+@dataclass(frozen=True)
+class EncodePlan:
+    """What an encode is about to do, known once the source is read."""
+
+    width: int
+    height: int
+    frames: int
+    fps: Fraction
+    gops: list[range]
+    settings: EncodeSettings
+    device: str
+    noise_level: float | None  # estimated for denoise=0, in 8-bit levels
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event of an encode.
+
+    kind: "start" (plan set), "step" (a fitting check: step, seconds and running psnr of
+    the GOP being fitted; local encodes only), or "gop" (GOP ``gop`` finished, its report
+    attached; under parallel jobs GOPs finish out of order).
+    """
+
+    kind: str
+    plan: EncodePlan
+    gop: int = 0
+    step: int = 0
+    seconds: float = 0.0
+    psnr: float = math.nan
+    report: GOPReport | None = None
+
+
+@dataclass
+class EncodeReport:
+    """What an encode produced and measured."""
+
+    plan: EncodePlan
+    gops: list[GOPReport]
+    size: int  # bytes of the .anr file
+    seconds: float
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)  # the file, when not written
+
+    @property
+    def bpp(self) -> float:
+        return self.size * 8 / (self.plan.width * self.plan.height * self.plan.frames)
+
+    @property
+    def psnr(self) -> float:
+        """Mean over GOPs of each GOP's PSNR as decoded (dB)."""
+        return float(np.mean([r.psnr for r in self.gops]))
+
+
+def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | None = None,
+           options: EncodeOptions = EncodeOptions(), *, start: int = 0,
+           frames: int | None = None, fps: Fraction | float | None = None,
+           mask: str | os.PathLike | np.ndarray | None = None,
+           settings: EncodeSettings | None = None,
+           progress: Callable[[Progress], None] | None = None) -> EncodeReport:
+    """Encode a video into an .anr file (``output``), or into bytes (report.data).
+
+    source: a path PyAV reads (start and frames pick a range), or (N, H, W, 3) uint8 RGB.
+    fps: the rate to store (default: the source's; 25 for an array). mask: inpainting, an
+    image or video path (white = unknown) or an (N, H, W) bool array, True where unknown.
+    settings: encoder settings to use as they are instead of the options' quality, preset,
+    GOP and denoising (for experiments). Raises ValueError (VideoIOError, BitstreamError)
+    on bad input; nothing is written to ``output`` unless the encode completes.
+    """
+    started = time.perf_counter()
+    video, rate, mask_array = _source(source, options, start, frames, fps, mask)
+    n, height, width, _ = video.shape
+    noise_level = None
+    if settings is None:
+        settings = settings_for(width * height, options.quality, options.preset, options.gop,
+                                options.seed, options.model, options.iters, options.compile,
+                                options.native)
+        if options.denoise is not None:
+            noise_level = options.denoise or float(
+                np.sqrt(np.mean(estimate_noise(video, mask_array) ** 2))) * 255
+            settings = denoise_settings(settings, noise_level / 255)
+    gops = split_gops(n, settings.gop_size)
+    device = (str(resolve_device(options.device)) if options.scheduler is None
+              else options.device)
+    plan = EncodePlan(width, height, n, rate, gops, settings, device, noise_level)
+    notify = progress or (lambda event: None)
+    notify(Progress("start", plan))
+    current = [0]
+
+    def on_gop(k: int, report: GOPReport) -> None:
+        current[0] = k + 1
+        notify(Progress("gop", plan, gop=k, step=report.iters, seconds=report.seconds,
+                        psnr=report.psnr, report=report))
+
+    def on_check(step: int, seconds: float, psnr: float) -> None:
+        notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
+
+    if options.scheduler is None:
+        reports = encode_gops(video, gops, settings, options.jobs, device, on_gop, on_check,
+                              options.segment, mask_array)
+    else:
+        from .parallel.cluster import encode_on_cluster
+
+        frames_or_loader = video
+        if options.shared_input:
+            if not isinstance(source, (str, os.PathLike)):
+                raise ValueError("shared_input needs a source path")
+            # Workers resolve the path in their own working directory, so send it absolute.
+            frames_or_loader = SourceFrames(os.path.abspath(source), start, height, width)
+        reports = encode_on_cluster(options.scheduler, frames_or_loader, gops, settings,
+                                    options.device, on_gop, options.segment, mask_array)
+    info = VideoInfo(width=width, height=height, frames=n, fps_num=rate.numerator,
+                     fps_den=rate.denominator)
+    data = encode_file(info, stream_config(settings.model, settings.gop_size),
+                       [r.record for r in reports])
+    if output is not None:
+        write_atomically(output, data)
+    return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
+                        path=None if output is None else Path(output),
+                        data=data if output is None else None)
+
+
+def _source(source, options: EncodeOptions, start: int, frames: int | None, fps,
+            mask) -> tuple[np.ndarray, Fraction, np.ndarray | None]:
+    """The frames to encode, their rate, and the unknown-pixel mask over them."""
+    if isinstance(source, np.ndarray):
+        if source.ndim != 4 or source.shape[3] != 3 or source.dtype != np.uint8:
+            raise ValueError(f"frames must be an (N, H, W, 3) uint8 array, got "
+                             f"{source.dtype} {source.shape}")
+        video = source[start: None if frames is None else start + frames]
+        if len(video) == 0:
+            raise ValueError(f"no frames from frame {start}")
+        rate = DEFAULT_FPS
+    else:
+        if options.shared_input and options.scheduler is None:
+            raise ValueError("shared_input needs a scheduler")
+        video, source_info = read_video(source, start=start, count=frames)
+        rate = source_info.fps
+    if fps is not None:
+        rate = Fraction(fps) if not isinstance(fps, float) else Fraction(str(fps))
+    if rate <= 0:
+        raise ValueError(f"frame rate must be positive, got {rate}")
+    rate = rate.limit_denominator(MAX_FPS_TERM - 1)
+    n, height, width, _ = video.shape
+    if mask is None:
+        return video, rate, None
+    if isinstance(mask, np.ndarray):
+        if mask.shape != (n, height, width):
+            raise ValueError(f"mask must be ({n}, {height}, {width}) bool, got {mask.shape}")
+        return video, rate, mask.astype(bool, copy=False)
+    return video, rate, read_mask(mask, start, n, height, width)
+
+
+class AnrVideo:
+    """An open .anr file: its header, and frames rendered at any times and size.
+
+    Frame times are in source frames (0 is the first frame, 2.5 lies halfway between the
+    third and fourth); only the GOPs serving the times asked for are read and decoded.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes, device: str = "auto"):
+        self._decoder = AnrDecoder(source, resolve_device(device))
+        self.info: VideoInfo = self._decoder.info
+
+    @property
+    def fps(self) -> Fraction:
+        return Fraction(self.info.fps_num, self.info.fps_den)
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return self._decoder.model_config
+
+    @property
+    def gops(self) -> list[range]:
+        return self._decoder.gops
+
+    def gop_model(self, k: int):
+        """GOP k's decoded model (a torch module)."""
+        return self._decoder.model(k)
+
+    def times(self, fps_scale: float | None = None, fps: Fraction | None = None,
+              start: float | None = None, end: float | None = None
+              ) -> tuple[list[float], Fraction]:
+        """Frame times and output rate for playback options, as ``actinr decode`` has them:
+        fps_scale F renders F times as many frames (slow motion), fps R resamples to R;
+        start (inclusive) and end (exclusive) are in seconds."""
+        return output_times(self.info.frames, self.fps, fps_scale, fps, start, end)
+
+    def size(self, scale: float | None = None,
+             size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """(height, width) of frames at ``scale`` times the source size, or of size
+        (width, height)."""
+        return output_size(self.info.height, self.info.width, scale, size)
+
+    def frames(self, times: list[float] | None = None, *, scale: float | None = None,
+               size: tuple[int, int] | None = None) -> Iterator[np.ndarray]:
+        """(H, W, 3) uint8 RGB frames at the given times (default: every source frame),
+        rendered a few at a time."""
+        times = [float(t) for t in range(self.info.frames)] if times is None else times
+        height, width = self.size(scale, size)
+        return self._decoder.frames(times, height, width)
+
+    def render(self, times: list[float] | None = None, *, scale: float | None = None,
+               size: tuple[int, int] | None = None) -> np.ndarray:
+        """The frames of ``frames`` stacked into one (N, H, W, 3) uint8 array."""
+        return np.stack(list(self.frames(times, scale=scale, size=size)))
+
+    def frame(self, t: float, *, scale: float | None = None,
+              size: tuple[int, int] | None = None) -> np.ndarray:
+        """The (H, W, 3) uint8 frame at time t."""
+        return next(self.frames([float(t)], scale=scale, size=size))
+
+    def close(self) -> None:
+        self._decoder.close()
+
+    def __enter__(self) -> AnrVideo:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open(source: str | os.PathLike | bytes, device: str = "auto") -> AnrVideo:  # noqa: A001
+    """Open an .anr file (a path or its bytes) for rendering; BitstreamError if invalid."""
+    return AnrVideo(source, device)
+
+
+@dataclass(frozen=True)
+class DecodeReport:
+    """What a decode wrote."""
+
+    path: str
+    frames: int
+    width: int
+    height: int
+    fps: Fraction
+    seconds: float  # rendering and writing, after the file was opened
+
+
+def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
+           scale: float | None = None, size: tuple[int, int] | None = None,
+           fps_scale: float | None = None, fps: Fraction | None = None,
+           start: float | None = None, end: float | None = None, lossless: bool = False,
+           device: str = "auto") -> DecodeReport:
+    """Render an .anr into a video file (mp4, mkv, mov, y4m or a %d PNG pattern), with the
+    playback options of ``AnrVideo.times`` and ``AnrVideo.size``."""
+    with AnrVideo(source, device) as video:
+        times, rate = video.times(fps_scale, fps, start, end)
+        height, width = video.size(scale, size)
+        began = time.perf_counter()
+        with VideoWriter(output, width, height, rate, lossless=lossless) as writer:
+            for frame in video.frames(times, size=(width, height)):
+                writer.write(frame)
+    return DecodeReport(str(output), len(times), width, height, rate,
+                        time.perf_counter() - began)
+
+
+__all__ = ["AnrVideo", "DecodeReport", "EncodeOptions", "EncodePlan", "EncodeReport",
+           "Progress", "decode", "encode", "open"]

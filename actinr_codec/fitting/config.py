@@ -1,0 +1,34 @@
+"""Budget and optimiser settings for fitting one GOP."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Budget and optimiser settings for fitting one GOP.
+
+    Fitting stops at whichever comes first: ``iters`` steps, ``seconds`` of wall
+    time, or a running PSNR estimate reaching ``target_psnr``. Each step draws ``points``
+    pixels in every tile, used in every frame of the GOP: tiles are independent networks,
+    so each one then learns at the same pace whatever the frame size, and a step count
+    means the same fit at any resolution (a step's cost grows with the tile count).
+    ``native`` computes each step's tile networks with the C kernel of kernel.py where it
+    applies (CPU, sine activation, a working C compiler); otherwise ``compile`` runs them
+    through torch.compile: faster steps after a one-off compile of some seconds, worth it
+    for whole videos, not for tiny fits.
+    """
+
+    iters: int = 2000
+    seconds: float | None = None
+    target_psnr: float | None = None
+    lr: float = 5e-3
+    lr_final: float = 0.05
+    points: int = 64
+    seed: int = 0
+    warm_start: bool = True
+    warm_lr_scale: float = 1 / 3
+    check_every: int = 50
+    compile: bool = False
+    native: bool = True

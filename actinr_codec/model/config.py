@@ -1,0 +1,94 @@
+"""The shape of a GOP's model, and the types and ranges of each setting.
+
+KEYS is the one source of every setting's type and range: ModelConfig checks itself
+against it, the bitstream's model layer (schema.py, docs/bitstream.md) reads and writes
+exactly these keys, and the native kernel is built for the deepest model it allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ACTIVATIONS = ("sine", "gabor", "gaussian")
+
+
+@dataclass(frozen=True)
+class Key:
+    """One model setting: its type and its allowed values (numbers: lo <= v <= hi, with
+    lo excluded when lo_open)."""
+
+    name: str
+    kind: type
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: object) -> None:
+        """ValueError unless value has this key's type and lies in its range."""
+        if self.kind is str:
+            if not isinstance(value, str) or value not in self.choices:
+                raise ValueError(f"{self.name} must be one of {self.choices}, got {value!r}")
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (
+                self.kind is int and not isinstance(value, int)):
+            raise ValueError(f"{self.name} must be {'an integer' if self.kind is int else 'a number'}"
+                             f", got {value!r}")
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            raise ValueError(f"{self.name} must lie in {self.range_text()}, got {value}")
+        if self.hi is not None and value > self.hi:
+            raise ValueError(f"{self.name} must lie in {self.range_text()}, got {value}")
+
+    def range_text(self) -> str:
+        if self.lo_open:
+            return f"({self.lo:g}, {self.hi:g}]"
+        return f"{self.lo:g}..{self.hi:g}"
+
+
+# Upper bounds keep a decoder from building absurd models out of a hostile header.
+MAX_DEPTH = 8
+KEYS = (
+    Key("tile", int, 4, 4096),
+    Key("overlap", int, 0, 2047),  # and 2 * overlap < tile
+    Key("width", int, 1, 256),
+    Key("depth", int, 1, MAX_DEPTH),
+    Key("activation", str, choices=ACTIVATIONS),
+    Key("omega", float, 0.0, 1000.0, lo_open=True),
+    Key("gabor_scale", float, 0.0, 1000.0, lo_open=True),
+    Key("n_freqs", int, 1, 64),
+    Key("max_freq", float, 0.0, 0.5, lo_open=True),
+    Key("bias_hidden", int, 1, 512),
+    Key("latent_dim", int, 1, 128),
+    Key("seed", int, -(2**63), 2**63 - 1),
+)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Shape of one GOP's ActINR model.
+
+    The frame is cut into a grid of tiles of about ``tile`` pixels; each tile has
+    its own small coordinate network (``depth`` hidden layers of ``width``) and
+    covers ``overlap`` extra source pixels on each side, where neighbours blend.
+    The bias network maps ``n_freqs`` Fourier features of time plus a per-tile
+    latent of ``latent_dim`` through ``bias_hidden`` units to every bias.
+    """
+
+    tile: int = 32
+    overlap: int = 2
+    width: int = 24
+    depth: int = 3
+    activation: str = "sine"
+    omega: float = 12.0
+    gabor_scale: float = 4.0
+    n_freqs: int = 6
+    max_freq: float = 0.1
+    bias_hidden: int = 32
+    latent_dim: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for key in KEYS:
+            key.check(getattr(self, key.name))
+        if 2 * self.overlap >= self.tile:
+            raise ValueError("overlap must be smaller than half a tile")

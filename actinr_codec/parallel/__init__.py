@@ -1,0 +1,1 @@
+"""Fitting a video's GOP chain in parallel: segments, local processes, a Dask cluster."""

@@ -1,0 +1,2 @@
+"""The encoder and decoder pipeline: settings and presets, GOPs, coding a GOP, decoding a
+file, output times."""

@@ -1,0 +1,127 @@
+"""From an .anr file back to renderable GOP models: the model layer of the format, read.
+
+The container (bitstream/) hands over each GOP's integer symbols and steps; this module
+checks them against the tensor layout that the stored configuration implies
+(model/schema.py, docs/bitstream.md) and rebuilds the models. GOPs are decoded when first
+needed, so seeking reads only the chunks it renders.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from bitstream.container import AnrReader
+from bitstream.errors import BitstreamError
+from bitstream.records import GOPRecord, VideoInfo
+
+from ..model.config import ModelConfig
+from ..model.network import GOPModel
+from ..model.render import render_gop, to_uint8
+from ..model.schema import load_tensors, parse_config, tensor_layout, tile_count
+from ..quantization.quantize import dequantize
+from .gop import gop_for_time
+
+# Most tiles a decoder will build for one frame size, whatever a header claims.
+MAX_TILES = 1 << 16
+# Output frames rendered together, bounded by this many bytes of float RGB.
+BATCH_BYTES = 32 << 20
+
+
+def stream_model(config: dict, info: VideoInfo) -> tuple[ModelConfig, list[tuple[str, tuple]]]:
+    """The model configuration a file declares and its GOPs' tensor layout; BitstreamError
+    if either is invalid."""
+    try:
+        cfg, _ = parse_config(config)
+    except ValueError as exc:
+        raise BitstreamError(f"invalid model configuration: {exc}") from None
+    tiles = tile_count(cfg, info.height, info.width)
+    if tiles > MAX_TILES:
+        raise BitstreamError(f"{tiles} tiles exceeds the limit of {MAX_TILES}")
+    return cfg, tensor_layout(cfg, tiles)
+
+
+def build_gop_model(record: GOPRecord, cfg: ModelConfig, height: int, width: int,
+                    layout: list[tuple[str, tuple]]) -> GOPModel:
+    """Rebuild one GOP model from its record, checked against the declared layout."""
+    where = f"GOP at frame {record.start}"
+    names = [t.name for t in record.tensors]
+    if names != [name for name, _ in layout]:
+        raise BitstreamError(f"{where}: tensors do not match the model")
+    for tensor, (name, shape) in zip(record.tensors, layout, strict=True):
+        if tuple(tensor.shape) != shape:
+            raise BitstreamError(f"{where}: tensor {name} has shape {tuple(tensor.shape)}, "
+                                 f"expected {shape}")
+    state = dequantize({t.name: t.symbols for t in record.tensors},
+                       {t.name: t.step for t in record.tensors})
+    return load_tensors(GOPModel(cfg, height, width), state).eval()
+
+
+class AnrDecoder:
+    """An open .anr file (a path or its bytes): its header at once, GOP models on demand.
+
+    Each GOP is read, checked and rebuilt the first time a frame it serves is rendered,
+    and kept while the decoder is open.
+    """
+
+    def __init__(self, source: str | os.PathLike | bytes, device: torch.device | str = "cpu"):
+        self._reader = AnrReader(source)
+        try:
+            self.info: VideoInfo = self._reader.info
+            self.config = dict(self._reader.config)
+            self.model_config, self._layout = stream_model(self.config, self.info)
+        except BaseException:
+            self._reader.close()
+            raise
+        self.gops = [range(e.start, e.stop) for e in self._reader.index]
+        self.device = torch.device(device)
+        self._models: dict[int, GOPModel] = {}
+
+    def model(self, k: int) -> GOPModel:
+        """GOP k's model, on the decoder's device."""
+        if k not in self._models:
+            record = self._reader.read_gop(k)
+            model = build_gop_model(record, self.model_config, self.info.height,
+                                    self.info.width, self._layout)
+            self._models[k] = model.to(self.device)
+        return self._models[k]
+
+    @property
+    def decoded(self) -> list[int]:
+        """Indices of the GOPs decoded so far."""
+        return sorted(self._models)
+
+    def locate(self, t: float) -> tuple[int, float]:
+        """The GOP serving global frame time t, and t relative to its first frame."""
+        k = gop_for_time(self.gops, t)
+        return k, t - self.gops[k].start
+
+    def frames(self, times: list[float], height: int, width: int) -> Iterator[np.ndarray]:
+        """(height, width, 3) uint8 RGB frames at the given global times, in order.
+
+        Consecutive times of one GOP render together, in batches of bounded memory.
+        """
+        batch = max(1, BATCH_BYTES // (height * width * 12))
+        groups: list[tuple[int, list[float]]] = []
+        for t in times:
+            k, local = self.locate(t)
+            if groups and groups[-1][0] == k and len(groups[-1][1]) < batch:
+                groups[-1][1].append(local)
+            else:
+                groups.append((k, [local]))
+        for k, local_times in groups:
+            rendered = render_gop(self.model(k), torch.tensor(local_times), height, width)
+            yield from to_uint8(rendered).numpy()
+
+    def close(self) -> None:
+        self._reader.close()
+        self._models.clear()
+
+    def __enter__(self) -> AnrDecoder:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

@@ -1,0 +1,28 @@
+"""What an encode is asked for: the settings that decide the bits."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..fitting.config import FitConfig
+from ..model.config import ModelConfig
+
+
+@dataclass(frozen=True)
+class EncodeSettings:
+    """Everything that decides the bits: model shape, fitting budget, GOP length, precision.
+
+    noise_db: parameters are rounded so coarsely that the error rounding adds to the output
+    lies this many dB below the float fit's own error (6 dB costs about 1 dB of PSNR).
+    signal_mse: the error that noise_db counts from instead of the fit's, when the fit's
+    error is not the picture's: fitted to a noisy input, it is mostly the noise
+    (``restoration.denoise_settings`` sets it).
+    """
+
+    model: ModelConfig = ModelConfig()
+    fit: FitConfig = FitConfig()
+    gop_size: int = 8
+    noise_db: float = 6.0
+    qat_iters: int = 200
+    qat_lr_scale: float = 0.1
+    signal_mse: float | None = None

@@ -1,0 +1,1 @@
+"""Restoration while encoding: noise estimation, denoising settings, inpainting masks."""
