@@ -84,7 +84,8 @@ def _check_totals(elements: int, alphabet: int) -> None:
                              f"(limit {MAX_GOP_ALPHABET})")
 
 
-def encode_gop(k: int, gop: GOPRecord) -> bytes:
+def encode_chunk(k: int, gop: GOPRecord) -> bytes:
+    """GOP k as a framed, checksummed chunk."""
     if len(gop.tensors) > MAX_TENSORS:
         raise BitstreamError(f"GOP {k} has {len(gop.tensors)} tensors (limit {MAX_TENSORS})")
     try:
@@ -153,7 +154,7 @@ def _read_table(table: bytes, count: int) -> list[tuple[str, tuple, float, Symbo
     return rows
 
 
-def decode_gop(data: bytes, k: int, entry: GopIndexEntry) -> GOPRecord:
+def decode_chunk(data: bytes, k: int, entry: GopIndexEntry) -> GOPRecord:
     """GOP k from its chunk bytes, checked against its index entry."""
     if len(data) < CHUNK_OVERHEAD:
         raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")

@@ -9,7 +9,7 @@ import os
 import secrets
 from collections.abc import Iterable
 
-from .chunk import decode_gop, encode_gop
+from .chunk import decode_chunk, encode_chunk
 from .errors import BitstreamError
 from .header import PREFIX, ConfigValue, decode_header, encode_header, header_size, pack_config
 from .limits import check_gop_ranges, check_info
@@ -24,7 +24,7 @@ def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
     ranges = [(gop.start, gop.stop) for gop in gops]
     check_gop_ranges(ranges, info.frames)
     packed_config = pack_config(config)
-    chunks = [encode_gop(k, gop) for k, gop in enumerate(gops)]
+    chunks = [encode_chunk(k, gop) for k, gop in enumerate(gops)]
     header = encode_header(info, packed_config, ranges, [len(c) for c in chunks])
     return b"".join([header, *chunks])
 
@@ -100,7 +100,7 @@ class AnrReader:
         if not 0 <= k < len(self.index):
             raise IndexError(f"GOP {k} out of range (the file has {len(self.index)})")
         entry = self.index[k]
-        return decode_gop(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry)
+        return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry)
 
     def gops_for_range(self, t0: float, t1: float) -> list[int]:
         """Indices of the GOPs serving frame times in [t0, t1], in order.
