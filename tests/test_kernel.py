@@ -1,5 +1,6 @@
 """The native fitting kernel against PyTorch's autograd of the same loss."""
 
+import ctypes
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -11,7 +12,7 @@ from actinr_codec.fitting import kernel
 from actinr_codec.fitting.config import FitConfig
 from actinr_codec.fitting.fit import fit_gop, tile_loss
 from actinr_codec.fitting.sampler import Sampler
-from actinr_codec.model.config import ModelConfig
+from actinr_codec.model.config import MAX_DEPTH, ModelConfig
 from actinr_codec.model.network import GOPModel
 
 
@@ -120,6 +121,46 @@ def test_without_a_compiler_the_fit_warns_and_uses_pytorch(tmp_path, monkeypatch
         result = fit_gop(clip[:2], TINY_MODEL, FitConfig(iters=20, points=16))
         assert result.iters == 20
         assert list(tmp_path.iterdir()) == []  # no half-built library left behind
+    finally:
+        kernel.library.cache_clear()
+
+
+def test_kernel_reports_the_layout_that_step_args_has_in_python():
+    lib = kernel.library(TINY_MODEL.width)
+    assert lib is not None  # the loader found no mismatch
+    fields = [name for name, _ in kernel._StepArgs._fields_]
+    out = (ctypes.c_int64 * 100)()
+    count = lib.kernel_layout(out, 100)
+    assert list(out[:count]) == [
+        kernel.INTERFACE_VERSION, MAX_DEPTH, ctypes.sizeof(kernel._StepArgs), len(fields),
+        *(getattr(kernel._StepArgs, name).offset for name in fields)]
+    short = (ctypes.c_int64 * 3)(-1, -1, -1)
+    assert lib.kernel_layout(short, 2) == count and list(short) == [*out[:2], -1]  # as asked
+
+
+def test_an_interface_mismatch_is_refused_and_the_fit_uses_pytorch(monkeypatch):
+    monkeypatch.setattr(kernel, "INTERFACE_VERSION", kernel.INTERFACE_VERSION + 1)
+    kernel.library.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match=r"interface mismatch \(version \d+ in C, \d+ in Python"):
+            assert kernel.library(TINY_MODEL.width) is None
+        assert not kernel.supported(TINY_MODEL, torch.device("cpu"))
+    finally:
+        kernel.library.cache_clear()
+
+
+def test_a_changed_depth_limit_rebuilds_the_kernel_and_is_checked(tmp_path, monkeypatch):
+    # The depth goes to the compiler as a flag, so the cache key must cover it; _StepArgs
+    # was laid out for the old limit, so the new build's struct is refused.
+    monkeypatch.setenv("ACTINR_CACHE", str(tmp_path))
+    kernel.library.cache_clear()
+    try:
+        assert kernel.library(16) is not None
+        monkeypatch.setattr(kernel, "MAX_DEPTH", MAX_DEPTH + 1)
+        kernel.library.cache_clear()
+        with pytest.warns(UserWarning, match=r"interface mismatch \(step_args is \d+ bytes in C"):
+            assert kernel.library(16) is None
+        assert len(list(tmp_path.glob("tile_mlp_16_*.so"))) == 2
     finally:
         kernel.library.cache_clear()
 

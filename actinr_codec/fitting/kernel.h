@@ -6,7 +6,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MAX_DEPTH 8 /* hidden layers; ModelConfig allows no more */
+/* Hidden layers at most: ModelConfig's limit, which kernel.py passes so that the two
+   cannot drift apart. */
+#ifndef MAX_DEPTH
+#error "compile with -DMAX_DEPTH=<most hidden layers>"
+#endif
+
+/* Raised with any change to step_args or tile_step that kernel.py must follow; it checks
+   this and the struct's layout (kernel_layout in tile_mlp.c) before it calls the kernel. */
+#define KERNEL_VERSION 1
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));

@@ -3,8 +3,8 @@
 The C kernel computes a fitting step's loss and the gradient of every model parameter in
 one pass: tile networks and bias network (see tile_mlp.c and bias_net.c). It is compiled
 once per hidden width with the system's C compiler, for this machine's instruction set,
-and cached. Where it cannot be used (CUDA, an activation other than sine, no compiler)
-the fit keeps its PyTorch path.
+and cached. Where it cannot be used (CUDA, an activation other than sine, no compiler, a
+build whose step_args differs from _StepArgs) the fit keeps its PyTorch path.
 """
 
 from __future__ import annotations
@@ -25,13 +25,14 @@ from pathlib import Path
 import torch
 
 from ..model.activations import input_scale
-from ..model.config import ModelConfig
+from ..model.config import MAX_DEPTH, ModelConfig
 from ..model.network import GOPModel
 from .sampler import Sampler
 
 SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]
 HEADER = Path(__file__).with_name("kernel.h")
-MAX_DEPTH = 8  # kernel.h's fixed limit
+# kernel.h's KERNEL_VERSION: the interface _StepArgs and the calls below are written for.
+INTERFACE_VERSION = 1
 # Tiles per chunk of work: small enough that the threads finish a step at about the same time.
 TILES_PER_CHUNK = 8
 # -fno-trapping-math lets the compiler vectorise the sine's float-to-int rounding.
@@ -64,11 +65,11 @@ def _compiler() -> str:
 @functools.cache
 def library(width: int) -> ctypes.CDLL | None:
     """The kernel built for hidden width ``width``, or None (with a warning) if it cannot
-    be built here."""
+    be built here or its interface disagrees with this module's."""
     if sys.platform == "win32":
         return None
     parts = [f.read_bytes() for f in [*SOURCES, HEADER]]
-    parts += [s.encode() for s in (" ".join(FLAGS), _compiler(), _cpu_identity(), str(width))]
+    parts += [s.encode() for s in (" ".join(_flags(width)), _compiler(), _cpu_identity())]
     key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
     target = cache_dir() / f"tile_mlp_{width}_{key}.so"
     with _lock:
@@ -81,10 +82,19 @@ def library(width: int) -> ctypes.CDLL | None:
             warnings.warn(f"native fitting kernel unavailable ({str(detail).strip()[:200]}); "
                           "fitting with PyTorch", stacklevel=3)
             return None
+    mismatch = _interface_mismatch(lib)
+    if mismatch:
+        warnings.warn(f"native fitting kernel interface mismatch ({mismatch}); fitting with PyTorch",
+                      stacklevel=3)
+        return None
     lib.tile_step.restype = ctypes.c_int
     lib.tile_step.argtypes = [ctypes.POINTER(_StepArgs), ctypes.c_int64, ctypes.c_int64,
                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     return lib
+
+
+def _flags(width: int) -> list[str]:
+    return [*FLAGS, f"-DWIDTH={width}", f"-DMAX_DEPTH={MAX_DEPTH}"]
 
 
 def _build(width: int, target: Path) -> None:
@@ -93,7 +103,7 @@ def _build(width: int, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
     os.close(fd)
     try:
-        subprocess.run([_compiler(), *FLAGS, f"-DWIDTH={width}", *map(str, SOURCES), "-o", tmp],
+        subprocess.run([_compiler(), *_flags(width), *map(str, SOURCES), "-o", tmp],
                        check=True, capture_output=True, text=True, timeout=120)
         os.replace(tmp, target)
     finally:
@@ -128,6 +138,28 @@ class _StepArgs(ctypes.Structure):
         ("grad_weights", _Layers), ("grad_base", _Layers), ("grad_latents", _Floats),
         ("loss", ctypes.POINTER(ctypes.c_double)),
     ]
+
+
+def _interface_mismatch(lib: ctypes.CDLL) -> str | None:
+    """What differs between the library's step_args and _StepArgs, or None. A kernel that
+    disagrees would read its arguments from the wrong places and crash or fit garbage."""
+    names = [name for name, _ in _StepArgs._fields_]
+    # In kernel_layout's order; the field count comes before the offsets, so that these
+    # are compared only when both sides have the same fields.
+    expected = [("version {} in C, {} in Python", INTERFACE_VERSION),
+                ("MAX_DEPTH is {} in C, {} in Python", MAX_DEPTH),
+                ("step_args is {} bytes in C, {} in Python", ctypes.sizeof(_StepArgs)),
+                ("step_args has {} fields in C, {} in Python", len(names)),
+                *((f"step_args.{name} is at byte {{}} in C, {{}} in Python",
+                   getattr(_StepArgs, name).offset) for name in names)]
+    if not hasattr(lib, "kernel_layout"):
+        return "the library does not report its layout"
+    reported = (ctypes.c_int64 * len(expected))()
+    lib.kernel_layout.restype = ctypes.c_int64
+    lib.kernel_layout.argtypes = [ctypes.POINTER(ctypes.c_int64), ctypes.c_int64]
+    lib.kernel_layout(reported, len(expected))
+    return next((text.format(got, want) for got, (text, want) in zip(reported, expected)
+                 if got != want), None)
 
 
 def _ptr(t: torch.Tensor | None) -> ctypes.c_void_p:

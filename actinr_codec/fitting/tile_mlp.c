@@ -373,3 +373,26 @@ int tile_step(const struct step_args *a, int64_t tiles, int64_t chunk, int64_t *
     free(pixel);
     return 0;
 }
+
+/* What kernel.py compares with its ctypes mirror of step_args before it calls tile_step:
+   KERNEL_VERSION, MAX_DEPTH, sizeof(struct step_args), the number of fields, then each
+   field's offset in declaration order. Writes the first `capacity` of these to out and
+   returns how many there are. */
+int64_t kernel_layout(int64_t *out, int64_t capacity) {
+#define AT(field) (int64_t)offsetof(struct step_args, field)
+    static const int64_t fields[] = {
+        AT(frames), AT(points), AT(depth), AT(n_time), AT(n_latent), AT(hidden), AT(n_bias),
+        AT(input_scale), AT(loss_scale), AT(uniform_y), AT(uniform_x), AT(boxes),
+        AT(row_coords), AT(col_coords), AT(row_stride), AT(col_stride), AT(frame_width),
+        AT(pixels), AT(pixel_weight), AT(weights), AT(base), AT(latents), AT(time_features),
+        AT(w_in), AT(b_in), AT(w_mid), AT(b_mid), AT(w_out), AT(b_out), AT(base_scale),
+        AT(offset_scale), AT(grad_weights), AT(grad_base), AT(grad_latents), AT(loss),
+    };
+#undef AT
+    const int64_t n_fields = sizeof(fields) / sizeof(fields[0]);
+    const int64_t head[] = {KERNEL_VERSION, MAX_DEPTH, sizeof(struct step_args), n_fields};
+    const int64_t n_head = sizeof(head) / sizeof(head[0]);
+    for (int64_t i = 0; i < n_head + n_fields && i < capacity; i++)
+        out[i] = i < n_head ? head[i] : fields[i - n_head];
+    return n_head + n_fields;
+}
