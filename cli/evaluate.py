@@ -9,7 +9,20 @@ from pathlib import Path
 
 import click
 
+from actinr_codec.pipeline.gop import MAX_GOP
+from actinr_codec.pipeline.presets import (
+    DEFAULT_GOP,
+    DEFAULT_PRESET,
+    DEFAULT_QUALITY,
+    MAX_QUALITY,
+    MIN_QUALITY,
+    PRESETS,
+)
+
 from .errors import exits_cleanly, refuse_overwrite
+
+QUALITY_OPTION = click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY, MAX_QUALITY),
+                              default=DEFAULT_QUALITY, show_default=True, help="actinr quality.")
 
 EPILOG_RD = """\b
 Examples:
@@ -60,9 +73,9 @@ def _shared_options(command):
                      help="First frame of each clip."),
         click.option("--frames", type=click.IntRange(1), default=None,
                      help="Frames per clip (default: all)."),
-        click.option("--preset", type=click.Choice(["fast", "medium", "slow"]),
-                     default="medium", show_default=True, help="actinr preset."),
-        click.option("--gop", type=click.IntRange(2, 1024), default=8, show_default=True,
+        click.option("--preset", type=click.Choice(list(PRESETS)),
+                     default=DEFAULT_PRESET, show_default=True, help="actinr preset."),
+        click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULT_GOP, show_default=True,
                      help="actinr GOP length; also the baselines' keyint."),
         click.option("--iters", type=click.IntRange(1), default=None,
                      help="actinr fitting steps per GOP, overriding the preset's."),
@@ -210,8 +223,7 @@ def rd(clips, qualities, crfs, codecs, out, overwrite, start, frames, **kwargs):
 @click.option("--scale", type=click.IntRange(1, 16), default=4, show_default=True,
               help="Super-resolution factor; 1 for none.")
 @click.option("--combined", is_flag=True, help="Also SCALE x smaller and every 2nd frame.")
-@click.option("-q", "--quality", type=click.IntRange(0, 10), default=4, show_default=True,
-              help="actinr quality.")
+@QUALITY_OPTION
 @_shared_options
 @exits_cleanly
 def restore(clips, steps, scale, combined, quality, out, overwrite, start, frames, **kwargs):
@@ -252,8 +264,7 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
               help="Seed of the Poisson-Gaussian noise.")
 @click.option("--plain/--no-plain", default=True, show_default=True,
               help="Also encode the noisy clip without --denoise.")
-@click.option("-q", "--quality", type=click.IntRange(0, 10), default=4, show_default=True,
-              help="actinr quality.")
+@QUALITY_OPTION
 @_shared_options
 @exits_cleanly
 def denoise(clips, noise_seed, plain, quality, out, overwrite, start, frames, **kwargs):
@@ -284,8 +295,7 @@ def denoise(clips, noise_seed, plain, quality, out, overwrite, start, frames, **
 
 @evaluate.command(epilog=EPILOG_INPAINT)
 @click.argument("clips", nargs=-1, required=True)
-@click.option("-q", "--quality", type=click.IntRange(0, 10), default=4, show_default=True,
-              help="actinr quality.")
+@QUALITY_OPTION
 @_shared_options
 @exits_cleanly
 def inpaint(clips, quality, out, overwrite, start, frames, **kwargs):

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 import actinr_codec as actinr
+from actinr_codec.pipeline.presets import DEFAULT_GOP, DEFAULT_PRESET
 
 from . import baselines
 from .quality import summarize
@@ -25,8 +26,8 @@ from .quality import summarize
 class ActinrOptions:
     """How actinr encodes in an evaluation, besides the quality."""
 
-    preset: str = "medium"
-    gop: int = 8
+    preset: str = DEFAULT_PRESET
+    gop: int = DEFAULT_GOP
     seed: int = 0
     iters: int | None = None
     device: str = "auto"
