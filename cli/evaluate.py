@@ -76,7 +76,7 @@ def _shared_options(command):
         click.option("--preset", type=click.Choice(list(PRESETS)),
                      default=DEFAULT_PRESET, show_default=True, help="actinr preset."),
         click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULT_GOP, show_default=True,
-                     help="actinr GOP length; also the baselines' keyint."),
+                     help="actinr GOP length."),
         click.option("--iters", type=click.IntRange(1), default=None,
                      help="actinr fitting steps per GOP, overriding the preset's."),
         click.option("--seed", type=int, default=0, show_default=True),
@@ -173,9 +173,12 @@ def evaluate() -> None:
               help="x264/x265 CRFs, comma-separated.")
 @click.option("--codecs", default="x264,x265", show_default=True,
               help="Baselines, comma-separated (x264, x265); empty for none.")
+@click.option("--keyint", type=click.IntRange(1), default=None,
+              help="The baselines' fixed GOP length, scene cuts off.  "
+                   "[default: their own, 250 with scene cuts]")
 @_shared_options
 @exits_cleanly
-def rd(clips, qualities, crfs, codecs, out, overwrite, start, frames, **kwargs):
+def rd(clips, qualities, crfs, codecs, keyint, out, overwrite, start, frames, **kwargs):
     """Rate-distortion curves of actinr and x264/x265 on each CLIP, with BD-rates."""
     from evaluation.baselines import CODECS
     from evaluation.bdrate import bd_table
@@ -190,12 +193,13 @@ def rd(clips, qualities, crfs, codecs, out, overwrite, start, frames, **kwargs):
         raise click.BadParameter("no quality given", param_hint="--qualities")
     actinr = _actinr_options(kwargs)
     loaded = _begin(out, "rd", overwrite, clips, start, frames)
-    options = {"qualities": qualities, "crfs": crfs, "codecs": codecs, "start": start,
+    options = {"qualities": qualities, "crfs": crfs, "codecs": codecs, "keyint": keyint,
+               "start": start,
                "frames": frames, **kwargs}
     points = []
     for name, _, video, info in loaded:
         clip_points = rd_clip(name, video, info.fps, qualities, crfs, codecs, actinr,
-                              out / "anr")
+                              out / "anr", keyint)
         plot_rd(out / f"rd_{name}.png", name, clip_points)
         points += clip_points
     bd = bd_table(points)

@@ -21,11 +21,14 @@ from actinr_codec.media.videoio import BT601, SWS_FLAGS, yuv_frame
 CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
 PRESET = "medium"
 PIX_FMT = "yuv420p"
-# Scene-cut detection would start extra GOPs: keyint alone sets the GOP length, as in actinr.
-# x265 would also repeat a 2.3 KB text SEI of its version and options at every keyframe
+# x265 would repeat a 2.3 KB text SEI of its version and options at every keyframe
 # (info=0 stops it); x264 writes its 0.7 KB one once and has no switch for it.
-EXTRA = {"x264": {"sc_threshold": "0"},
-         "x265": {"x265-params": "scenecut=0:info=0:log-level=error"}}
+EXTRA = {"x264": {}, "x265": {"x265-params": "info=0:log-level=error"}}
+# With a fixed keyint, scene-cut detection would start extra GOPs: keyint alone then sets
+# the GOP length. At the encoders' default keyint their scene-cut detection stays on.
+FIXED_KEYINT = {"x264": {"sc_threshold": "0"},
+                "x265": {"x265-params": "scenecut=0:info=0:log-level=error"}}
+DEFAULT_KEYINT = 250  # x264's and x265's
 # FFmpeg's defaults (obmc, bilateral epzs search, 16 px blocks) with motion-compensated
 # interpolation; its scene-change detector is off, as it falls back to repeating frames
 # whenever a small frame changes a lot, which is motion here, not a cut.
@@ -33,17 +36,24 @@ MINTERPOLATE = "mi_mode=mci:scd=none"
 UPSCALERS = {"bicubic": Interpolation.BICUBIC, "lanczos": Interpolation.LANCZOS}
 
 
-def codec_settings(name: str, crf: int, keyint: int) -> dict:
-    """The encoder settings of one baseline point, and an equivalent ffmpeg command line."""
+def codec_settings(name: str, crf: int, keyint: int | None = None) -> dict:
+    """The encoder settings of one baseline point, and an equivalent ffmpeg command line.
+
+    keyint: None for the encoder's own default (250, with its scene-cut detection), else a
+    fixed GOP length without scene cuts.
+    """
     if name not in CODECS:
         raise ValueError(f"unknown baseline codec {name!r} (use {', '.join(CODECS)})")
     encoder = CODECS[name][0]
-    options = {"preset": PRESET, "crf": str(crf), **EXTRA[name]}
-    extra = " ".join(f"-{k} {v}" for k, v in EXTRA[name].items())
+    extras = EXTRA[name] if keyint is None else FIXED_KEYINT[name]
+    options = {"preset": PRESET, "crf": str(crf), **extras}
+    extra = " ".join(f"-{k} {v}" for k, v in extras.items())
+    gop = "" if keyint is None else f"-g {keyint} "
     return {
-        "codec": name, "encoder": encoder, "crf": crf, "keyint": keyint, "pix_fmt": PIX_FMT,
+        "codec": name, "encoder": encoder, "crf": crf,
+        "keyint": DEFAULT_KEYINT if keyint is None else keyint, "pix_fmt": PIX_FMT,
         "options": options, "colour": "BT.601, limited range",
-        "ffmpeg": (f"ffmpeg -i SOURCE -c:v {encoder} -preset {PRESET} -crf {crf} -g {keyint} "
+        "ffmpeg": (f"ffmpeg -i SOURCE -c:v {encoder} -preset {PRESET} -crf {crf} {gop}"
                    f"{extra} -pix_fmt {PIX_FMT} -colorspace smpte170m -color_range tv "
                    "-sws_flags bicubic+accurate_rnd+full_chroma_int+full_chroma_inp OUT.mkv"),
     }

@@ -67,8 +67,11 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Actinr
 
 def rd_clip(clip: str, frames: np.ndarray, fps: Fraction, qualities: list[int],
             crfs: list[int], codecs: list[str], options: ActinrOptions,
-            anr_dir: Path) -> list[dict]:
-    """Rate-distortion points of actinr at each quality and each baseline at each crf."""
+            anr_dir: Path, keyint: int | None = None) -> list[dict]:
+    """Rate-distortion points of actinr at each quality and each baseline at each crf.
+
+    keyint: the baselines' GOP length; None for their own default (250, scene cuts on).
+    """
     n, height, width, _ = frames.shape
     points = []
 
@@ -80,7 +83,7 @@ def rd_clip(clip: str, frames: np.ndarray, fps: Fraction, qualities: list[int],
     # Baselines first: they are quick, and fail early on frames they cannot code.
     for codec in codecs:
         for crf in crfs:
-            settings = baselines.codec_settings(codec, crf, options.gop)
+            settings = baselines.codec_settings(codec, crf, keyint)
             nbytes, decoded, encode_s, decode_s = baselines.code(frames, settings, fps)
             add(codec, crf, {"bytes": nbytes, "bpp": nbytes * 8 / (width * height * n),
                              "encode_s": encode_s, "decode_s": decode_s,
