@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from bitstream.container import encode_file, write_atomically
-from bitstream.records import VideoInfo
+from bitstream.records import VideoInfo, reference_of
 
 from .media.videoio import VideoWriter, read_video
 from .model.config import ModelConfig
@@ -29,8 +29,9 @@ from .parallel.local import encode_gops
 from .parallel.segments import SourceFrames
 from .pipeline.decoder import AnrDecoder
 from .pipeline.encoder import GOPReport
-from .pipeline.gop import split_gops
-from .pipeline.presets import DEFAULT_GOP, DEFAULT_PRESET, DEFAULT_QUALITY, settings_for
+from .pipeline.gop import plan_gops
+from .pipeline.presets import DEFAULT_GOP, DEFAULT_KEYINT, DEFAULT_PRESET, DEFAULT_QUALITY, settings_for
+from .pipeline.scenecut import scene_cuts
 from .pipeline.settings import EncodeSettings
 from .pipeline.times import output_size, output_times
 from .restoration.denoise import denoise_settings
@@ -49,7 +50,9 @@ class EncodeOptions:
     """What ``actinr encode`` asks for, with its defaults.
 
     denoise: None to keep the noise, 0 to estimate its level, else the noise's standard
-    deviation in 8-bit levels. scheduler: a Dask scheduler address to fit on instead of
+    deviation in 8-bit levels. keyint: an intra GOP at least every this many frames, the
+    GOPs between predicted from the one before (1: all intra); scenecut: an intra GOP at
+    each scene cut, as in x264. scheduler: a Dask scheduler address to fit on instead of
     ``jobs`` local processes; shared_input: there, workers read the source path themselves.
     native: fit with the C kernel where it applies; compile: torch.compile elsewhere
     (None: when the fit is long enough to repay it). model: the architecture, whose width
@@ -59,6 +62,8 @@ class EncodeOptions:
     quality: int = DEFAULT_QUALITY
     preset: str = DEFAULT_PRESET
     gop: int = DEFAULT_GOP
+    keyint: int = DEFAULT_KEYINT
+    scenecut: bool = True
     iters: int | None = None
     seed: int = 0
     device: str = "auto"
@@ -81,6 +86,7 @@ class EncodePlan:
     frames: int
     fps: Fraction
     gops: list[range]
+    kinds: list[int]  # bitstream.records.INTRA or PREDICTED, for each GOP
     settings: EncodeSettings
     device: str
     noise_level: float | None  # estimated for denoise=0, in 8-bit levels
@@ -147,15 +153,17 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     if settings is None:
         settings = settings_for(width * height, options.quality, options.preset, options.gop,
                                 options.seed, options.model, options.iters, options.compile,
-                                options.native)
+                                options.native, options.keyint, options.scenecut)
         if options.denoise is not None:
             noise_level = options.denoise or float(
                 np.sqrt(np.mean(estimate_noise(video, mask_array) ** 2))) * 255
             settings = denoise_settings(settings, noise_level / 255)
-    gops = split_gops(n, settings.gop_size)
+    gops = plan_gops(n, settings.gop_size, settings.keyint,
+                     scene_cuts(video) if settings.scenecut else [])
     device = (str(resolve_device(options.device)) if options.scheduler is None
               else options.device)
-    plan = EncodePlan(width, height, n, rate, gops, settings, device, noise_level)
+    plan = EncodePlan(width, height, n, rate, gops.gops, gops.kinds, settings, device,
+                      noise_level)
     notify = progress or (lambda event: None)
     notify(Progress("start", plan))
     current = [0]
@@ -182,6 +190,8 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
             frames_or_loader = SourceFrames(os.path.abspath(source), start, height, width)
         reports = encode_on_cluster(options.scheduler, frames_or_loader, gops, settings,
                                     options.device, on_gop, options.segment, mask_array)
+    for k, report in enumerate(reports):  # segments number their GOPs from 0
+        report.record.reference = reference_of(k, report.record.kind)
     info = VideoInfo(width=width, height=height, frames=n, fps_num=rate.numerator,
                      fps_den=rate.denominator)
     data = encode_file(info, stream_config(settings.model, settings.gop_size),
@@ -246,6 +256,11 @@ class AnrVideo:
     @property
     def gops(self) -> list[range]:
         return self._decoder.gops
+
+    @property
+    def kinds(self) -> list[int]:
+        """Each GOP's kind, bitstream.records.INTRA or PREDICTED."""
+        return self._decoder.kinds
 
     def gop_model(self, k: int):
         """GOP k's decoded model (a torch module)."""

@@ -12,6 +12,7 @@ import zstandard
 
 from .entropy import decode_symbols, encode_symbols
 from .errors import BitstreamError
+from .header import VERSION, wire_reference
 from .limits import (
     MAX_GOP_ALPHABET,
     MAX_GOP_ELEMENTS,
@@ -28,7 +29,8 @@ from .wire import Cursor, pack_str
 
 CHUNK_TAG = b"ANRG"
 FRAME = struct.Struct("<4sI")          # tag, body length; the CRC32 follows the body
-BODY_HEAD = struct.Struct("<IIIHBII")  # gop, start, stop, tensors, coding, stored, raw
+# gop, start, stop, [kind, reference,] tensors, coding, stored, raw
+BODY_HEAD = {1: struct.Struct("<IIIHBII"), 2: struct.Struct("<IIIBIHBII")}
 CHUNK_OVERHEAD = FRAME.size + 4
 TABLE_RAW, TABLE_ZSTD = 0, 1
 ZSTD_LEVEL = 19
@@ -97,8 +99,9 @@ def encode_chunk(k: int, gop: GOPRecord) -> bytes:
                              f"(limit {MAX_TABLE_BYTES})")
     packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(table)
     coding, stored = (TABLE_ZSTD, packed) if len(packed) < len(table) else (TABLE_RAW, table)
-    body = b"".join([BODY_HEAD.pack(k, gop.start, gop.stop, len(gop.tensors), coding,
-                                     len(stored), len(table)),
+    head = BODY_HEAD[VERSION].pack(k, gop.start, gop.stop, gop.kind, wire_reference(gop.reference),
+                                   len(gop.tensors), coding, len(stored), len(table))
+    body = b"".join([head,
                      stored, encode_symbols(coded)])
     if len(body) + CHUNK_OVERHEAD > 2**32 - 1:
         raise BitstreamError(f"GOP {k} chunk exceeds 4 GiB")
@@ -154,8 +157,9 @@ def _read_table(table: bytes, count: int) -> list[tuple[str, tuple, float, Symbo
     return rows
 
 
-def decode_chunk(data: bytes, k: int, entry: GopIndexEntry) -> GOPRecord:
-    """GOP k from its chunk bytes, checked against its index entry."""
+def decode_chunk(data: bytes, k: int, entry: GopIndexEntry, version: int) -> GOPRecord:
+    """GOP k from its chunk bytes in a file of this format version, checked against its
+    index entry."""
     if len(data) < CHUNK_OVERHEAD:
         raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")
     tag, body_length = FRAME.unpack_from(data)
@@ -166,20 +170,25 @@ def decode_chunk(data: bytes, k: int, entry: GopIndexEntry) -> GOPRecord:
     if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
         raise BitstreamError(f"GOP {k} CRC mismatch")
     try:
-        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, entry)
+        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, entry, version)
     except BitstreamError as exc:
         raise BitstreamError(f"GOP {k}: {exc}") from None
 
 
-def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry) -> GOPRecord:
-    number, start, stop, count, coding, stored, raw = cursor.unpack(BODY_HEAD.format)
+def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry, version: int) -> GOPRecord:
+    number, start, stop, *kind, count, coding, stored, raw = cursor.unpack(
+        BODY_HEAD[version].format)
     if number != k or (start, stop) != (entry.start, entry.stop):
         raise BitstreamError(f"chunk says GOP {number} frames [{start}, {stop}), "
                              f"index says frames [{entry.start}, {entry.stop})")
+    if kind and tuple(kind) != (entry.kind, wire_reference(entry.reference)):
+        raise BitstreamError(f"chunk says kind {kind[0]} with reference {kind[1]}, the index "
+                             f"says kind {entry.kind} with reference {entry.reference}")
     if count > MAX_TENSORS:
         raise BitstreamError(f"{count} tensors exceeds limit {MAX_TENSORS}")
     rows = _read_table(_unpack_table(bytes(cursor.take(stored)), stored, raw, coding), count)
     payload = bytes(cursor.take(cursor.remaining))
     flat = decode_symbols(payload, [(model, size) for _, _, _, model, size in rows])
     return GOPRecord(start, stop, [TensorRecord(name, tuple(shape), step, symbols.reshape(shape))
-                                   for (name, shape, step, _, _), symbols in zip(rows, flat)])
+                                   for (name, shape, step, _, _), symbols in zip(rows, flat)],
+                     entry.kind, entry.reference)

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 
 from .chunk import decode_chunk, encode_chunk
 from .errors import BitstreamError
-from .header import PREFIX, ConfigValue, decode_header, encode_header, header_size, pack_config
-from .limits import check_gop_ranges, check_info
+from .header import PREFIX, VERSION, ConfigValue, decode_header, encode_header, header_size, pack_config
+from .limits import check_gop_kinds, check_gop_ranges, check_info
 from .records import GopIndexEntry, GOPRecord, VideoInfo
 
 
@@ -22,10 +22,12 @@ def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
     check_info(info)
     gops = list(gops)
     ranges = [(gop.start, gop.stop) for gop in gops]
-    check_gop_ranges(ranges, info.frames)
+    check_gop_ranges(ranges, info.frames, VERSION)
+    kinds = [(gop.kind, gop.reference) for gop in gops]
+    check_gop_kinds(kinds)
     packed_config = pack_config(config)
     chunks = [encode_chunk(k, gop) for k, gop in enumerate(gops)]
-    header = encode_header(info, packed_config, ranges, [len(c) for c in chunks])
+    header = encode_header(info, packed_config, ranges, kinds, [len(c) for c in chunks])
     return b"".join([header, *chunks])
 
 
@@ -65,6 +67,7 @@ class AnrReader:
     info: VideoInfo
     config: dict[str, ConfigValue]
     index: list[GopIndexEntry]
+    version: int
 
     def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview):
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -75,10 +78,10 @@ class AnrReader:
             self._file = open(source, "rb", buffering=0)  # noqa: SIM115 (closed by close())
         try:
             self._size = self._file.seek(0, io.SEEK_END)
-            size = header_size(self._read(0, min(PREFIX.size, self._size), "header"),
-                               self._size)
-            self.info, self.config, self.index = decode_header(self._read(0, size, "header"),
-                                                               self._size)
+            size, self.version = header_size(
+                self._read(0, min(PREFIX.size, self._size), "header"), self._size)
+            self.info, self.config, self.index = decode_header(
+                self._read(0, size, "header"), self._size, self.version)
         except BaseException:
             self._file.close()
             raise
@@ -100,7 +103,8 @@ class AnrReader:
         if not 0 <= k < len(self.index):
             raise IndexError(f"GOP {k} out of range (the file has {len(self.index)})")
         entry = self.index[k]
-        return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry)
+        return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry,
+                            self.version)
 
     def gops_for_range(self, t0: float, t1: float) -> list[int]:
         """Indices of the GOPs serving frame times in [t0, t1], in order.

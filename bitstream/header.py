@@ -14,18 +14,22 @@ from .limits import (
     MAX_CONFIG_KEY_BYTES,
     MAX_CONFIG_STR_BYTES,
     check_gop_count,
+    check_gop_kinds,
     check_gop_ranges,
     check_info,
     is_int,
 )
-from .records import COLOURS, GopIndexEntry, VideoInfo
+from .records import COLOURS, INTRA, GopIndexEntry, VideoInfo
 from .wire import Cursor, pack_str
 
 MAGIC = b"\x89ANR\r\n\x1a\n"
-VERSION = 1
+VERSION = 2  # what the writer writes; the reader reads every version in SUPPORTED
+SUPPORTED = (1, 2)
 PREFIX = struct.Struct("<8sII")     # magic, version, body length
 INFO = struct.Struct("<IIIIIB")     # width, height, frames, fps_num, fps_den, colour
-INDEX_ENTRY = struct.Struct("<QIII")  # offset, length, start, stop
+INDEX_ENTRY = {1: struct.Struct("<QIII"),     # offset, length, start, stop
+               2: struct.Struct("<QIIIBI")}   # ... kind, reference
+NO_REFERENCE = 0xFFFFFFFF
 CRC_SIZE = 4
 
 T_NONE, T_BOOL, T_INT, T_FLOAT, T_STR = range(5)
@@ -91,38 +95,46 @@ def read_config(cursor: Cursor) -> dict[str, ConfigValue]:
     return config
 
 
+def wire_reference(reference: int | None) -> int:
+    return NO_REFERENCE if reference is None else reference
+
+
 def encode_header(info: VideoInfo, packed_config: bytes, ranges: list[tuple[int, int]],
-                  chunk_lengths: list[int]) -> bytes:
-    """The header for already checked info and GOP ranges, and chunks of these lengths."""
+                  kinds: list[tuple[int, int | None]], chunk_lengths: list[int]) -> bytes:
+    """The header for already checked info, GOP ranges and kinds (kind, reference), and
+    chunks of these lengths."""
     head = INFO.pack(info.width, info.height, info.frames, info.fps_num, info.fps_den,
                      COLOURS.index(info.colour)) + packed_config
-    body_length = len(head) + 4 + INDEX_ENTRY.size * len(ranges)
+    entry = INDEX_ENTRY[VERSION]
+    body_length = len(head) + 4 + entry.size * len(ranges)
     offset = PREFIX.size + body_length + CRC_SIZE
     index = [struct.pack("<I", len(ranges))]
-    for (start, stop), length in zip(ranges, chunk_lengths):
-        index.append(INDEX_ENTRY.pack(offset, length, start, stop))
+    for (start, stop), (kind, reference), length in zip(ranges, kinds, chunk_lengths,
+                                                        strict=True):
+        index.append(entry.pack(offset, length, start, stop, kind, wire_reference(reference)))
         offset += length
     framed = PREFIX.pack(MAGIC, VERSION, body_length) + head + b"".join(index)
     return framed + struct.pack("<I", zlib.crc32(framed))
 
 
-def header_size(prefix: bytes, file_size: int) -> int:
-    """Total header bytes (prefix, body, CRC) announced by the file's first bytes."""
+def header_size(prefix: bytes, file_size: int) -> tuple[int, int]:
+    """Total header bytes (prefix, body, CRC) announced by the file's first bytes, and the
+    format version."""
     if prefix[:len(MAGIC)] != MAGIC[:len(prefix)]:
         raise BitstreamError("not an .anr file (bad magic)")
     if len(prefix) < PREFIX.size:
         raise BitstreamError("truncated: header ends past end of file")
     _, version, body_length = PREFIX.unpack_from(prefix)
-    if version != VERSION:
+    if version not in SUPPORTED:
         raise BitstreamError(f"unsupported format version {version}")
     size = PREFIX.size + body_length + CRC_SIZE
     if size > file_size:
         raise BitstreamError("truncated: header ends past end of file")
-    return size
+    return size, version
 
 
-def decode_header(header: bytes, file_size: int) -> tuple[VideoInfo, dict[str, ConfigValue],
-                                                           list[GopIndexEntry]]:
+def decode_header(header: bytes, file_size: int, version: int
+                  ) -> tuple[VideoInfo, dict[str, ConfigValue], list[GopIndexEntry]]:
     """Info, config and index from the complete header bytes of a file of file_size bytes."""
     if zlib.crc32(header[:-CRC_SIZE]) != struct.unpack_from("<I", header, len(header) - 4)[0]:
         raise BitstreamError("header CRC mismatch")
@@ -134,12 +146,18 @@ def decode_header(header: bytes, file_size: int) -> tuple[VideoInfo, dict[str, C
     check_info(info)
     config = read_config(cursor)
     count = cursor.one("<I")
-    check_gop_count(count, info.frames)
-    if cursor.remaining != count * INDEX_ENTRY.size:
+    check_gop_count(count, info.frames, version)
+    entry = INDEX_ENTRY[version]
+    if cursor.remaining != count * entry.size:
         raise BitstreamError(f"header: GOP index size disagrees with GOP count {count}")
-    index = [GopIndexEntry(start, stop, offset, length) for offset, length, start, stop
-             in INDEX_ENTRY.iter_unpack(cursor.take(cursor.remaining))]
-    check_gop_ranges([(e.start, e.stop) for e in index], info.frames)
+    index = []
+    for offset, length, start, stop, *kind in entry.iter_unpack(cursor.take(cursor.remaining)):
+        # Version 1 has intra GOPs only.
+        kind, reference = kind or (INTRA, NO_REFERENCE)
+        index.append(GopIndexEntry(start, stop, offset, length, kind,
+                                   None if reference == NO_REFERENCE else reference))
+    check_gop_ranges([(e.start, e.stop) for e in index], info.frames, version)
+    check_gop_kinds([(e.kind, e.reference) for e in index])
     _check_placement(index, len(header), file_size)
     return info, config, index
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import BitstreamError
-from .records import COLOURS, VideoInfo
+from .records import COLOURS, INTRA, PREDICTED, VideoInfo
 
 MAX_SIDE = 16384
 MAX_FRAMES = 10_000_000
@@ -52,28 +52,53 @@ def check_info(info: VideoInfo) -> None:
         raise BitstreamError(f"unknown colour description {info.colour!r}")
 
 
-def check_gop_count(count: int, frames: int) -> None:
-    """GOPs of two or more frames overlapping by one cover at least count + 1 frames."""
-    if not 1 <= count <= max(1, frames - 1):
+def check_gop_count(count: int, frames: int, version: int) -> None:
+    """Version 1: GOPs of two or more frames overlapping by one cover at least count + 1
+    frames. Version 2 also allows GOPs that start after the last one's end (scene cuts),
+    so there are at most as many GOPs as frames."""
+    most = max(1, frames - 1) if version == 1 else frames
+    if not 1 <= count <= most:
         raise BitstreamError(f"GOP count {count} inconsistent with {frames} frames")
 
 
-def check_gop_ranges(ranges: Sequence[tuple[int, int]], frames: int) -> None:
+def check_gop_ranges(ranges: Sequence[tuple[int, int]], frames: int, version: int) -> None:
     """GOPs must tile [0, frames) in order, each sharing its first frame with the last
-    frame of the one before (the rule of actinr_codec.pipeline.gop)."""
-    check_gop_count(len(ranges), frames)
-    shortest = 1 if frames == 1 else 2
-    expected = 0
+    frame of the one before (the rule of actinr_codec.pipeline.gop); from version 2, a GOP
+    may instead start right after the one before ends (at a scene cut)."""
+    check_gop_count(len(ranges), frames, version)
+    previous_stop = None
     for k, (start, stop) in enumerate(ranges):
         if not (is_int(start) and is_int(stop)):
             raise BitstreamError(f"GOP {k} frame range must be integers")
-        if start != expected:
-            raise BitstreamError(f"GOP {k} starts at frame {start}, expected {expected}")
+        if previous_stop is None:
+            allowed = (0,)
+        elif version == 1:
+            allowed = (previous_stop - 1,)
+        else:
+            allowed = (previous_stop - 1, previous_stop)
+        if start not in allowed:
+            raise BitstreamError(f"GOP {k} starts at frame {start}, expected "
+                                 f"{' or '.join(map(str, allowed))}")
+        shares = previous_stop is not None and start == previous_stop - 1
+        shortest = 2 if shares or (version == 1 and frames > 1) else 1
         if stop - start < shortest or stop > frames:
             raise BitstreamError(f"GOP {k} has invalid frame range [{start}, {stop})")
-        expected = stop - 1
+        previous_stop = stop
     if ranges[-1][1] != frames:
         raise BitstreamError(f"GOPs end at frame {ranges[-1][1]}, the video has {frames}")
+
+
+def check_gop_kinds(kinds: Sequence[tuple[int, int | None]]) -> None:
+    """(kind, reference) of every GOP: the first is intra, an intra GOP has no reference,
+    and a predicted GOP predicts from the GOP right before it."""
+    for k, (kind, reference) in enumerate(kinds):
+        if kind not in (INTRA, PREDICTED):
+            raise BitstreamError(f"GOP {k} has unknown kind {kind}")
+        if kind == INTRA and reference is not None:
+            raise BitstreamError(f"intra GOP {k} names a reference")
+        if kind == PREDICTED and (k == 0 or reference != k - 1):
+            raise BitstreamError(f"predicted GOP {k} must predict from GOP {k - 1}, "
+                                 f"not {reference}")
 
 
 def check_shape(name: str, shape: Sequence[int]) -> int:

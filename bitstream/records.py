@@ -9,6 +9,10 @@ import numpy as np
 # Colour descriptions a file can carry; the stored code is the position in this tuple,
 # so new names may only be appended.
 COLOURS = ("srgb", "bt709", "bt601", "bt2020")
+# GOP kinds (format version 2): an intra GOP's tensors are their own values; a predicted
+# GOP's are residuals added to the decoded tensors of its reference, the GOP before it.
+INTRA, PREDICTED = 0, 1
+GOP_KINDS = ("intra", "predicted")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,13 @@ class GOPRecord:
     start: int
     stop: int
     tensors: list[TensorRecord]
+    kind: int = INTRA
+    reference: int | None = None  # the GOP a predicted GOP adds its residuals to
+
+
+def reference_of(k: int, kind: int) -> int | None:
+    """The reference GOP k of this kind has: none for intra, the GOP before for predicted."""
+    return None if kind == INTRA else k - 1
 
 
 @dataclass(frozen=True)
@@ -44,3 +55,5 @@ class GopIndexEntry:
     stop: int
     offset: int
     length: int
+    kind: int = INTRA
+    reference: int | None = None

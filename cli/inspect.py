@@ -5,18 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from bitstream.container import AnrReader
+from bitstream.records import GOP_KINDS
 
 
 def describe(path: Path) -> dict:
     """Everything ``actinr info`` shows, as plain JSON-ready values."""
     size = path.stat().st_size
     with AnrReader(path) as reader:
-        info, config, index = reader.info, dict(reader.config), reader.index
+        info, config, index, version = (reader.info, dict(reader.config), reader.index,
+                                        reader.version)
     pixels = info.width * info.height * info.frames
     return {
         "file": str(path),
         "bytes": size,
         "bpp": size * 8 / pixels,
+        "format_version": version,
         "video": {
             "width": info.width, "height": info.height, "frames": info.frames,
             "fps": f"{info.fps_num}/{info.fps_den}", "colour": info.colour,
@@ -24,7 +27,8 @@ def describe(path: Path) -> dict:
         },
         "model": config,
         "gops": [
-            {"index": k, "frames": [e.start, e.stop - 1], "offset": e.offset, "bytes": e.length,
+            {"index": k, "kind": GOP_KINDS[e.kind], "reference": e.reference,
+             "frames": [e.start, e.stop - 1], "offset": e.offset, "bytes": e.length,
              "bpp": e.length * 8 / (info.width * info.height * (e.stop - e.start))}
             for k, e in enumerate(index)
         ],
@@ -35,13 +39,14 @@ def format_text(report: dict) -> str:
     """The human-readable form of ``describe``."""
     v = report["video"]
     lines = [
-        f"{report['file']}: {report['bytes']} bytes, {report['bpp']:.4f} bpp",
+        f"{report['file']}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, "
+        f"format version {report['format_version']}",
         f"video: {v['width']}x{v['height']}, {v['frames']} frames at {v['fps']} fps "
         f"({v['duration_s']:.3f}s), colour {v['colour']}",
         "model: " + ", ".join(f"{k}={val}" for k, val in report["model"].items()),
-        f"{'GOP':>4} {'frames':>13} {'offset':>10} {'bytes':>9} {'bpp':>8}",
+        f"{'GOP':>4} {'kind':<9} {'frames':>13} {'offset':>10} {'bytes':>9} {'bpp':>8}",
     ]
     for g in report["gops"]:
-        lines.append(f"{g['index']:>4} {g['frames'][0]:>6}-{g['frames'][1]:<6} "
+        lines.append(f"{g['index']:>4} {g['kind']:<9} {g['frames'][0]:>6}-{g['frames'][1]:<6} "
                      f"{g['offset']:>10} {g['bytes']:>9} {g['bpp']:>8.4f}")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from actinr_codec import __version__
 from actinr_codec.pipeline.gop import MAX_GOP
 from actinr_codec.pipeline.presets import (
     DEFAULT_GOP,
+    DEFAULT_KEYINT,
     DEFAULT_PRESET,
     DEFAULT_QUALITY,
     MAX_QUALITY,
@@ -103,6 +104,11 @@ def _size(value: str | None) -> tuple[int, int] | None:
               show_default=True, help="Time/quality trade-off (see README).")
 @click.option("--gop", type=click.IntRange(2, MAX_GOP), default=None,
               help=f"Frames per GOP, boundary frame shared.  [default: {DEFAULT_GOP}]")
+@click.option("--keyint", type=click.IntRange(1), default=None,
+              help="An intra GOP at least every this many frames; the GOPs between predict "
+                   f"from the one before (1: all intra).  [default: {DEFAULT_KEYINT}]")
+@click.option("--scenecut/--no-scenecut", default=True, show_default=True,
+              help="Start an intra GOP at each scene cut.")
 @click.option("--start", type=click.IntRange(0), default=0, show_default=True,
               help="First frame to encode.")
 @click.option("--frames", type=click.IntRange(1), default=None, help="Number of frames to encode.")
@@ -114,7 +120,8 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
               help="Local processes fitting GOP segments in parallel.  [default: 1]")
 @click.option("--segment", type=click.IntRange(1), default=None,
-              help="GOPs per warm-start segment; segments are fitted independently.  "
+              help="GOPs per segment, cut at the next intra GOP; segments are fitted "
+                   "independently.  "
                    "[default: the GOPs split evenly over the jobs or cluster threads]")
 @click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
               help="Fit the segments on this Dask cluster (pip install 'actinr[dask]').")
@@ -140,8 +147,9 @@ def _size(value: str | None) -> tuple[int, int] | None:
                    "[default: when the fit is long enough to repay the compile time]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
-def encode(source, output, quality, preset, gop, start, frames, iters, fps, device, jobs, segment,
-           scheduler, shared_input, denoise, mask_path, seed, no_asm, compile_, overwrite):
+def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames, iters, fps,
+           device, jobs, segment, scheduler, shared_input, denoise, mask_path, seed, no_asm,
+           compile_, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
     from actinr_codec.api import EncodeOptions
     from actinr_codec.api import encode as encode_video
@@ -156,6 +164,7 @@ def encode(source, output, quality, preset, gop, start, frames, iters, fps, devi
     options = EncodeOptions(
         quality=DEFAULT_QUALITY if quality is None else quality, preset=preset,
         gop=DEFAULT_GOP if gop is None else gop, iters=iters, seed=seed, device=device,
+        keyint=DEFAULT_KEYINT if keyint is None else keyint, scenecut=scenecut,
         jobs=jobs or 1, segment=segment, scheduler=scheduler, shared_input=shared_input,
         denoise=denoise, native=not no_asm, compile=compile_)
     report = encode_video(source, output, options, start=start, frames=frames,

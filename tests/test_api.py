@@ -12,6 +12,7 @@ from synthetic import moving_pattern, write_clip
 import actinr_codec as actinr
 from actinr_codec.media.videoio import read_video
 from bitstream import BitstreamError
+from bitstream.records import INTRA, PREDICTED
 
 OPTIONS = actinr.EncodeOptions(preset="fast", iters=60, gop=4)
 
@@ -43,7 +44,8 @@ def test_encode_to_bytes_reports_what_it_wrote(encoded, frames):
     assert report.path is None and report.size == len(report.data) > 0
     plan = report.plan
     assert (plan.width, plan.height, plan.frames, plan.fps) == (48, 32, 6, Fraction(30000, 1001))
-    assert plan.gops == [range(0, 4), range(3, 6)] and len(report.gops) == 2
+    assert plan.gops == [range(0, 3), range(2, 6)] and len(report.gops) == 2
+    assert plan.kinds == [INTRA, PREDICTED]  # the second GOP predicts from the first
     assert report.bpp == pytest.approx(report.size * 8 / (48 * 32 * 6))
     assert report.psnr == pytest.approx(np.mean([g.psnr for g in report.gops]))
 
@@ -76,11 +78,11 @@ def test_path_and_bytes_encode_alike_and_open_alike(encoded, frames, tmp_path):
 def test_rendering_at_times_and_sizes(encoded, frames):
     report, _ = encoded
     with actinr.open(report.data) as video:
-        assert video.fps == Fraction(30000, 1001) and video.gops == [range(0, 4), range(3, 6)]
+        assert video.fps == Fraction(30000, 1001) and video.gops == [range(0, 3), range(2, 6)]
         whole = video.render()
         assert whole.shape == frames.shape and whole.dtype == np.uint8
-        # Frames 3-5 are the second GOP's: their PSNR is the one the encoder measured.
-        mse = np.mean((whole[3:].astype(float) - frames[3:]) ** 2)
+        # Frames 2-5 are the second GOP's: their PSNR is the one the encoder measured.
+        mse = np.mean((whole[2:].astype(float) - frames[2:]) ** 2)
         assert 10 * np.log10(255**2 / mse) == pytest.approx(report.gops[1].psnr, abs=0.02)
         assert np.array_equal(video.frame(2.0), whole[2])
         assert video.frame(2.5, scale=2).shape == (64, 96, 3)

@@ -2,8 +2,10 @@
 the model construction, the encoder's choices or the coder fails loudly.
 
 If this fails after an intended format change, bump bitstream.header.VERSION, update
-docs/bitstream.md, and only then the hash. If only the zstandard or constriction library
-changed, check whether old files still decode before touching anything.
+docs/bitstream.md, and only then the hash; keep the old version's bytes in
+tests/golden/vN/container.anr, which must go on decoding. If only the zstandard or
+constriction library changed, check whether old files still decode before touching
+anything.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +22,12 @@ from test_bitstream_support import assert_same_gops
 
 from bitstream import FORMAT_VERSION, GOPRecord, TensorRecord, VideoInfo, decode_file, encode_file
 from bitstream.models import LAPLACE, SymbolModel, model_weights
+from bitstream.records import INTRA, PREDICTED
 
-GOLDEN_SHA256 = "e125276241a6543a553b1488a2500be4e6bec6e8b84a64b92002220606e1663b"
+GOLDEN_SHA256 = "0fe3d3a97ec41ab683c7fd7ced09b068367a856094372d313e7113ecd9e3b554"
+# The same video as written by format version 1, kept as it was.
+V1_CONTAINER = Path(__file__).parent / "golden" / "v1" / "container.anr"
+V1_SHA256 = "e125276241a6543a553b1488a2500be4e6bec6e8b84a64b92002220606e1663b"
 
 
 def hashed_ints(n: int, salt: int) -> np.ndarray:
@@ -41,12 +48,16 @@ def geometric_symbols(n: int, salt: int, spread: int) -> np.ndarray:
     return (sign * zeros * spread + (h >> 28) % spread).astype(np.int32)
 
 
-def golden_video():
+def golden_video(version: int = FORMAT_VERSION):
+    """Version 1: two intra GOPs sharing frame 4. Version 2 adds a predicted GOP and a
+    scene cut: GOPs [0, 5) intra, [4, 7) predicted from it, [7, 9) intra."""
     info = VideoInfo(176, 144, 9, 30000, 1001, "bt709")
     config = {"tile": 32, "omega": 12.0, "max_freq": 0.25, "activation": "sine",
               "seconds": None, "warm_start": True, "seed": -7}
+    ranges = [(0, 5), (4, 9)] if version == 1 else [(0, 5), (4, 7), (7, 9)]
+    kinds = [INTRA, INTRA] if version == 1 else [INTRA, PREDICTED, INTRA]
     gops = []
-    for k, (start, stop) in enumerate([(0, 5), (4, 9)]):
+    for k, (start, stop) in enumerate(ranges):
         signs = np.where(hashed_ints(40, 100 + k) % 2 == 0, -3, 3).astype(np.int32)
         gops.append(GOPRecord(start, stop, [
             TensorRecord("weights.0", (2, 3, 8), 0.0078125, geometric_symbols(48, k, 2)
@@ -57,26 +68,38 @@ def golden_video():
             TensorRecord("zeros", (2, 2), 1.0, np.zeros((2, 2), np.int32)),
             TensorRecord("empty", (0,), 1.0, np.zeros(0, np.int32)),
             TensorRecord("scalar", (), 0.25, np.array(k - 1, np.int32)),
-        ]))
+        ], kinds[k], None if kinds[k] == INTRA else k - 1))
     return info, config, gops
 
 
 def test_golden_bytes():
     info, config, gops = golden_video()
     data = encode_file(info, config, gops)
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256, (
         "the .anr bytes changed: see this module's docstring")
     got_info, got_config, got_gops = decode_file(data)
     assert got_info == info and got_config == config
     assert_same_gops(gops, got_gops)
+    assert [(g.kind, g.reference) for g in got_gops] == [(INTRA, None), (PREDICTED, 0),
+                                                         (INTRA, None)]
+
+
+def test_version_1_file_still_decodes():
+    data = V1_CONTAINER.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == V1_SHA256
+    info, config, gops = golden_video(version=1)
+    got_info, got_config, got_gops = decode_file(data)
+    assert got_info == info and got_config == config
+    assert_same_gops(gops, got_gops)
+    assert all((g.kind, g.reference) == (INTRA, None) for g in got_gops)
 
 
 def read_by_the_doc(data: bytes) -> dict:
     """An independent reader written from the tables of docs/bitstream.md."""
     assert data[:8] == b"\x89ANR\r\n\x1a\n"
     version, body = struct.unpack_from("<II", data, 8)
-    assert version == 1 and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
+    assert version in (1, 2) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
         data[:16 + body])
     width, height, frames, num, den, colour = struct.unpack_from("<IIIIIB", data, 16)
     (count,), pos, config = struct.unpack_from("<H", data, 37), 39, {}
@@ -95,16 +118,25 @@ def read_by_the_doc(data: bytes) -> dict:
             config[key] = data[pos + 2:pos + 2 + length].decode()
             pos += 2 + length
     (gops,) = struct.unpack_from("<I", data, pos)
-    index = [struct.unpack_from("<QIII", data, pos + 4 + 20 * k) for k in range(gops)]
-    assert pos + 4 + 20 * gops == 16 + body
+    entry_format, entry_size = ("<QIII", 20) if version == 1 else ("<QIIIBI", 25)
+    index = [struct.unpack_from(entry_format, data, pos + 4 + entry_size * k)
+             for k in range(gops)]
+    assert pos + 4 + entry_size * gops == 16 + body
     chunks = []
-    for k, (offset, length, start, stop) in enumerate(index):
+    for k, (offset, length, start, stop, *kind) in enumerate(index):
         chunk = data[offset:offset + length]
-        tag, b, number, c_start, c_stop, tensors, coding, stored, raw = struct.unpack_from(
-            "<4sIIIIHBII", chunk)
+        if version == 1:
+            tag, b, number, c_start, c_stop, tensors, coding, stored, raw = struct.unpack_from(
+                "<4sIIIIHBII", chunk)
+            table_at = 31
+        else:
+            tag, b, number, c_start, c_stop, c_kind, c_ref, tensors, coding, stored, raw = (
+                struct.unpack_from("<4sIIIIBIHBII", chunk))
+            assert [c_kind, c_ref] == kind
+            table_at = 36
         assert (tag, b + 12, number, c_start, c_stop) == (b"ANRG", length, k, start, stop)
         assert struct.unpack_from("<I", chunk, 8 + b)[0] == zlib.crc32(chunk[:8 + b])
-        table = chunk[31:31 + stored]
+        table = chunk[table_at:table_at + stored]
         table = zstandard.ZstdDecompressor().decompress(table) if coding == 1 else table
         assert len(table) == raw
         entries, at = [], 0
@@ -159,13 +191,16 @@ def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
     return [x + 1 for x in w]
 
 
-def test_file_layout_matches_the_doc():
-    info, config, gops = golden_video()
-    data = encode_file(info, config, gops)
+@pytest.mark.parametrize("version", [1, 2])
+def test_file_layout_matches_the_doc(version):
+    info, config, gops = golden_video(version)
+    data = V1_CONTAINER.read_bytes() if version == 1 else encode_file(info, config, gops)
     parsed = read_by_the_doc(data)
     assert parsed["info"] == (176, 144, 9, 30000, 1001, 1)
     assert parsed["config"] == config
-    assert [(e[2], e[3]) for e in parsed["index"]] == [(0, 5), (4, 9)]
+    assert [tuple(e[2:]) for e in parsed["index"]] == (
+        [(0, 5), (4, 9)] if version == 1
+        else [(0, 5, 0, 0xFFFFFFFF), (4, 7, 1, 0), (7, 9, 0, 0xFFFFFFFF)])
     for entries, gop in zip(parsed["chunks"], gops):
         assert [(e[0], e[1], e[2]) for e in entries] == [
             (t.name, t.shape, t.step) for t in gop.tensors]

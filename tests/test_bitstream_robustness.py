@@ -9,6 +9,7 @@ import time
 import numpy as np
 import pytest
 from test_bitstream_support import (
+    INDEX_ENTRY_BYTES,
     fix_all_crcs,
     fix_header_crc,
     header_layout,
@@ -74,7 +75,7 @@ def test_bad_magic_and_version():
     (16, "<I", (0,), "invalid frame size"),
     (32, "<I", (0,), "invalid frame rate"),
     (36, "<B", (200,), "unknown colour code 200"),
-    (24, "<I", (2,), "GOP count 2 inconsistent with 2 frames"),
+    (24, "<I", (1,), "GOP count 2 inconsistent with 1 frames"),
     (24, "<I", (8,), "GOPs end at frame 7, the video has 8"),
 ])
 def test_header_limits_with_valid_crc(offset, fmt, values, message):
@@ -84,13 +85,18 @@ def test_header_limits_with_valid_crc(offset, fmt, values, message):
 def test_lying_index():
     crc_at, count, first = header_layout(DATA)
     offset, length, start, stop = struct.unpack_from("<QIII", DATA, first)
+    second = first + INDEX_ENTRY_BYTES
     lies = [
         (first, "<Q", offset + 1, "offset"),
         (first, "<Q", 2**63, "offset"),
         (first + 8, "<I", length + 1, "offset"),  # GOP 1 then starts one byte late
-        (first + 20 + 8, "<I", 2**32 - 1, "truncated: GOP 1 chunk ends past end of file"),
-        (first + 20 + 8, "<I", 3, "unexpected bytes after the last GOP"),
+        (second + 8, "<I", 2**32 - 1, "truncated: GOP 1 chunk ends past end of file"),
+        (second + 8, "<I", 3, "unexpected bytes after the last GOP"),
         (first + 12, "<I", stop + 1, "frame"),
+        (first + 20, "<B", 1, "predicted GOP 0 must predict from GOP -1"),
+        (first + 20, "<B", 7, "GOP 0 has unknown kind 7"),
+        (first + 21, "<I", 0, "intra GOP 0 names a reference"),
+        (second + 20, "<B", 1, "predicted GOP 1 must predict from GOP 0, not None"),
         (first - 4, "<I", count + 1, "index"),
         (first - 4, "<I", 2**31, "GOP count"),
     ]
@@ -113,14 +119,16 @@ def test_flipped_bits_are_caught_by_crcs():
 def test_chunk_fields_with_valid_crc():
     _, _, first = header_layout(DATA)
     chunk = struct.unpack_from("<Q", DATA, first)[0]
-    body = chunk + 8  # gop, start, stop, tensors, coding, stored, raw
+    body = chunk + 8  # gop, start, stop, kind, reference, tensors, coding, stored, raw
     cases = [
         (body, "<I", 1, "chunk says GOP 1"),
-        (body + 12, "<H", 1025, "1025 tensors exceeds limit"),
-        (body + 12, "<H", 50, "truncated|ends early"),
-        (body + 14, "<B", 9, "unknown table coding 9"),
-        (body + 15, "<I", 2**31, "truncated|ends early"),
-        (body + 19, "<I", 2**30, "exceeds limit|disagree|wrong size"),
+        (body + 12, "<B", 1, "chunk says kind 1"),
+        (body + 13, "<I", 0, "chunk says kind 0 with reference 0"),
+        (body + 17, "<H", 1025, "1025 tensors exceeds limit"),
+        (body + 17, "<H", 50, "truncated|ends early"),
+        (body + 19, "<B", 9, "unknown table coding 9"),
+        (body + 20, "<I", 2**31, "truncated|ends early"),
+        (body + 24, "<I", 2**30, "exceeds limit|disagree|wrong size"),
         (chunk, "<4s", b"ANRX", "bad chunk tag"),
     ]
     for at, fmt, value, message in cases:

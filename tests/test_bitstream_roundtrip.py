@@ -188,7 +188,8 @@ def test_writer_rejects_bad_header(info, config, message):
 
 def test_writer_rejects_bad_gop_ranges():
     info = VideoInfo(8, 8, 10, 25, 1)
-    for ranges in ([(0, 6), (6, 10)], [(0, 6), (5, 9)], [(1, 10)], [(0, 10), (9, 10)], []):
+    for ranges in ([(0, 6), (7, 10)], [(0, 6), (5, 9)], [(1, 10)], [(0, 10), (9, 10)],
+                   [(0, 6), (5, 6), (6, 10)], []):
         with pytest.raises(BitstreamError):
             encode_file(info, {}, [GOPRecord(a, b, []) for a, b in ranges])
     names = [TensorRecord("a", (1,), 1.0, np.zeros(1, np.int32))] * 2

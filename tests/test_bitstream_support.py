@@ -11,6 +11,9 @@ import zstandard
 from bitstream import AnrReader, GOPRecord, TensorRecord, VideoInfo
 
 HEADER_PREFIX = 16
+INDEX_ENTRY_BYTES = 25  # format version 2: offset, length, start, stop, kind, reference
+CHUNK_HEAD = "<IIIBIHBII"  # gop, start, stop, kind, reference, tensors, coding, stored, raw
+TABLE_AT = 8 + struct.calcsize(CHUNK_HEAD)
 
 
 def split_ranges(frames: int, gop_size: int) -> list[tuple[int, int]]:
@@ -70,7 +73,7 @@ def header_layout(data: bytes) -> tuple[int, int, int]:
     with AnrReader(data) as reader:
         count, first_chunk = len(reader.index), reader.index[0].offset
     crc_at = first_chunk - 4
-    return crc_at, count, crc_at - 20 * count
+    return crc_at, count, crc_at - INDEX_ENTRY_BYTES * count
 
 
 def fix_header_crc(data: bytes | bytearray) -> bytes:
@@ -109,18 +112,19 @@ def with_raw_tables(data: bytes) -> bytes:
     chunks = []
     for entry in entries:
         chunk = data[entry.offset:entry.offset + entry.length]
-        head = struct.unpack_from("<IIIHBII", chunk, 8)
-        stored, raw = head[5], head[6]
-        table = chunk[31:31 + stored]
-        if head[4] == 1:
+        head = struct.unpack_from(CHUNK_HEAD, chunk, 8)
+        coding, stored, raw = head[6:]
+        table = chunk[TABLE_AT:TABLE_AT + stored]
+        if coding == 1:
             table = zstandard.ZstdDecompressor().decompress(table)
-        body = struct.pack("<IIIHBII", *head[:4], 0, raw, raw) + table + chunk[31 + stored:-4]
+        body = (struct.pack(CHUNK_HEAD, *head[:6], 0, raw, raw) + table
+                + chunk[TABLE_AT + stored:-4])
         framed = b"ANRG" + struct.pack("<I", len(body)) + body
         chunks.append(framed + struct.pack("<I", zlib.crc32(framed)))
     crc_at, count, first = header_layout(data)
     header = bytearray(data[:crc_at + 4])
     offset = len(header)
     for k, chunk in enumerate(chunks):
-        struct.pack_into("<QI", header, first + 20 * k, offset, len(chunk))
+        struct.pack_into("<QI", header, first + INDEX_ENTRY_BYTES * k, offset, len(chunk))
         offset += len(chunk)
     return fix_header_crc(header) + b"".join(chunks)

@@ -114,10 +114,12 @@ def test_info_reports_header_and_gops(encoded):
     assert result.exit_code == 0
     report = json.loads(result.output)
     assert report["video"]["frames"] == 6 and report["video"]["fps"] == "30000/1001"
-    assert [g["frames"] for g in report["gops"]] == [[0, 3], [3, 5]]
-    assert report["bytes"] == anr.stat().st_size
+    assert [g["frames"] for g in report["gops"]] == [[0, 2], [2, 5]]
+    assert [(g["kind"], g["reference"]) for g in report["gops"]] == [("intra", None),
+                                                                    ("predicted", 0)]
+    assert report["bytes"] == anr.stat().st_size and report["format_version"] == 2
     text = run("info", anr)
-    assert text.exit_code == 0 and "48x32" in text.output
+    assert text.exit_code == 0 and "48x32" in text.output and "predicted" in text.output
 
 
 def test_overwrite_is_refused_without_y(encoded, tmp_path):
@@ -165,10 +167,12 @@ def test_usage_errors_exit_2(encoded, tmp_path):
 def test_parallel_jobs_give_a_complete_valid_file(encoded, tmp_path):
     src, _ = encoded
     out = tmp_path / "par.anr"
-    result = run("encode", src, out, *FAST, "--jobs", "2")
+    # All intra, so that the two GOPs are two segments, one for each job.
+    result = run("encode", src, out, *FAST, "--jobs", "2", "--keyint", "1")
     assert result.exit_code == 0, result.output
     report = json.loads(run("info", out, "--json").output)
-    assert [g["frames"] for g in report["gops"]] == [[0, 3], [3, 5]]
+    assert [g["frames"] for g in report["gops"]] == [[0, 2], [2, 5]]
+    assert [g["kind"] for g in report["gops"]] == ["intra", "intra"]
     assert decoded_psnr(out, src, tmp_path / "par.mkv") > 20
 
 

@@ -18,7 +18,8 @@ import pytest
 
 from bitstream import decode_file
 
-GOLDEN = Path(__file__).parent / "golden" / "v1"
+GOLDENS = Path(__file__).parent / "golden"
+GOLDEN = GOLDENS / "v1"
 f32 = np.float32
 
 
@@ -172,12 +173,17 @@ def expected_shapes(cfg: dict, tiles: int) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def tensor_values(gop, shapes: dict[str, tuple[int, ...]]) -> dict[str, np.ndarray]:
-    """Each tensor's float32 values `float32(symbol) * step`, after checking names, order, shapes."""
+def tensor_values(gop, shapes: dict[str, tuple[int, ...]],
+                  reference: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Each tensor's float32 values `float32(symbol) * step`, plus the reference's for a
+    predicted GOP, after checking names, order, shapes."""
     found = [(t.name, tuple(t.shape)) for t in gop.tensors]
     if found != list(shapes.items()):
         raise ValueError(f"GOP {gop.start}..{gop.stop}: tensors {found} are not {list(shapes.items())}")
-    return {t.name: t.symbols.astype(f32) * f32(t.step) for t in gop.tensors}
+    values = {t.name: t.symbols.astype(f32) * f32(t.step) for t in gop.tensors}
+    if reference is None:
+        return values
+    return {name: reference[name] + value for name, value in values.items()}
 
 
 # --- Rendering --------------------------------------------------------------------------------
@@ -206,7 +212,11 @@ class ModelLayerReader:
         self.rows = AxisTiles.cut(self.info.height, cfg["tile"], cfg["overlap"])
         self.cols = AxisTiles.cut(self.info.width, cfg["tile"], cfg["overlap"])
         shapes = expected_shapes(cfg, self.rows.count * self.cols.count)
-        self.gops = [(gop.start, tensor_values(gop, shapes)) for gop in gops]
+        self.gops = []
+        for k, gop in enumerate(gops):
+            # A predicted GOP (kind 1) adds its residuals to the GOP before it, as decoded.
+            reference = self.gops[k - 1][1] if gop.kind == 1 else None
+            self.gops.append((gop.start, tensor_values(gop, shapes, reference)))
         self.freqs = time_frequencies(cfg["seed"], cfg["n_freqs"], cfg["max_freq"])
         self.omega, self.gamma = f32(cfg["omega"]), f32(cfg["gabor_scale"])
         self.scale = self.gamma if cfg["activation"] == "gaussian" else self.omega
@@ -268,34 +278,39 @@ class ModelLayerReader:
 
 # --- Tests ------------------------------------------------------------------------------------
 
-MANIFEST = json.loads((GOLDEN / "manifest.json").read_text())
-RENDERS = [(name, render) for name, entry in MANIFEST["files"].items()
-           for render in sorted(entry["renders"])]
+MANIFESTS = {folder.name: json.loads((folder / "manifest.json").read_text())
+             for folder in sorted(GOLDENS.glob("v*"))}
+FILES = [(version, name) for version, manifest in MANIFESTS.items() for name in manifest["files"]]
+RENDERS = [(version, name, render) for version, name in FILES
+           for render in sorted(MANIFESTS[version]["files"][name]["renders"])]
 
 
 @pytest.fixture(scope="module")
-def readers() -> dict[str, ModelLayerReader]:
-    return {name: ModelLayerReader((GOLDEN / f"{name}.anr").read_bytes())
-            for name in MANIFEST["files"]}
+def readers() -> dict[tuple[str, str], ModelLayerReader]:
+    return {(version, name): ModelLayerReader((GOLDENS / version / f"{name}.anr").read_bytes())
+            for version, name in FILES}
 
 
 @pytest.fixture(scope="module")
 def reader(readers) -> ModelLayerReader:
-    return readers["sine"]
+    return readers["v1", "sine"]
 
 
-def test_goldens_cover_every_activation_and_both_blends(readers):
+def test_goldens_cover_every_activation_both_blends_and_predicted_gops(readers):
     assert {r.cfg["activation"] for r in readers.values()} == {"sine", "gabor", "gaussian"}
     assert {r.cfg["overlap"] == 0 for r in readers.values()} == {True, False}
+    kinds = {gop.kind for (version, name) in FILES
+             for gop in decode_file((GOLDENS / version / f"{name}.anr").read_bytes())[2]}
+    assert kinds == {0, 1}
 
 
-@pytest.mark.parametrize(("name", "render"), RENDERS)
-def test_golden_render_matches_stored_frames(readers, name, render):
+@pytest.mark.parametrize(("version", "name", "render"), RENDERS)
+def test_golden_render_matches_stored_frames(readers, version, name, render):
     """Every stored frame is reproduced within one level in at most 1 % of its samples."""
-    reader = readers[name]
-    spec = MANIFEST["files"][name]["renders"][render]
+    reader = readers[version, name]
+    spec = MANIFESTS[version]["files"][name]["renders"][render]
     width, height = spec["size"] or (reader.info.width, reader.info.height)
-    stored = np.load(GOLDEN / f"{name}.npz")[render]
+    stored = np.load(GOLDENS / version / f"{name}.npz")[render]
     assert stored.shape == (len(spec["times"]), height, width, 3)
     for time, expected in zip(spec["times"], stored, strict=True):
         diff = np.abs(reader.render(time, width, height).astype(int) - expected.astype(int))

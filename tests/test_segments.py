@@ -1,30 +1,48 @@
 import pytest
 
 from actinr_codec.parallel.segments import SegmentResults, plan_segments
-from actinr_codec.pipeline.gop import split_gops
+from actinr_codec.pipeline.gop import GOPPlan, split_gops
+from bitstream.records import INTRA, PREDICTED
+
+
+def all_intra(gops: list[range]) -> GOPPlan:
+    return GOPPlan(gops, [INTRA] * len(gops))
 
 
 def test_segments_cover_the_chain_in_order():
     gops = split_gops(22, 4)  # 7 GOPs
-    assert [len(s) for s in plan_segments(gops, 3)] == [2, 3, 2]
-    assert [len(s) for s in plan_segments(gops, 3, length=3)] == [3, 3, 1]
-    assert plan_segments(gops, 100) == [[g] for g in gops]
+    plan = all_intra(gops)
+    assert [len(s.gops) for s in plan_segments(plan, 3)] == [2, 3, 2]
+    assert [len(s.gops) for s in plan_segments(plan, 3, length=3)] == [3, 3, 1]
+    assert [s.gops for s in plan_segments(plan, 100)] == [[g] for g in gops]
     # GOPs of 8, 8 and 2 frames: balanced by frames, not by GOP count.
-    assert [len(s) for s in plan_segments(split_gops(16, 8), 2)] == [1, 2]
+    assert [len(s.gops) for s in plan_segments(all_intra(split_gops(16, 8)), 2)] == [1, 2]
     for frames, gop in [(2, 2), (16, 8), (40, 8), (23, 3), (9, 9)]:
         chain = split_gops(frames, gop)
         for parts in range(1, 8):
-            segments = plan_segments(chain, parts)
-            assert len(segments) == min(parts, len(chain)) and all(segments)
-            assert [g for s in segments for g in s] == chain
+            segments = plan_segments(all_intra(chain), parts)
+            assert len(segments) == min(parts, len(chain)) and all(s.gops for s in segments)
+            assert [g for s in segments for g in s.gops] == chain
     for parts, length in [(1, None), (4, None), (1, 2), (9, 5)]:
-        assert [g for s in plan_segments(gops, parts, length) for g in s] == gops
+        assert [g for s in plan_segments(plan, parts, length) for g in s.gops] == gops
     with pytest.raises(ValueError):
-        plan_segments(gops, 1, length=0)
+        plan_segments(plan, 1, length=0)
+
+
+def test_segments_start_at_intra_gops():
+    gops = split_gops(22, 4)
+    kinds = [INTRA, PREDICTED, PREDICTED, INTRA, PREDICTED, INTRA, PREDICTED]
+    plan = GOPPlan(gops, kinds)
+    for parts, length in [(2, None), (3, None), (100, None), (1, 1), (1, 3)]:
+        segments = plan_segments(plan, parts, length)
+        assert all(s.kinds[0] == INTRA for s in segments)
+        assert [k for s in segments for k in s.kinds] == kinds
+    assert [len(s.gops) for s in plan_segments(plan, 100)] == [3, 2, 2]
+    assert [len(s.gops) for s in plan_segments(plan, 1, length=4)] == [5, 2]
 
 
 def test_results_arrive_in_any_order_and_come_back_in_video_order():
-    segments = plan_segments(split_gops(22, 4), 1, length=3)
+    segments = plan_segments(all_intra(split_gops(22, 4)), 1, length=3)
     seen = []
     results = SegmentResults(segments, lambda k, report: seen.append((k, report)))
     results.add(2, ["g6"])

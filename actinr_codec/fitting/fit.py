@@ -21,7 +21,7 @@ from ..metrics import mse_to_psnr, psnr
 from ..model.config import ModelConfig
 from ..model.network import GOPModel, evaluate_tiles
 from ..model.render import render_gop
-from ..model.schema import load_tensors, model_tensors
+from ..model.schema import format_parameters, load_tensors, model_tensors
 from ..quantization.quantize import dequantize, quantize, straight_through
 from ..runtime import compiled, freeze_long_lived, parallel_chunks, resolve_device, tune_allocator
 from .config import FitConfig
@@ -125,14 +125,21 @@ def fit_gop(
     device: str | torch.device | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     quant_steps: dict[str, float] | None = None,
+    reference: dict[str, torch.Tensor] | None = None,
+    rate_weights: dict[str, float] | None = None,
 ) -> FitResult:
     """Fit an ActINR model to frames (F, H, W, 3) float in [0, 1].
 
-    init: a state dict to start from (warm start from the previous GOP).
+    init: tensors to start from, by their format names (warm start from the previous GOP).
     pixel_weight: optional (F, H, W) loss weights; 0 marks a pixel as unknown (inpainting).
     on_check: called as on_check(iter, seconds, running_psnr) every check interval.
     quant_steps: quantization-aware fitting: the forward pass sees every parameter rounded
     to its step, and the returned model holds the rounded parameters.
+    reference: a predicted GOP's reference tensors: quant_steps then round the difference
+    from them, and rate_weights price it.
+    rate_weights: per tensor, the loss added per unit of absolute difference from the
+    reference, a stand-in for the bits that moving a parameter costs (see encoder.py).
+    The running PSNR reported and tracked is the distortion's alone.
     """
     tune_allocator()
     freeze_long_lived()
@@ -152,12 +159,25 @@ def fit_gop(
     # runs: the draw does not depend on the parameters, and would otherwise leave a core idle.
     with (_step_loss(model, sampler, fit_cfg, dev) as (inputs, draw, loss_of),
           ThreadPoolExecutor(1) as drawer):
-        def step_loss(drawn: tuple) -> torch.Tensor:
+        params = format_parameters(model)
+        # functional_call addresses parameters by module path, the format by its own names.
+        paths = {id(p): f"model.{path}" for path, p in model.named_parameters()}
+        anchors = None if reference is None else {
+            n: reference[n].detach().to(dev, torch.float32) for n in params}
+
+        def step_loss(drawn: tuple) -> tuple[torch.Tensor, torch.Tensor]:
+            """The loss to minimise, and the distortion in it."""
             if quant_steps is None:
-                return loss_of(drawn, inputs(times))
-            rounded = {f"model.{n}": straight_through(p, quant_steps[n])
-                       for n, p in model.named_parameters()}
-            return loss_of(drawn, torch.func.functional_call(inputs, rounded, (times,)))
+                distortion = loss_of(drawn, inputs(times))
+            else:
+                rounded = {paths[id(p)]: straight_through(
+                    p, quant_steps[n], None if anchors is None else anchors[n])
+                    for n, p in params.items()}
+                distortion = loss_of(drawn, torch.func.functional_call(inputs, rounded, (times,)))
+            if not rate_weights:
+                return distortion, distortion
+            rate = sum(w * (params[n] - anchors[n]).abs().sum() for n, w in rate_weights.items())
+            return distortion + rate, distortion
 
         def snapshot() -> dict[str, torch.Tensor]:
             return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -182,8 +202,8 @@ def fit_gop(
                 group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
             batch = drawn.result()
             drawn = drawer.submit(draw, fit_cfg.points, gen)
-            loss = step_loss(batch)
-            value = loss.item()
+            loss, distortion = step_loss(batch)
+            value = distortion.item()
             if it == 0 and math.isfinite(value):
                 best_psnr = mse_to_psnr(value)  # the starting state is the first fallback
             opt.zero_grad(set_to_none=True)
@@ -215,7 +235,8 @@ def fit_gop(
     if not all(torch.isfinite(p).all() for p in model.parameters()):
         model.load_state_dict(best_state)
     if quant_steps is not None:
-        load_tensors(model, dequantize(quantize(model_tensors(model), quant_steps), quant_steps))
+        load_tensors(model, dequantize(quantize(model_tensors(model), quant_steps, reference),
+                                       quant_steps, reference))
     seconds = time.perf_counter() - start
     model.eval()
     return FitResult(model, reconstruction_psnr(model, frames, weight), it, seconds, recoveries, history)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..pipeline.encoder import GOPReport
+from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
 from .segments import SegmentFrames, SegmentResults, fit_segment, plan_segments, segment_frames
 
@@ -37,7 +38,7 @@ def _distributed():
 
 
 def encode_on_cluster(
-    address: str, frames: SegmentFrames, gops: list[range], settings: EncodeSettings,
+    address: str, frames: SegmentFrames, plan: GOPPlan, settings: EncodeSettings,
     device: str | torch.device | None = None,
     on_gop: Callable[[int, GOPReport], None] | None = None,
     segment: int | None = None,
@@ -62,7 +63,7 @@ def encode_on_cluster(
         except TimeoutError:
             raise RuntimeError(f"no Dask worker joined {address} within "
                                f"{CONNECT_SECONDS:.0f}s") from None
-        segments = plan_segments(gops, sum(client.nthreads().values()), segment)
+        segments = plan_segments(plan, sum(client.nthreads().values()), segment)
         results = SegmentResults(segments, on_gop)
         # The frames ride in the task on purpose (see the module docstring), which trips
         # distributed's advice to scatter big graphs.
@@ -82,9 +83,9 @@ def encode_on_cluster(
     return results.in_order()
 
 
-def _result(future, segment: list[range], killed_worker: type[Exception]) -> list[GOPReport]:
+def _result(future, segment: GOPPlan, killed_worker: type[Exception]) -> list[GOPReport]:
     """A finished task's reports, or a RuntimeError that names the segment and the cause."""
-    frames = f"{segment[0].start}-{segment[-1].stop - 1}"
+    frames = f"{segment.gops[0].start}-{segment.gops[-1].stop - 1}"
     try:
         return future.result()
     except killed_worker:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..pipeline.encoder import GOPReport, encode_segment
+from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
 from .segments import SegmentResults, fit_segment, plan_segments, segment_frames
 
@@ -23,7 +24,7 @@ def _shifted(on_gop: Callable[[int, GOPReport], None] | None, first: int):
 
 
 def encode_gops(
-    frames: np.ndarray, gops: list[range], settings: EncodeSettings, jobs: int = 1,
+    frames: np.ndarray, plan: GOPPlan, settings: EncodeSettings, jobs: int = 1,
     device: str | torch.device | None = None,
     on_gop: Callable[[int, GOPReport], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
@@ -32,17 +33,19 @@ def encode_gops(
 ) -> list[GOPReport]:
     """Encode every GOP of (N, H, W, 3) uint8 frames with ``jobs`` processes; reports in order.
 
-    segment: GOPs per warm-start segment; by default the GOPs are split evenly over the jobs.
+    segment: GOPs per segment (cut at intra GOPs); by default the GOPs are split evenly
+    over the jobs.
     mask: optional (N, H, W) bool, True where a pixel is unknown.
     """
-    segments = plan_segments(gops, jobs, segment)
+    segments = plan_segments(plan, jobs, segment)
     workers = min(jobs, len(segments))
     if workers <= 1:
         # In this process, so that on_check can show live progress.
         reports: list[GOPReport] = []
         for seg in segments:
-            reports += encode_segment(frames, seg, settings, device,
-                                      _shifted(on_gop, len(reports)), on_check, mask=mask)
+            reports += encode_segment(frames, seg.gops, settings, device,
+                                      _shifted(on_gop, len(reports)), on_check, mask=mask,
+                                      kinds=seg.kinds)
         return reports
     threads = max(1, (os.cpu_count() or 1) // workers)
     results = SegmentResults(segments, on_gop)

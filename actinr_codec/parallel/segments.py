@@ -1,7 +1,7 @@
 """Warm-start segments: cutting a video's GOP chain into runs fitted as independent tasks.
 
-Warm starts chain each GOP to its predecessor, so the chain is cut into contiguous
-segments that warm-start only within themselves; a segment is then a self-contained task
+Warm starts and predicted GOPs chain each GOP to its predecessor, so the chain is cut at
+intra GOPs into contiguous segments that depend only on themselves; a segment is then a self-contained task
 for a local process pool (``parallel``) or a Dask cluster (``cluster``).
 """
 
@@ -16,6 +16,7 @@ import torch
 
 from ..media.videoio import VideoIOError, read_video
 from ..pipeline.encoder import GOPReport, encode_segment
+from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
 
 # A segment's frames: the array of exactly its frames, or a loader called as
@@ -45,39 +46,54 @@ class SourceFrames:
         return frames
 
 
-def split_segments(gops: list[range], parts: int) -> list[list[range]]:
-    """Cut a GOP list into at most ``parts`` contiguous segments of near-equal frame counts.
+def split_segments(plan: GOPPlan, parts: int) -> list[GOPPlan]:
+    """Cut a GOP plan at intra GOPs into at most ``parts`` contiguous segments of near-equal
+    frame counts.
 
     A GOP's fitting time grows with its frames, and the last GOP of a video is often
     short, so balancing GOP counts instead would leave one worker idle.
     """
-    parts = max(1, min(parts, len(gops)))
-    ends = list(itertools.accumulate(len(g) for g in gops))
+    runs = plan.intra_runs()
+    parts = max(1, min(parts, len(runs)))
+    ends = list(itertools.accumulate(sum(len(plan.gops[k]) for k in run) for run in runs))
     cuts = [0]
     for i in range(1, parts):
         target = ends[-1] * i / parts
         nearest = min(range(len(ends)), key=lambda k: abs(ends[k] - target)) + 1
-        # Every segment keeps at least one GOP.
-        cuts.append(min(max(nearest, cuts[-1] + 1), len(gops) - (parts - i)))
-    cuts.append(len(gops))
-    return [gops[a:b] for a, b in zip(cuts, cuts[1:])]
+        # Every segment keeps at least one run.
+        cuts.append(min(max(nearest, cuts[-1] + 1), len(runs) - (parts - i)))
+    cuts.append(len(runs))
+    return [_subplan(plan, [k for run in runs[a:b] for k in run])
+            for a, b in zip(cuts, cuts[1:])]
 
 
-def plan_segments(gops: list[range], parts: int, length: int | None = None) -> list[list[range]]:
-    """Segments of ``length`` GOPs each (the last may be shorter), or else ``parts`` even ones."""
+def _subplan(plan: GOPPlan, indices: list[int]) -> GOPPlan:
+    return GOPPlan([plan.gops[k] for k in indices], [plan.kinds[k] for k in indices])
+
+
+def plan_segments(plan: GOPPlan, parts: int, length: int | None = None) -> list[GOPPlan]:
+    """Segments of at least ``length`` GOPs each, cut at the first intra GOP from there on
+    (the last may be shorter), or else ``parts`` even ones. A predicted GOP needs the GOP
+    before it, so a segment always starts at an intra GOP."""
     if length is None:
-        return split_segments(gops, parts)
+        return split_segments(plan, parts)
     if length < 1:
         raise ValueError("a segment needs at least one GOP")
-    return [gops[i : i + length] for i in range(0, len(gops), length)]
+    segments: list[list[int]] = []
+    for run in plan.intra_runs():
+        if segments and len(segments[-1]) < length:
+            segments[-1] += run
+        else:
+            segments.append(list(run))
+    return [_subplan(plan, indices) for indices in segments]
 
 
-def segment_frames(frames: np.ndarray, segment: list[range]) -> np.ndarray:
+def segment_frames(frames: np.ndarray, segment: GOPPlan) -> np.ndarray:
     """The frames of a video (or of its per-frame mask) that one segment covers."""
-    return frames[segment[0].start : segment[-1].stop]
+    return frames[segment.gops[0].start : segment.gops[-1].stop]
 
 
-def fit_segment(frames: SegmentFrames, segment: list[range], settings: EncodeSettings,
+def fit_segment(frames: SegmentFrames, segment: GOPPlan, settings: EncodeSettings,
                 device: str | torch.device | None = None, threads: int | None = None,
                 mask: np.ndarray | None = None) -> list[GOPReport]:
     """Encode one segment as a task; ``threads`` pins torch's intra-op threads first.
@@ -90,19 +106,20 @@ def fit_segment(frames: SegmentFrames, segment: list[range], settings: EncodeSet
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    first, count = segment[0].start, segment[-1].stop - segment[0].start
+    first, count = segment.gops[0].start, segment.gops[-1].stop - segment.gops[0].start
     clip = frames(first, count) if callable(frames) else frames
     if len(clip) != count:
         raise ValueError(f"segment at frame {first} got {len(clip)} frames, expected {count}")
-    return encode_segment(clip, segment, settings, device, offset=first, mask=mask)
+    return encode_segment(clip, segment.gops, settings, device, offset=first, mask=mask,
+                          kinds=segment.kinds)
 
 
 class SegmentResults:
     """Segment results arriving in any order: reported per GOP on arrival, returned in order."""
 
-    def __init__(self, segments: list[list[range]],
+    def __init__(self, segments: list[GOPPlan],
                  on_gop: Callable[[int, GOPReport], None] | None = None):
-        self.first = list(itertools.accumulate((len(s) for s in segments), initial=0))
+        self.first = list(itertools.accumulate((len(s.gops) for s in segments), initial=0))
         self.on_gop = on_gop
         self.done: dict[int, list[GOPReport]] = {}
 

@@ -9,6 +9,7 @@ needed, so seeking reads only the chunks it renders.
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 
 from bitstream.container import AnrReader
 from bitstream.errors import BitstreamError
-from bitstream.records import GOPRecord, VideoInfo
+from bitstream.records import INTRA, PREDICTED, GOPRecord, VideoInfo
 
 from ..model.config import ModelConfig
 from ..model.network import GOPModel
@@ -29,6 +30,8 @@ from .gop import gop_for_time
 MAX_TILES = 1 << 16
 # Output frames rendered together, bounded by this many bytes of float RGB.
 BATCH_BYTES = 32 << 20
+# GOPs whose decoded tensors and models are kept: playing forward needs the GOP before.
+KEEP_GOPS = 3
 
 
 def stream_model(config: dict, info: VideoInfo) -> tuple[ModelConfig, list[tuple[str, tuple]]]:
@@ -44,9 +47,10 @@ def stream_model(config: dict, info: VideoInfo) -> tuple[ModelConfig, list[tuple
     return cfg, tensor_layout(cfg, tiles)
 
 
-def build_gop_model(record: GOPRecord, cfg: ModelConfig, height: int, width: int,
-                    layout: list[tuple[str, tuple]]) -> GOPModel:
-    """Rebuild one GOP model from its record, checked against the declared layout."""
+def gop_tensors(record: GOPRecord, layout: list[tuple[str, tuple]],
+                reference: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """One GOP's tensors from its record, checked against the declared layout: symbols
+    times steps, added to the reference's tensors for a predicted GOP."""
     where = f"GOP at frame {record.start}"
     names = [t.name for t in record.tensors]
     if names != [name for name, _ in layout]:
@@ -55,16 +59,17 @@ def build_gop_model(record: GOPRecord, cfg: ModelConfig, height: int, width: int
         if tuple(tensor.shape) != shape:
             raise BitstreamError(f"{where}: tensor {name} has shape {tuple(tensor.shape)}, "
                                  f"expected {shape}")
-    state = dequantize({t.name: t.symbols for t in record.tensors},
-                       {t.name: t.step for t in record.tensors})
-    return load_tensors(GOPModel(cfg, height, width), state).eval()
+    return dequantize({t.name: t.symbols for t in record.tensors},
+                      {t.name: t.step for t in record.tensors}, reference)
 
 
 class AnrDecoder:
     """An open .anr file (a path or its bytes): its header at once, GOP models on demand.
 
-    Each GOP is read, checked and rebuilt the first time a frame it serves is rendered,
-    and kept while the decoder is open.
+    A GOP is read, checked and rebuilt when a frame it serves is rendered. A predicted
+    GOP needs its reference's tensors, and so on back to the last intra GOP: seeking reads
+    and entropy-decodes that chain (additions, no rendering). The last few GOPs' tensors
+    and models are kept, so playing forward decodes each GOP once.
     """
 
     def __init__(self, source: str | os.PathLike | bytes, device: torch.device | str = "cpu"):
@@ -77,22 +82,51 @@ class AnrDecoder:
             self._reader.close()
             raise
         self.gops = [range(e.start, e.stop) for e in self._reader.index]
+        self.kinds = [e.kind for e in self._reader.index]
         self.device = torch.device(device)
-        self._models: dict[int, GOPModel] = {}
+        self._tensors: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
+        self._models: OrderedDict[int, GOPModel] = OrderedDict()
+        self._read: set[int] = set()
+
+    def _remember(self, cache: OrderedDict, k: int, value) -> None:
+        cache[k] = value
+        while len(cache) > KEEP_GOPS:
+            cache.popitem(last=False)
+
+    def tensors(self, k: int) -> dict[str, torch.Tensor]:
+        """GOP k's tensors as decoded, decoding its chain of references first if needed."""
+        chain = [k]
+        while chain[-1] not in self._tensors and self.kinds[chain[-1]] == PREDICTED:
+            chain.append(chain[-1] - 1)
+        for j in reversed(chain):
+            if j in self._tensors:
+                continue
+            reference = None if self.kinds[j] == INTRA else self._tensors[j - 1]
+            try:
+                self._read.add(j)
+                values = gop_tensors(self._reader.read_gop(j), self._layout, reference)
+            except BitstreamError as exc:
+                if j == k:
+                    raise
+                raise BitstreamError(f"GOP {k} depends on GOP {j}, which cannot be "
+                                     f"decoded: {exc}") from None
+            self._remember(self._tensors, j, values)
+        self._tensors.move_to_end(k)
+        return self._tensors[k]
 
     def model(self, k: int) -> GOPModel:
         """GOP k's model, on the decoder's device."""
         if k not in self._models:
-            record = self._reader.read_gop(k)
-            model = build_gop_model(record, self.model_config, self.info.height,
-                                    self.info.width, self._layout)
-            self._models[k] = model.to(self.device)
+            model = GOPModel(self.model_config, self.info.height, self.info.width)
+            self._remember(self._models, k, load_tensors(model, self.tensors(k)).eval()
+                           .to(self.device))
+        self._models.move_to_end(k)
         return self._models[k]
 
     @property
     def decoded(self) -> list[int]:
-        """Indices of the GOPs decoded so far."""
-        return sorted(self._models)
+        """Indices of the GOPs whose chunks have been read and decoded so far."""
+        return sorted(self._read)
 
     def locate(self, t: float) -> tuple[int, float]:
         """The GOP serving global frame time t, and t relative to its first frame."""
@@ -119,6 +153,7 @@ class AnrDecoder:
     def close(self) -> None:
         self._reader.close()
         self._models.clear()
+        self._tensors.clear()
 
     def __enter__(self) -> AnrDecoder:
         return self

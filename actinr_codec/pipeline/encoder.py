@@ -10,13 +10,14 @@ encoder measured.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from bitstream.records import GOPRecord, TensorRecord
+from bitstream.records import INTRA, PREDICTED, GOPRecord, TensorRecord
 
 from ..fitting.fit import fit_gop, reconstruction_psnr, warm_start_config
 from ..model.network import GOPModel
@@ -40,22 +41,54 @@ class GOPReport:
     record: GOPRecord = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Reference:
+    """What a predicted GOP predicts from: the GOP before's tensors exactly as a decoder
+    holds them, its quantization steps and the squared error it decoded to."""
+
+    tensors: dict[str, torch.Tensor]
+    steps: dict[str, float]
+    mse: float
+
+
+def rate_weights(reference: Reference, settings: EncodeSettings, samples: int
+                 ) -> dict[str, float]:
+    """The fit's price per unit of a parameter's distance from the reference.
+
+    At a quantizer's operating point distortion falls by 2 ln 2 x D per extra bit per sample
+    (D the mean squared error), and moving a parameter by one quantization step costs
+    about a bit; the fit's loss is a mean over samples (3 colours of every pixel of every
+    frame), so a bit is worth 2 ln 2 x D / samples of it. The reference's steps stand in
+    for the steps this GOP will get, which are only chosen after its fit.
+    """
+    per_bit = settings.rate_weight * 2 * math.log(2) * reference.mse / samples
+    return {name: per_bit / step for name, step in reference.steps.items()}
+
+
 def encode_gop(
     clip: torch.Tensor, settings: EncodeSettings, init: dict[str, torch.Tensor] | None = None,
     device: str | torch.device | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     weight: torch.Tensor | None = None,
-) -> tuple[GOPReport, GOPModel]:
+    reference: Reference | None = None,
+) -> tuple[GOPReport, Reference]:
     """Fit and quantize one GOP of frames (F, H, W, 3) in [0, 1], warm-started from init.
 
+    reference: code the GOP as residuals against it (predicted), starting the fit there
+    and pricing every parameter it moves; else intra.
     weight: optional (F, H, W) loss weights, 0 for unknown pixels, which the model fills;
     the PSNRs reported and compared are then over the known pixels. The rounding is still
     allocated by the output's sensitivity over every pixel, since filled pixels are
     decoded too.
+    Returns the report and what a decoder will hold of this GOP, the next GOP's reference.
     """
+    ref_tensors = None if reference is None else reference.tensors
+    if reference is not None:
+        init = ref_tensors
+    prices = None if reference is None else rate_weights(reference, settings, clip[..., 0].numel() * 3)
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
     fitted = fit_gop(clip, settings.model, fit_cfg, init=init, pixel_weight=weight,
-                     device=device, on_check=on_check)
+                     device=device, on_check=on_check, reference=ref_tensors, rate_weights=prices)
     state = model_tensors(fitted.model)
     reference_mse = 10 ** (-fitted.psnr / 10)
     if settings.signal_mse is not None:
@@ -63,7 +96,7 @@ def encode_gop(
     noise_mse = reference_mse * 10 ** (-settings.noise_db / 10)
     steps = allocate_steps(state, output_sensitivity(fitted.model, clip), noise_mse)
     rounded = GOPModel(settings.model, clip.shape[1], clip.shape[2]).to(fitted.model.weights[0].device)
-    load_tensors(rounded, dequantize(quantize(state, steps), steps))
+    load_tensors(rounded, dequantize(quantize(state, steps, ref_tensors), steps, ref_tensors))
     psnr_quantized = reconstruction_psnr(rounded, clip, weight)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
     if settings.qat_iters > 0:
@@ -72,17 +105,21 @@ def encode_gop(
             lr=settings.fit.lr * settings.qat_lr_scale,
         )
         tuned = fit_gop(clip, settings.model, qat_cfg, init=state, pixel_weight=weight,
-                        device=device, quant_steps=steps)
+                        device=device, quant_steps=steps, reference=ref_tensors,
+                        rate_weights=prices)
         seconds, iters = seconds + tuned.seconds, iters + tuned.iters
         if tuned.psnr > best_psnr:
             best, best_psnr = tuned.model, tuned.psnr
-    symbols = quantize(model_tensors(best), steps)
+    symbols = quantize(model_tensors(best), steps, ref_tensors)
+    kind = INTRA if reference is None else PREDICTED
     report = GOPReport(
         frames=range(0), psnr_float=fitted.psnr, psnr_quantized=psnr_quantized, psnr=best_psnr,
         seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()),
-        record=GOPRecord(0, 0, [TensorRecord(n, tuple(x.shape), steps[n], x) for n, x in symbols.items()]),
+        record=GOPRecord(0, 0, [TensorRecord(n, tuple(x.shape), steps[n], x)
+                                for n, x in symbols.items()], kind),
     )
-    return report, best
+    decoded = {n: t.detach().cpu() for n, t in model_tensors(best).items()}
+    return report, Reference(decoded, steps, 10 ** (-best_psnr / 10))
 
 
 def encode_segment(
@@ -92,20 +129,26 @@ def encode_segment(
     on_check: Callable[[int, float, float], None] | None = None,
     offset: int = 0,
     mask: np.ndarray | None = None,
+    kinds: list[int] | None = None,
 ) -> list[GOPReport]:
     """Encode consecutive GOPs of a video, each warm-starting the next.
 
     frames: (N, H, W, 3) uint8 holding video frames offset, offset + 1, ...
     mask: optional (N, H, W) bool of the same frames, True where a pixel is unknown.
+    kinds: INTRA or PREDICTED for each GOP (default all intra); the first must be intra,
+    and a predicted GOP codes residuals against the one before it.
     """
+    kinds = [INTRA] * len(gops) if kinds is None else kinds
+    if kinds and kinds[0] != INTRA:
+        raise ValueError("a segment must start with an intra GOP")
     reports, prev = [], None
     for k, gop in enumerate(gops):
         part = slice(gop.start - offset, gop.stop - offset)
         clip = torch.from_numpy(np.ascontiguousarray(frames[part])).float() / 255
         weight = None if mask is None else torch.from_numpy(~mask[part]).float()
-        init = model_tensors(prev) if settings.fit.warm_start and prev is not None else None
+        init = prev.tensors if settings.fit.warm_start and prev is not None else None
         report, prev = encode_gop(clip, settings, init=init, device=device, on_check=on_check,
-                                  weight=weight)
+                                  weight=weight, reference=prev if kinds[k] == PREDICTED else None)
         report.frames = gop
         report.record.start, report.record.stop = gop.start, gop.stop
         reports.append(report)

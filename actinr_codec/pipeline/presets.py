@@ -9,6 +9,7 @@ quantization noise is held.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from ..fitting.config import FitConfig
@@ -50,18 +51,34 @@ MIN_CAP_SECONDS = 30.0
 # torch.compile pays for itself: its one-off compile takes 10-25 s and saves about a third
 # of every step, and this many evaluations take about 40 s eagerly on the reference machine.
 COMPILE_MIN_EVALUATIONS = 100_000_000
+# Time frequencies per frame of a long GOP (temporal_frequencies), and the most used.
+FRAMES_PER_FREQ = 4
+MAX_FREQS = 16
 DEFAULT_QUALITY = 4
 DEFAULT_PRESET = "medium"
-DEFAULT_GOP = 8
+# Frames per GOP. With prediction between GOPs (keyint) longer GOPs cost less: on the
+# 48-frame reference clips at quality 4, GOPs of 8, 16, 24, 32 and 48 frames measured
+# docs/design.md's table; 32 was best on both clips.
+DEFAULT_GOP = 32
+# x264's default: seeking decodes at most this many frames' worth of GOP parameters.
+DEFAULT_KEYINT = 250
+
+
+def temporal_frequencies(n_freqs: int, gop_size: int) -> int:
+    """Time frequencies for GOPs of gop_size frames: the model's own for short GOPs, one per
+    FRAMES_PER_FREQ frames for long ones (at most MAX_FREQS), so that a long GOP's biases
+    can follow about as many changes per frame as a short one's."""
+    return min(max(n_freqs, math.ceil(gop_size / FRAMES_PER_FREQ)), MAX_FREQS)
 
 
 def settings_for(
     frame_pixels: int, quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET,
     gop_size: int = DEFAULT_GOP, seed: int = 0, model: ModelConfig = ModelConfig(),
     iters: int | None = None, compile: bool | None = None, native: bool = True,
+    keyint: int = DEFAULT_KEYINT, scenecut: bool = True,
 ) -> EncodeSettings:
     """Encoder settings for frames of frame_pixels (width * height) pixels, a quality
-    level, a preset name, a GOP length and a seed.
+    level, a preset name, a GOP length and a seed; keyint and scenecut as x264's.
 
     The preset's time cap scales with frame_pixels; iters overrides its fitting steps
     per GOP (the time cap still applies). native: fit with the C kernel where it applies.
@@ -79,11 +96,14 @@ def settings_for(
         evaluations = steps * FitConfig.points * gop_size * frame_pixels / model.tile**2
         compile = evaluations >= COMPILE_MIN_EVALUATIONS
     return EncodeSettings(
-        model=dataclasses.replace(model, width=width, seed=seed),
+        model=dataclasses.replace(model, width=width, seed=seed,
+                                  n_freqs=temporal_frequencies(model.n_freqs, gop_size)),
         fit=FitConfig(iters=steps, seed=seed, compile=compile, native=native,
                       seconds=max(MIN_CAP_SECONDS,
                                   p.seconds_per_mpixel * gop_size * frame_pixels / 1e6)),
         gop_size=gop_size,
         noise_db=noise_db,
         qat_iters=min(p.qat_iters, iters or p.qat_iters),
+        keyint=keyint,
+        scenecut=scenecut,
     )

@@ -17,6 +17,12 @@ class EncodeSettings:
     signal_mse: the error that noise_db counts from instead of the fit's, when the fit's
     error is not the picture's: fitted to a noisy input, it is mostly the noise
     (``restoration.denoise_settings`` sets it).
+    keyint: an intra GOP at least every this many frames; the GOPs between predict their
+    parameters from the GOP before (1 makes every GOP intra).
+    scenecut: start an intra GOP at each detected scene cut.
+    rate_weight: how dearly a predicted GOP's fit prices moving a parameter away from its
+    reference, in bits per quantization step moved (encoder.rate_weights): a nonzero
+    residual among zeros costs several bits, and 8 measured best (docs/design.md).
     """
 
     model: ModelConfig = ModelConfig()
@@ -26,3 +32,6 @@ class EncodeSettings:
     qat_iters: int = 200
     qat_lr_scale: float = 0.1
     signal_mse: float | None = None
+    keyint: int = 1
+    scenecut: bool = False
+    rate_weight: float = 8.0

@@ -1,7 +1,8 @@
 """Uniform per-tensor quantization of a GOP model's parameters, and its straight-through form.
 
 Each tensor x gets one step s; its symbols are round(x / s), which the bitstream
-entropy-codes. Steps are allocated by sensitivity: rounding adds about G * s^2 / 12 to the
+entropy-codes, or for a predicted GOP round((x - r) / s) around the reference GOP's
+decoded tensor r. Steps are allocated by sensitivity: rounding adds about G * s^2 / 12 to the
 output's squared error per parameter (G from actinr_codec.quantization.sensitivity), and the bits a
 parameter costs fall by one per doubling of s, so the fewest bits for a given added error
 make G * s^2 the same for every tensor (reverse water-filling). Quantization-aware
@@ -41,22 +42,39 @@ def allocate_steps(state: dict[str, torch.Tensor], sensitivity: dict[str, float]
     return steps
 
 
-def quantize(state: dict[str, torch.Tensor], steps: dict[str, float]) -> dict[str, np.ndarray]:
-    """Integer symbols (int32 arrays, same shapes) of every tensor on its grid."""
+def quantize(state: dict[str, torch.Tensor], steps: dict[str, float],
+             reference: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
+    """Integer symbols (int32 arrays, same shapes) of every tensor on its grid; with a
+    reference (a predicted GOP), of its difference from the reference's tensor."""
     return {
-        name: torch.round(x.detach().float().cpu() / steps[name]).to(torch.int32).numpy()
+        name: torch.round(_offset(x.detach().float().cpu(), reference, name, -1) / steps[name])
+        .to(torch.int32).numpy()
         for name, x in state.items()
     }
 
 
-def dequantize(symbols: dict[str, np.ndarray], steps: dict[str, float]) -> dict[str, torch.Tensor]:
-    """Float tensors back from symbols and steps: exactly what a decoder computes."""
+def dequantize(symbols: dict[str, np.ndarray], steps: dict[str, float],
+               reference: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+    """Float tensors back from symbols and steps, plus the reference's tensors if given:
+    exactly what a decoder computes (each product and sum rounded to float32)."""
     return {
-        name: torch.from_numpy(s.astype(np.float32)) * torch.tensor(steps[name], dtype=torch.float32)
+        name: _offset(torch.from_numpy(s.astype(np.float32))
+                      * torch.tensor(steps[name], dtype=torch.float32), reference, name, 1)
         for name, s in symbols.items()
     }
 
 
-def straight_through(x: torch.Tensor, step: float) -> torch.Tensor:
-    """x rounded to its grid in the forward pass, identity in the backward pass."""
-    return x + (torch.round(x / step) * step - x).detach()
+def _offset(x: torch.Tensor, reference: dict[str, torch.Tensor] | None, name: str,
+            sign: int) -> torch.Tensor:
+    if reference is None:
+        return x
+    ref = reference[name].detach().float().to(x.device)
+    return x + ref if sign > 0 else x - ref
+
+
+def straight_through(x: torch.Tensor, step: float,
+                     reference: torch.Tensor | None = None) -> torch.Tensor:
+    """x rounded to its grid (around reference, if given) in the forward pass, identity in
+    the backward pass."""
+    base = 0.0 if reference is None else reference.detach()
+    return x + (torch.round((x - base) / step) * step + base - x).detach()

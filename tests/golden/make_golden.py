@@ -35,22 +35,36 @@ from actinr_codec.pipeline.settings import EncodeSettings  # noqa: E402
 from bitstream import FORMAT_VERSION  # noqa: E402
 
 
-def _golden(size: tuple[int, int], frames: int, gop: int, **model) -> dict:
+def _golden(size: tuple[int, int], frames: int, gop: int, keyint: int, cut: int | None = None,
+            **model) -> dict:
     width, height = size
-    return {"frames": frames, "height": height, "width": width, "settings": EncodeSettings(
-        model=ModelConfig(width=8, depth=2, n_freqs=4, bias_hidden=8, latent_dim=4, **model),
-        fit=FitConfig(iters=300, points=64, seed=5), gop_size=gop, noise_db=6.0, qat_iters=50)}
+    return {"frames": frames, "height": height, "width": width, "cut": cut,
+            "settings": EncodeSettings(
+                model=ModelConfig(width=8, depth=2, n_freqs=4, bias_hidden=8, latent_dim=4,
+                                  **model),
+                fit=FitConfig(iters=300, points=64, seed=5), gop_size=gop, noise_db=6.0,
+                qat_iters=50, keyint=keyint, scenecut=cut is not None)}
 
 
 # Between them: every activation, blended and hard tile edges, seeds other than 0, GOP
-# boundaries, and renders between frames, at twice the size and at an odd size.
+# boundaries, chains of predicted GOPs, keyframes, a scene cut, and renders between
+# frames, at twice the size and at an odd size. (Version 1's files are all intra.)
 FILES = {
-    "sine": _golden((40, 28), 5, 3, tile=16, overlap=2, seed=5),
-    "gaussian": _golden((36, 20), 4, 4, tile=16, overlap=0, activation="gaussian", omega=10.0,
-                        gabor_scale=3.0, seed=-7),
-    "gabor": _golden((30, 26), 4, 2, tile=12, overlap=1, activation="gabor", omega=8.0,
-                     gabor_scale=2.0, seed=123456789),
+    "sine": _golden((40, 28), 8, 3, 250, tile=16, overlap=2, seed=5),
+    "gaussian": _golden((36, 20), 8, 3, 4, tile=16, overlap=0, activation="gaussian",
+                        omega=10.0, gabor_scale=3.0, seed=-7),
+    "gabor": _golden((30, 26), 8, 4, 250, cut=4, tile=12, overlap=1, activation="gabor",
+                     omega=8.0, gabor_scale=2.0, seed=123456789),
 }
+
+
+def clip(golden: dict) -> np.ndarray:
+    """The golden's source: a moving pattern, and after a cut a different one."""
+    frames = moving_pattern(golden["frames"], golden["height"], golden["width"])
+    if golden["cut"] is not None:
+        other = moving_pattern(golden["frames"], golden["height"], golden["width"], speed=2)
+        frames[golden["cut"]:] = other[golden["cut"]:, :, :, ::-1] // 2
+    return frames
 
 
 def renders(frames: int, width: int, height: int) -> dict:
@@ -77,8 +91,7 @@ def main(version: int) -> None:
     out.mkdir()
     files = {}
     for name, golden in FILES.items():
-        clip = moving_pattern(golden["frames"], golden["height"], golden["width"])
-        data = actinr.encode(clip, None, fps=Fraction(25), settings=golden["settings"]).data
+        data = actinr.encode(clip(golden), None, fps=Fraction(25), settings=golden["settings"]).data
         wanted = renders(golden["frames"], golden["width"], golden["height"])
         with actinr.open(data, "cpu") as video:
             rendered = {r: video.render(times, size=size) for r, (times, size) in wanted.items()}
@@ -89,7 +102,9 @@ def main(version: int) -> None:
             "renders": {r: {"times": times, "size": size,
                             "frame_sha256": [sha256(f.tobytes()) for f in rendered[r]]}
                         for r, (times, size) in wanted.items()}}
-        print(f"{name}.anr: {len(data)} bytes")
+        with actinr.open(data, "cpu") as video:
+            kinds = video.kinds
+        print(f"{name}.anr: {len(data)} bytes, GOP kinds {kinds}")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip()
     manifest = {
