@@ -34,7 +34,7 @@ import actinr_codec as actinr  # noqa: E402
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
 from actinr_codec.model.network import GOPModel  # noqa: E402
-from actinr_codec.pipeline.presets import settings_for  # noqa: E402
+from actinr_codec.pipeline.presets import DEFAULT_GOP, settings_for  # noqa: E402
 from actinr_codec.runtime import resolve_device  # noqa: E402
 from bench.core_fit import machine, median_seconds  # noqa: E402
 from bitstream.container import AnrReader  # noqa: E402
@@ -167,7 +167,7 @@ def main() -> None:
                     help="force torch.compile on or off (default: the encoder's own choice)")
     ap.add_argument("--before", type=Path, help="an earlier encode JSON to plot against")
     ap.add_argument("--quality", type=int, default=4)
-    ap.add_argument("--gop", type=int, default=8)
+    ap.add_argument("--gop", type=int, default=DEFAULT_GOP)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--anr", type=Path, help="file to decode")
     ap.add_argument("--runs", type=int, default=3)
