@@ -10,7 +10,7 @@ from actinr_codec.fitting.fit import fit_gop
 from actinr_codec.metrics import psnr
 from actinr_codec.model import render as render_mod
 from actinr_codec.model.render import render_gop
-from actinr_codec.pipeline.gop import split_gops
+from actinr_codec.pipeline.gop import split_scene
 from actinr_codec.pipeline.video import VideoModel, render
 
 
@@ -54,7 +54,7 @@ def test_render_memory_is_chunked(fitted, monkeypatch):
 
 
 def test_video_render_uses_the_gop_serving_t(fitted):
-    gops = split_gops(15, 8)
+    gops = split_scene(0, 15, 8)
     video = VideoModel(64, 64, 15, gops, [fitted.model, fitted.model])
     assert video.locate(10.5) == (1, 3.5)
     frame = render(video, 10.5, 32, 48)

@@ -1,7 +1,7 @@
 import pytest
 
 from actinr_codec.parallel.segments import SegmentResults, plan_segments
-from actinr_codec.pipeline.gop import GOPPlan, split_gops
+from actinr_codec.pipeline.gop import GOPPlan, split_scene
 from bitstream.records import INTRA, PREDICTED
 
 
@@ -10,15 +10,16 @@ def all_intra(gops: list[range]) -> GOPPlan:
 
 
 def test_segments_cover_the_chain_in_order():
-    gops = split_gops(22, 4)  # 7 GOPs
+    gops = split_scene(0, 22, 4)  # 7 GOPs
     plan = all_intra(gops)
     assert [len(s.gops) for s in plan_segments(plan, 3)] == [2, 3, 2]
     assert [len(s.gops) for s in plan_segments(plan, 3, length=3)] == [3, 3, 1]
     assert [s.gops for s in plan_segments(plan, 100)] == [[g] for g in gops]
     # GOPs of 8, 8 and 2 frames: balanced by frames, not by GOP count.
-    assert [len(s.gops) for s in plan_segments(all_intra(split_gops(16, 8)), 2)] == [1, 2]
+    uneven = all_intra([range(0, 8), range(7, 15), range(14, 16)])
+    assert [len(s.gops) for s in plan_segments(uneven, 2)] == [1, 2]
     for frames, gop in [(2, 2), (16, 8), (40, 8), (23, 3), (9, 9)]:
-        chain = split_gops(frames, gop)
+        chain = split_scene(0, frames, gop)
         for parts in range(1, 8):
             segments = plan_segments(all_intra(chain), parts)
             assert len(segments) == min(parts, len(chain)) and all(s.gops for s in segments)
@@ -30,7 +31,7 @@ def test_segments_cover_the_chain_in_order():
 
 
 def test_segments_start_at_intra_gops():
-    gops = split_gops(22, 4)
+    gops = split_scene(0, 22, 4)
     kinds = [INTRA, PREDICTED, PREDICTED, INTRA, PREDICTED, INTRA, PREDICTED]
     plan = GOPPlan(gops, kinds)
     for parts, length in [(2, None), (3, None), (100, None), (1, 1), (1, 3)]:
@@ -42,7 +43,7 @@ def test_segments_start_at_intra_gops():
 
 
 def test_results_arrive_in_any_order_and_come_back_in_video_order():
-    segments = plan_segments(all_intra(split_gops(22, 4)), 1, length=3)
+    segments = plan_segments(all_intra(split_scene(0, 22, 4)), 1, length=3)
     seen = []
     results = SegmentResults(segments, lambda k, report: seen.append((k, report)))
     results.add(2, ["g6"])

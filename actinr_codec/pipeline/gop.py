@@ -22,21 +22,6 @@ from bitstream.records import INTRA, PREDICTED
 MAX_GOP = 1024
 
 
-def split_gops(n_frames: int, gop_size: int) -> list[range]:
-    """Frame ranges of the GOPs of an n-frame video, each at most gop_size frames long."""
-    if n_frames < 1:
-        raise ValueError("a video needs at least one frame")
-    if gop_size < 2:
-        raise ValueError("gop_size must be at least 2 (GOPs share their boundary frame)")
-    gops, start = [], 0
-    while True:
-        stop = min(start + gop_size, n_frames)
-        gops.append(range(start, stop))
-        if stop >= n_frames:
-            return gops
-        start = stop - 1
-
-
 def gop_for_time(gops: list[range], t: float) -> int:
     """Index of the GOP that serves global frame time t."""
     last = gops[-1].stop - 1
@@ -67,6 +52,10 @@ def split_scene(start: int, stop: int, gop_size: int) -> list[range]:
     """GOPs of at most gop_size frames covering [start, stop), sharing boundary frames, as
     equal in length as whole frames allow (no short tail GOP)."""
     frames = stop - start
+    if frames < 1:
+        raise ValueError("a video needs at least one frame")
+    if gop_size < 2:
+        raise ValueError("gop_size must be at least 2 (GOPs share their boundary frame)")
     if frames <= gop_size:
         return [range(start, stop)]
     count = math.ceil((frames - 1) / (gop_size - 1))
@@ -78,10 +67,6 @@ def plan_gops(n_frames: int, gop_size: int, keyint: int, cuts: list[int] = ()) -
     """GOPs of an n-frame video: scenes split at ``cuts`` (each the first frame of a new
     scene), each scene into GOPs of at most gop_size frames; intra at each scene's start
     and wherever keyint frames have passed since the last intra GOP began."""
-    if n_frames < 1:
-        raise ValueError("a video needs at least one frame")
-    if gop_size < 2:
-        raise ValueError("gop_size must be at least 2 (GOPs share their boundary frame)")
     if keyint < 1:
         raise ValueError("keyint must be at least 1")
     edges = [0, *sorted(c for c in set(cuts) if 0 < c < n_frames), n_frames]

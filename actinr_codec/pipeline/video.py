@@ -14,7 +14,7 @@ from ..model.config import ModelConfig
 from ..model.network import GOPModel
 from ..model.render import render_gop, to_uint8
 from ..model.schema import model_tensors
-from .gop import gop_for_time, split_gops
+from .gop import gop_for_time, split_scene
 
 
 @dataclass
@@ -44,7 +44,7 @@ def fit_video(
     """Fit every GOP of a (N, H, W, 3) uint8 video, warm-starting each from its predecessor."""
     frames = torch.as_tensor(frames)
     n, height, width, _ = frames.shape
-    gops = split_gops(n, gop_size)
+    gops = split_scene(0, n, gop_size)
     models: list[GOPModel] = []
     for k, gop in enumerate(gops):
         clip = frames[gop.start : gop.stop].float() / 255.0
