@@ -30,6 +30,8 @@ from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
 COLLAPSE_DB = 6.0
+# Floats of frames one reconstruction_psnr render holds: a 640x360 GOP of 32 frames.
+PSNR_GROUP_BYTES = 640 * 360 * 3 * 4 * 32
 # Steps after which a fit's pace predicts whether its time cap will bind.
 MIN_STEPS_TO_PROJECT = 20
 
@@ -245,13 +247,30 @@ def fit_gop(
 def reconstruction_psnr(
     model: GOPModel, frames: torch.Tensor, pixel_weight: torch.Tensor | None = None
 ) -> float:
-    """PSNR of the model's blended, clipped frames against frames (F, H, W, 3) in [0, 1]."""
+    """PSNR of the model's blended, clipped frames against frames (F, H, W, 3) in [0, 1].
+
+    Frames are rendered in groups of at most PSNR_GROUP_BYTES of floats, so that long or
+    large GOPs keep the render's copies bounded (one group for small ones, as before).
+    """
     n_frames, height, width, _ = frames.shape
     device = next(model.parameters()).device
-    frames = frames.to(device)
-    recon = render_gop(model, torch.arange(float(n_frames)), height, width).clamp(0, 1)
-    if pixel_weight is None:
-        return psnr(recon, frames)
-    weight = pixel_weight.to(device)
-    err = ((recon - frames) ** 2).mean(dim=-1)
-    return mse_to_psnr(float((err * weight).sum() / weight.sum().clamp(min=1e-12)))
+    group = max(1, PSNR_GROUP_BYTES // (height * width * 3 * 4))
+    if n_frames <= group:
+        frames = frames.to(device)
+        recon = render_gop(model, torch.arange(float(n_frames)), height, width).clamp(0, 1)
+        if pixel_weight is None:
+            return psnr(recon, frames)
+        weight = pixel_weight.to(device)
+        err = ((recon - frames) ** 2).mean(dim=-1)
+        return mse_to_psnr(float((err * weight).sum() / weight.sum().clamp(min=1e-12)))
+    total = count = 0.0
+    for start in range(0, n_frames, group):
+        part = slice(start, min(start + group, n_frames))
+        recon = render_gop(model, torch.arange(float(part.start), float(part.stop)), height,
+                           width).clamp(0, 1)
+        err = ((recon - frames[part].to(device)) ** 2).mean(dim=-1)
+        weight = (torch.ones_like(err) if pixel_weight is None
+                  else pixel_weight[part].to(device))
+        total += float((err.double() * weight).sum())
+        count += float(weight.sum())
+    return mse_to_psnr(total / max(count, 1e-12))

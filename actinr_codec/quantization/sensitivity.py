@@ -15,6 +15,11 @@ from ..fitting.sampler import Sampler
 from ..model.network import GOPModel
 from ..model.schema import format_parameters
 
+# Most (tile, frame, point) evaluations one backward pass holds: a 640x360 GOP of 32 frames
+# at 64 points per tile. Longer or larger GOPs are done in groups of frames, each with its
+# own signs (the cross terms still vanish in expectation), so memory stays bounded.
+MAX_EVALUATIONS = 240 * 32 * 64
+
 
 def output_sensitivity(model: GOPModel, frames: torch.Tensor, points: int = 64,
                        draws: int = 16, seed: int = 0) -> dict[str, float]:
@@ -26,13 +31,15 @@ def output_sensitivity(model: GOPModel, frames: torch.Tensor, points: int = 64,
     params = format_parameters(model)
     totals = {name: torch.zeros_like(p) for name, p in params.items()}
     times = torch.arange(frames.shape[0], dtype=torch.float32, device=device)
+    group = max(1, MAX_EVALUATIONS // (model.tiling.count * points))
     outputs = 0
     for _ in range(draws):
         coords, _, _ = sampler.draw(points, gen)
-        out = model(coords, times)
-        signs = torch.randint(0, 2, out.shape, generator=gen, device=device) * 2.0 - 1.0
-        grads = torch.autograd.grad((out * signs).sum(), list(params.values()))
-        for total, grad in zip(totals.values(), grads):
-            total += grad.square()
-        outputs += out.numel()
+        for start in range(0, len(times), group):
+            out = model(coords, times[start:start + group])
+            signs = torch.randint(0, 2, out.shape, generator=gen, device=device) * 2.0 - 1.0
+            grads = torch.autograd.grad((out * signs).sum(), list(params.values()))
+            for total, grad in zip(totals.values(), grads):
+                total += grad.square()
+            outputs += out.numel()
     return {name: float(total.mean()) / outputs for name, total in totals.items()}
