@@ -1,10 +1,12 @@
-"""From frames to GOP records and an .anr file: fit each GOP, quantize it, hand it to the bitstream.
+"""From frames to GOP records: fit each GOP, quantize it, hand its symbols to the bitstream.
 
 Encoding one GOP: fit in float, pick one quantization step per tensor, fine-tune briefly
 with the rounding in the loop (quantization-aware), keep whichever of plain or fine-tuned
-rounding reconstructs better, and store the integer symbols. Decoding (decoder.py)
-rebuilds the models from symbols and steps alone, so a decoder computes exactly what the
-encoder measured.
+rounding reconstructs better, and store the integer symbols. A predicted GOP does the same
+around its reference, the decoded tensors of the GOP before it: its fit starts there and
+pays for what it moves, and its symbols are the rounded differences. Decoding
+(decoder.py) rebuilds the models from symbols, steps and references alone, so a decoder
+computes exactly what the encoder measured.
 """
 
 from __future__ import annotations
