@@ -7,12 +7,11 @@ module's state_dict, so renaming an attribute cannot change what a file means.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from .config import KEYS, ModelConfig
 from .network import GOPModel
+from .tiling import Tiling
 
 GOP_SIZE_KEY = "gop_size"
 MAX_GOP_SIZE = 10_000_000  # the most frames a file holds
@@ -52,7 +51,7 @@ def parse_config(entries: dict) -> tuple[ModelConfig, int]:
 
 def tile_count(cfg: ModelConfig, height: int, width: int) -> int:
     """Tiles of a frame: ceil(height / tile) rows times ceil(width / tile) columns."""
-    return math.ceil(height / cfg.tile) * math.ceil(width / cfg.tile)
+    return Tiling.for_frame(height, width, cfg.tile, cfg.overlap).count
 
 
 def tensor_layout(cfg: ModelConfig, tiles: int) -> list[tuple[str, tuple[int, ...]]]:

@@ -24,7 +24,7 @@ from ..model.network import GOPModel
 from ..model.render import render_gop, to_uint8
 from ..model.schema import load_tensors, parse_config, tensor_layout, tile_count
 from ..quantization.quantize import dequantize
-from .gop import gop_for_time
+from .gop import locate
 
 # Most tiles a decoder will build for one frame size, whatever a header claims.
 MAX_TILES = 1 << 16
@@ -128,11 +128,6 @@ class AnrDecoder:
         """Indices of the GOPs whose chunks have been read and decoded so far."""
         return sorted(self._read)
 
-    def locate(self, t: float) -> tuple[int, float]:
-        """The GOP serving global frame time t, and t relative to its first frame."""
-        k = gop_for_time(self.gops, t)
-        return k, t - self.gops[k].start
-
     def frames(self, times: list[float], height: int, width: int) -> Iterator[np.ndarray]:
         """(height, width, 3) uint8 RGB frames at the given global times, in order.
 
@@ -141,7 +136,7 @@ class AnrDecoder:
         batch = max(1, BATCH_BYTES // (height * width * 12))
         groups: list[tuple[int, list[float]]] = []
         for t in times:
-            k, local = self.locate(t)
+            k, local = locate(self.gops, t)
             if groups and groups[-1][0] == k and len(groups[-1][1]) < batch:
                 groups[-1][1].append(local)
             else:

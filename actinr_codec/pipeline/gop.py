@@ -22,6 +22,12 @@ from bitstream.records import INTRA, PREDICTED
 MAX_GOP = 1024
 
 
+def locate(gops: list[range], t: float) -> tuple[int, float]:
+    """The GOP serving global frame time t, and t relative to that GOP's first frame."""
+    k = gop_for_time(gops, t)
+    return k, t - gops[k].start
+
+
 def gop_for_time(gops: list[range], t: float) -> int:
     """Index of the GOP that serves global frame time t."""
     last = gops[-1].stop - 1

@@ -14,7 +14,7 @@ from ..model.config import ModelConfig
 from ..model.network import GOPModel
 from ..model.render import render_gop, to_uint8
 from ..model.schema import model_tensors
-from .gop import gop_for_time, split_scene
+from .gop import locate, split_scene
 
 
 @dataclass
@@ -29,8 +29,7 @@ class VideoModel:
 
     def locate(self, t: float) -> tuple[int, float]:
         """The GOP serving global time t, and t relative to that GOP's first frame."""
-        k = gop_for_time(self.gops, t)
-        return k, t - self.gops[k].start
+        return locate(self.gops, t)
 
 
 def fit_video(

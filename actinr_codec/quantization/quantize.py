@@ -47,7 +47,7 @@ def quantize(state: dict[str, torch.Tensor], steps: dict[str, float],
     """Integer symbols (int32 arrays, same shapes) of every tensor on its grid; with a
     reference (a predicted GOP), of its difference from the reference's tensor."""
     return {
-        name: torch.round(_offset(x.detach().float().cpu(), reference, name, -1) / steps[name])
+        name: torch.round(_residual(x.detach().float().cpu(), reference, name) / steps[name])
         .to(torch.int32).numpy()
         for name, x in state.items()
     }
@@ -58,18 +58,20 @@ def dequantize(symbols: dict[str, np.ndarray], steps: dict[str, float],
     """Float tensors back from symbols and steps, plus the reference's tensors if given:
     exactly what a decoder computes (each product and sum rounded to float32)."""
     return {
-        name: _offset(torch.from_numpy(s.astype(np.float32))
-                      * torch.tensor(steps[name], dtype=torch.float32), reference, name, 1)
+        name: _rebuilt(torch.from_numpy(s.astype(np.float32))
+                       * torch.tensor(steps[name], dtype=torch.float32), reference, name)
         for name, s in symbols.items()
     }
 
 
-def _offset(x: torch.Tensor, reference: dict[str, torch.Tensor] | None, name: str,
-            sign: int) -> torch.Tensor:
-    if reference is None:
-        return x
-    ref = reference[name].detach().float().to(x.device)
-    return x + ref if sign > 0 else x - ref
+def _residual(x: torch.Tensor, reference: dict[str, torch.Tensor] | None,
+              name: str) -> torch.Tensor:
+    return x if reference is None else x - reference[name].detach().float().to(x.device)
+
+
+def _rebuilt(x: torch.Tensor, reference: dict[str, torch.Tensor] | None,
+             name: str) -> torch.Tensor:
+    return x if reference is None else x + reference[name].detach().float().to(x.device)
 
 
 def straight_through(x: torch.Tensor, step: float,
