@@ -9,6 +9,7 @@ file. The command line (cli/) is a thin shell over these three.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import time
@@ -18,25 +19,28 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from bitstream.container import encode_file, write_atomically
+from bitstream.container import assemble_file, write_atomically
 from bitstream.records import VideoInfo, reference_of
 
-from .media.videoio import VideoWriter, read_video
+from . import __version__
+from .media.frames import Frames, StreamedFrames
+from .media.videoio import VideoWriter
 from .model.config import ModelConfig
 from .model.schema import stream_config
 from .parallel.local import encode_gops
-from .parallel.segments import SourceFrames
 from .pipeline.decoder import AnrDecoder
 from .pipeline.encoder import GOPReport
 from .pipeline.gop import plan_gops
+from .pipeline.journal import Journal, journal_path
 from .pipeline.presets import DEFAULT_GOP, DEFAULT_KEYINT, DEFAULT_PRESET, DEFAULT_QUALITY, settings_for
-from .pipeline.scenecut import scene_cuts
 from .pipeline.settings import EncodeSettings
+from .pipeline.source import Source, array_source, file_source
 from .pipeline.times import output_size, output_times
 from .restoration.denoise import denoise_settings
-from .restoration.masks import read_mask
-from .restoration.noise import estimate_noise
+from .restoration.masks import mask_from_array, read_mask
+from .restoration.noise import estimate_noise, sampled_frames
 from .runtime import resolve_device
 
 # Largest numerator or denominator of a stored frame rate.
@@ -56,7 +60,8 @@ class EncodeOptions:
     ``jobs`` local processes; shared_input: there, workers read the source path themselves.
     native: fit with the C kernel where it applies; compile: torch.compile elsewhere
     (None: when the fit is long enough to repay it). model: the architecture, whose width
-    the quality level then sets.
+    the quality level then sets. resume: carry on from the journal an interrupted encode
+    to the same output left (av1an's --resume); without one, start from the beginning.
     """
 
     quality: int = DEFAULT_QUALITY
@@ -75,6 +80,7 @@ class EncodeOptions:
     native: bool = True
     compile: bool | None = None
     model: ModelConfig = ModelConfig()
+    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,11 @@ class EncodePlan:
 class Progress:
     """One progress event of an encode.
 
-    kind: "start" (plan set), "step" (a fitting check: step, seconds and running psnr of
-    the GOP being fitted; local encodes only), or "gop" (GOP ``gop`` finished, its report
-    attached; under parallel jobs GOPs finish out of order).
+    kind: "start" (plan set), "resume" (GOP ``gop`` taken from an interrupted encode's
+    journal, its report attached; all come right after start), "step" (a fitting check:
+    step, seconds and running psnr of the GOP being fitted; one local job only), or "gop"
+    (GOP ``gop`` finished, its report attached; under parallel jobs GOPs finish out of
+    order).
     """
 
     kind: str
@@ -139,73 +147,89 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
            progress: Callable[[Progress], None] | None = None) -> EncodeReport:
     """Encode a video into an .anr file (``output``), or into bytes (report.data).
 
-    source: a path PyAV reads (start and frames pick a range), or (N, H, W, 3) uint8 RGB.
-    fps: the rate to store (default: the source's; 25 for an array). mask: inpainting, an
-    image or video path (white = unknown) or an (N, H, W) bool array, True where unknown.
-    settings: encoder settings to use as they are instead of the options' quality, preset,
-    GOP and denoising (for experiments). Raises ValueError (VideoIOError, BitstreamError)
-    on bad input; nothing is written to ``output`` unless the encode completes.
+    source: a path PyAV reads (start and frames pick a range), read a GOP at a time after
+    one planning pass, or (N, H, W, 3) uint8 RGB. fps: the rate to store (default: the
+    source's; 25 for an array). mask: inpainting, an image or video path (white = unknown)
+    or an (N, H, W) bool array, True where unknown. settings: encoder settings to use as
+    they are instead of the options' quality, preset, GOP and denoising (for experiments).
+
+    With an output path, every finished GOP goes to a journal beside it (OUTPUT.journal),
+    deleted once the output is written; ``options.resume`` carries on from the GOPs an
+    interrupted encode left there, giving the same bytes as an uninterrupted encode.
+    Raises ValueError (VideoIOError, BitstreamError, JournalMismatch) on bad input; nothing
+    is written to ``output`` unless the encode completes.
     """
     started = time.perf_counter()
-    video, rate, mask_array = _source(source, options, start, frames, fps, mask)
-    n, height, width, _ = video.shape
+    cut_scenes = options.scenecut if settings is None else settings.scenecut
+    src, rate, holes = _source(source, options, start, frames, fps, mask, cut_scenes)
     noise_level = None
     if settings is None:
-        settings = settings_for(width * height, options.quality, options.preset, options.gop,
-                                options.seed, options.model, options.iters, options.compile,
-                                options.native, options.keyint, options.scenecut)
+        settings = settings_for(src.width * src.height, options.quality, options.preset,
+                                options.gop, options.seed, options.model, options.iters,
+                                options.compile, options.native, options.keyint,
+                                options.scenecut)
         if options.denoise is not None:
-            noise_level = options.denoise or float(
-                np.sqrt(np.mean(estimate_noise(video, mask_array) ** 2))) * 255
+            noise_level = options.denoise or _noise_level(src, holes)
             settings = denoise_settings(settings, noise_level / 255)
-    gops = plan_gops(n, settings.gop_size, settings.keyint,
-                     scene_cuts(video) if settings.scenecut else [])
+    gops = plan_gops(src.count, settings.gop_size, settings.keyint, src.cuts)
     device = (str(resolve_device(options.device)) if options.scheduler is None
               else options.device)
-    plan = EncodePlan(width, height, n, rate, gops.gops, gops.kinds, settings, device,
-                      noise_level)
+    plan = EncodePlan(src.width, src.height, src.count, rate, gops.gops, gops.kinds, settings,
+                      device, noise_level)
+    journal, done = _journal(output, options, plan, src, holes)
     notify = progress or (lambda event: None)
     notify(Progress("start", plan))
+    for k in sorted(done):
+        notify(Progress("resume", plan, gop=k, step=done[k].iters, seconds=done[k].seconds,
+                        psnr=done[k].psnr, report=done[k]))
     current = [0]
 
     def on_gop(k: int, report: GOPReport) -> None:
         current[0] = k + 1
+        report.seal(k)
+        if journal is not None:
+            journal.add(report)
         notify(Progress("gop", plan, gop=k, step=report.iters, seconds=report.seconds,
                         psnr=report.psnr, report=report))
 
     def on_check(step: int, seconds: float, psnr: float) -> None:
         notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
 
-    if options.scheduler is None:
-        reports = encode_gops(video, gops, settings, options.jobs, device, on_gop, on_check,
-                              options.segment, mask_array)
-    else:
-        from .parallel.cluster import encode_on_cluster
+    try:
+        if options.scheduler is None:
+            reports = encode_gops(src.frames, gops, settings, options.jobs, device, on_gop,
+                                  on_check, options.segment, holes, done)
+        else:
+            from .parallel.cluster import encode_on_cluster
 
-        frames_or_loader = video
-        if options.shared_input:
-            if not isinstance(source, (str, os.PathLike)):
-                raise ValueError("shared_input needs a source path")
-            # Workers resolve the path in their own working directory, so send it absolute.
-            frames_or_loader = SourceFrames(os.path.abspath(source), start, height, width)
-        reports = encode_on_cluster(options.scheduler, frames_or_loader, gops, settings,
-                                    options.device, on_gop, options.segment, mask_array)
-    for k, report in enumerate(reports):  # segments number their GOPs from 0
-        report.record.reference = reference_of(k, report.record.kind)
-    info = VideoInfo(width=width, height=height, frames=n, fps_num=rate.numerator,
-                     fps_den=rate.denominator)
-    data = encode_file(info, stream_config(settings.model, settings.gop_size),
-                       [r.record for r in reports])
+            reports = encode_on_cluster(options.scheduler, src.frames, gops, settings,
+                                        options.device, on_gop, options.segment, holes,
+                                        options.shared_input, done)
+    except BaseException:
+        if journal is not None:
+            journal.close()
+            if not journal.entries:
+                journal.discard()  # nothing finished: nothing worth resuming
+        raise
+    for k, report in enumerate(reports):
+        report.seal(k)
+    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
+                     fps_num=rate.numerator, fps_den=rate.denominator)
+    data = assemble_file(info, stream_config(settings.model, settings.gop_size),
+                         [(r.frames.start, r.frames.stop) for r in reports],
+                         [(r.kind, reference_of(k, r.kind)) for k, r in enumerate(reports)],
+                         [r.chunk for r in reports])
     if output is not None:
         write_atomically(output, data)
+        journal.discard()
     return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
                         path=None if output is None else Path(output),
                         data=data if output is None else None)
 
 
-def _source(source, options: EncodeOptions, start: int, frames: int | None, fps,
-            mask) -> tuple[np.ndarray, Fraction, np.ndarray | None]:
-    """The frames to encode, their rate, and the unknown-pixel mask over them."""
+def _source(source, options: EncodeOptions, start: int, frames: int | None, fps, mask,
+            cut_scenes: bool) -> tuple[Source, Fraction, Frames | None]:
+    """The frames to encode, their rate, and a reader of the unknown-pixel mask over them."""
     if isinstance(source, np.ndarray):
         if source.ndim != 4 or source.shape[3] != 3 or source.dtype != np.uint8:
             raise ValueError(f"frames must be an (N, H, W, 3) uint8 array, got "
@@ -213,25 +237,71 @@ def _source(source, options: EncodeOptions, start: int, frames: int | None, fps,
         video = source[start: None if frames is None else start + frames]
         if len(video) == 0:
             raise ValueError(f"no frames from frame {start}")
-        rate = DEFAULT_FPS
+        src, rate = array_source(video, cut_scenes), DEFAULT_FPS
     else:
         if options.shared_input and options.scheduler is None:
             raise ValueError("shared_input needs a scheduler")
-        video, source_info = read_video(source, start=start, count=frames)
-        rate = source_info.fps
+        # Workers of a cluster resolve the path in their own working directory.
+        path = os.path.abspath(source) if options.shared_input else source
+        src = file_source(path, start, frames, cut_scenes)
+        rate = src.fps
+    if options.shared_input and not isinstance(src.frames, StreamedFrames):
+        raise ValueError("shared_input needs a source path whose frames stream in order")
     if fps is not None:
         rate = Fraction(fps) if not isinstance(fps, float) else Fraction(str(fps))
     if rate <= 0:
         raise ValueError(f"frame rate must be positive, got {rate}")
     rate = rate.limit_denominator(MAX_FPS_TERM - 1)
-    n, height, width, _ = video.shape
+    n, height, width = src.count, src.height, src.width
     if mask is None:
-        return video, rate, None
+        return src, rate, None
     if isinstance(mask, np.ndarray):
         if mask.shape != (n, height, width):
             raise ValueError(f"mask must be ({n}, {height}, {width}) bool, got {mask.shape}")
-        return video, rate, mask.astype(bool, copy=False)
-    return video, rate, read_mask(mask, start, n, height, width)
+        return src, rate, mask_from_array(mask)
+    return src, rate, read_mask(mask, start, n, height, width)
+
+
+def _noise_level(src: Source, holes: Frames | None) -> float:
+    """The source's estimated noise in 8-bit levels, from a sample of its frames."""
+    picked = sampled_frames(src.count)
+    sample = np.concatenate([src.frames(int(i), 1) for i in picked])
+    unknown = None if holes is None else np.concatenate([holes(int(i), 1) for i in picked])
+    return float(np.sqrt(np.mean(estimate_noise(sample, unknown) ** 2))) * 255
+
+
+def _journal(output, options: EncodeOptions, plan: EncodePlan, src: Source,
+             holes: Frames | None) -> tuple[Journal | None, dict[int, GOPReport]]:
+    """The journal of an encode to ``output`` (none for bytes), and the GOPs it already
+    holds when resuming."""
+    if output is None:
+        return None, {}
+    path = journal_path(output)
+    identity = _identity(options, plan, src, holes)
+    if options.resume and path.exists():
+        return Journal.resume(path, identity)
+    return Journal.create(path, identity), {}
+
+
+def _identity(options: EncodeOptions, plan: EncodePlan, src: Source,
+              holes: Frames | None) -> dict:
+    """What decides an encode's bytes, for telling its journal from another encode's."""
+    unknown = None
+    if holes is not None:
+        digest = hashlib.sha256()
+        for gop in plan.gops:
+            digest.update(np.ascontiguousarray(holes(gop.start, len(gop))).data)
+        unknown = digest.hexdigest()
+    return {
+        "actinr": __version__, "source": src.digest, "frames": plan.frames,
+        "size": [plan.width, plan.height], "fps": str(plan.fps), "mask": unknown,
+        "quality": options.quality, "preset": options.preset, "gop": plan.settings.gop_size,
+        "keyint": plan.settings.keyint, "seed": options.seed,
+        "settings": repr(plan.settings), "plan": [[g.start, g.stop] for g in plan.gops],
+        "kinds": plan.kinds, "device": plan.device, "jobs": options.jobs,
+        "segment": options.segment, "scheduler": options.scheduler,
+        "threads": torch.get_num_threads(),
+    }
 
 
 class AnrVideo:

@@ -19,15 +19,22 @@ from .records import GopIndexEntry, GOPRecord, VideoInfo
 def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
                 gops: Iterable[GOPRecord]) -> bytes:
     """The complete .anr file for a video; raises BitstreamError on invalid input."""
-    check_info(info)
     gops = list(gops)
-    ranges = [(gop.start, gop.stop) for gop in gops]
+    return assemble_file(info, config, [(g.start, g.stop) for g in gops],
+                         [(g.kind, g.reference) for g in gops],
+                         [encode_chunk(k, g) for k, g in enumerate(gops)])
+
+
+def assemble_file(info: VideoInfo, config: dict[str, ConfigValue],
+                  ranges: list[tuple[int, int]], kinds: list[tuple[int, int | None]],
+                  chunks: list[bytes]) -> bytes:
+    """The complete .anr file from GOP chunks already encoded (encode_chunk), with each
+    GOP's frames [start, stop) and (kind, reference); raises BitstreamError on invalid
+    input."""
+    check_info(info)
     check_gop_ranges(ranges, info.frames, VERSION)
-    kinds = [(gop.kind, gop.reference) for gop in gops]
     check_gop_kinds(kinds)
-    packed_config = pack_config(config)
-    chunks = [encode_chunk(k, gop) for k, gop in enumerate(gops)]
-    header = encode_header(info, packed_config, ranges, kinds, [len(c) for c in chunks])
+    header = encode_header(info, pack_config(config), ranges, kinds, [len(c) for c in chunks])
     return b"".join([header, *chunks])
 
 

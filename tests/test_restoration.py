@@ -10,7 +10,8 @@ from synthetic import moving_pattern, write_clip
 
 import actinr_codec as actinr
 from actinr_codec.media.videoio import VideoIOError
-from actinr_codec.parallel.segments import fit_segment, segment_frames
+from actinr_codec.media.frames import ArrayFrames
+from actinr_codec.parallel.segments import fit_segment
 from actinr_codec.pipeline.gop import GOPPlan
 from actinr_codec.pipeline.presets import settings_for
 from actinr_codec.restoration.denoise import denoise_settings
@@ -91,7 +92,7 @@ def test_mask_image_applies_to_every_frame_and_video_per_frame(tmp_path):
     plane = np.zeros((16, 24), np.uint8)
     plane[4:8, 5:9] = 255
     plane[0, 0] = 127  # below mid-grey: known
-    image = read_mask(save_png(tmp_path / "m.png", plane), 3, 5, 16, 24)
+    image = read_mask(save_png(tmp_path / "m.png", plane), 3, 5, 16, 24)(0, 5)
     assert image.shape == (5, 16, 24) and image.sum() == 5 * 16
     assert image[:, 4:8, 5:9].all() and not image[:, 0, 0].any()
 
@@ -100,7 +101,10 @@ def test_mask_image_applies_to_every_frame_and_video_per_frame(tmp_path):
         frames[k, k, :] = 255  # frame k masks row k
     clip = write_clip(tmp_path / "m.mkv", frames, "ffv1", "bgr0")
     video = read_mask(clip, 2, 3, 16, 24)
-    assert [np.flatnonzero(f.any(axis=1)).tolist() for f in video] == [[2], [3], [4]]
+    assert [np.flatnonzero(f.any(axis=1)).tolist() for f in video(0, 3)] == [[2], [3], [4]]
+    # Read GOP by GOP, sharing boundary frames, and by a second reader for a segment.
+    assert np.array_equal(np.concatenate([video(0, 2), video(1, 2)[1:]]), video(0, 3))
+    assert np.array_equal(video.part(1, 3)(1, 2), video(1, 2))
     with pytest.raises(VideoIOError, match="need 7"):
         read_mask(clip, 2, 5, 16, 24)
     with pytest.raises(VideoIOError, match="24x16, the video 24x20"):
@@ -117,9 +121,9 @@ def test_mask_reaches_the_right_frames_of_a_segment():
     mask[4, 8:24, 8:24] = True
     settings = settings_for(32 * 32, preset="fast", gop_size=3, iters=150)
     segment = GOPPlan([range(2, 5), range(4, 6)], [INTRA, INTRA])  # a segment not from 0
-    plain = fit_segment(segment_frames(spoiled, segment), segment, settings)
-    masked = fit_segment(segment_frames(spoiled, segment), segment, settings,
-                         mask=segment_frames(mask, segment))
+    frames, holes = ArrayFrames(spoiled).part(2, 6), ArrayFrames(mask).part(2, 6)
+    plain = fit_segment(frames, segment, settings)
+    masked = fit_segment(frames, segment, settings, mask=holes)
     # Both GOPs hold frame 4; measured on its known pixels they fit far better once the
     # spoiled block is ignored.
     for p, m in zip(plain, masked):

@@ -61,6 +61,19 @@ def _frame_rate(stream) -> Fraction:
     return nearest if abs(nearest - rate) < rate / 10**6 else rate
 
 
+def frame_rate(path: str | Path) -> Fraction:
+    """The frame rate read_video gives for ``path`` (25 for an image sequence)."""
+    path = Path(path)
+    image2 = "%" in path.name and not path.is_file()
+    try:
+        with av.open(str(path), format="image2" if image2 else None) as container:
+            if not container.streams.video:
+                raise VideoIOError(f"{path}: no video stream")
+            return _frame_rate(container.streams.video[0])
+    except av.FFmpegError as exc:
+        raise VideoIOError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def _decode(path: Path, image2: bool, wanted,
             stop: int | None = None) -> tuple[dict[int, np.ndarray], list, Fraction]:
     """Decode frames, converting to RGB only those whose decode index is in ``wanted``.

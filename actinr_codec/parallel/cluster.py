@@ -1,22 +1,24 @@
 """Fitting a video's warm-start segments as tasks on a Dask distributed cluster.
 
 Each segment is one task. Its frames travel inside the task (or, for an input every worker
-can read, a loader does), so the scheduler can rerun it elsewhere when a worker dies. Tasks
-return GOPReports, whose records are the GOPs' integer symbols: the encoded GOP chunks that
-the client writes into the file, in order, once every segment is in.
+can read, a reader of the file does), so the scheduler can rerun it elsewhere when a
+worker dies. Tasks return GOPReports, whose records are the GOPs' integer symbols: the
+encoded GOP chunks that the client writes into the file, in order, once every segment is
+in. Without a shared input the client reads each segment's frames as it submits the
+segment, so the cluster holds the frames of every segment not yet fitted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
+from ..media.frames import ArrayFrames, Frames
 from ..pipeline.encoder import GOPReport
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
-from .segments import SegmentFrames, SegmentResults, fit_segment, plan_segments, segment_frames
+from .segments import SegmentResults, done_within, fit_segment, plan_segments
 
 MISSING = "--scheduler needs the optional dependency: pip install 'actinr[dask]'"
 # Reruns of a task that raised; a worker that dies counts against the scheduler's own
@@ -38,18 +40,23 @@ def _distributed():
 
 
 def encode_on_cluster(
-    address: str, frames: SegmentFrames, plan: GOPPlan, settings: EncodeSettings,
+    address: str, frames: Frames, plan: GOPPlan, settings: EncodeSettings,
     device: str | torch.device | None = None,
     on_gop: Callable[[int, GOPReport], None] | None = None,
     segment: int | None = None,
-    mask: np.ndarray | None = None,
+    mask: Frames | None = None,
+    shared: bool = False,
+    done: dict[int, GOPReport] | None = None,
 ) -> list[GOPReport]:
     """Encode every GOP on the cluster whose scheduler listens at ``address``; reports in order.
 
-    frames: the (N, H, W, 3) uint8 video, or a loader(first, count) that workers call.
-    mask: optional (N, H, W) bool, True where a pixel is unknown; sliced into every task.
+    frames, mask: readers (media.frames) of the video and of its optional (N, H, W) bool
+    mask, True where a pixel is unknown. shared: workers read the frames themselves
+    (frames is a file every worker sees); else each task carries its frames and mask.
     segment: GOPs per warm-start segment; by default the GOPs are split evenly over the
-    worker threads present when the encode starts.
+    worker threads present when the encode starts. done: GOPs an interrupted run encoded
+    (by video GOP number), carried on from; on_gop hears of the others, a segment at a
+    time.
     Raises RuntimeError when the cluster cannot be reached or a segment keeps failing.
     """
     dask, distributed = _distributed()
@@ -64,16 +71,20 @@ def encode_on_cluster(
             raise RuntimeError(f"no Dask worker joined {address} within "
                                f"{CONNECT_SECONDS:.0f}s") from None
         segments = plan_segments(plan, sum(client.nthreads().values()), segment)
-        results = SegmentResults(segments, on_gop)
+        done = done or {}
+        results = SegmentResults(segments, None if on_gop is None else (
+            lambda k, report: None if k in done else on_gop(k, report)))
         # The frames ride in the task on purpose (see the module docstring), which trips
         # distributed's advice to scatter big graphs.
         futures = {}
         with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1TB"}):
             for i, seg in enumerate(segments):
-                part = frames if callable(frames) else segment_frames(frames, seg)
-                holes = None if mask is None else segment_frames(mask, seg)
+                a, b = seg.gops[0].start, seg.gops[-1].stop
+                part = frames.part(a, b) if shared else ArrayFrames(frames(a, b - a), a)
+                holes = None if mask is None else ArrayFrames(mask(a, b - a), a)
+                mine = done_within(done, results.first[i], len(seg.gops))
                 futures[client.submit(fit_segment, part, seg, settings, device, TASK_THREADS,
-                                      holes, retries=RETRIES, pure=False)] = i
+                                      holes, mine, retries=RETRIES, pure=False)] = i
         try:
             for future in distributed.as_completed(futures, loop=client.loop):
                 i = futures[future]

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import os
+import queue
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-import numpy as np
 import torch
 
+from ..media.frames import Frames
 from ..pipeline.encoder import GOPReport, encode_segment
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
-from .segments import SegmentResults, fit_segment, plan_segments, segment_frames
+from .segments import done_within, fit_segment, plan_segments
+
+# How often the parent looks for finished GOPs while segments are fitted (seconds).
+POLL_SECONDS = 0.5
 
 
 def _shifted(on_gop: Callable[[int, GOPReport], None] | None, first: int):
@@ -23,38 +28,71 @@ def _shifted(on_gop: Callable[[int, GOPReport], None] | None, first: int):
     return lambda k, report: on_gop(first + k, report)
 
 
+def _fit_and_send(frames: Frames, segment: GOPPlan, settings: EncodeSettings, device,
+                  threads: int, mask: Frames | None, done: dict[int, GOPReport], sink,
+                  first: int) -> None:
+    """A pool task: fit a segment, sending each GOP to the parent as soon as it is done."""
+    fit_segment(frames, segment, settings, device, threads, mask, done,
+                on_gop=lambda k, report: sink.put((first + k, report)))
+
+
 def encode_gops(
-    frames: np.ndarray, plan: GOPPlan, settings: EncodeSettings, jobs: int = 1,
+    frames: Frames, plan: GOPPlan, settings: EncodeSettings, jobs: int = 1,
     device: str | torch.device | None = None,
     on_gop: Callable[[int, GOPReport], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     segment: int | None = None,
-    mask: np.ndarray | None = None,
+    mask: Frames | None = None,
+    done: dict[int, GOPReport] | None = None,
 ) -> list[GOPReport]:
-    """Encode every GOP of (N, H, W, 3) uint8 frames with ``jobs`` processes; reports in order.
+    """Encode every GOP of a video with ``jobs`` processes; reports in order.
 
-    segment: GOPs per segment (cut at intra GOPs); by default the GOPs are split evenly
-    over the jobs.
-    mask: optional (N, H, W) bool, True where a pixel is unknown.
+    frames, mask: readers (media.frames) of the video and of its optional (N, H, W) bool
+    mask, True where a pixel is unknown. segment: GOPs per segment (cut at intra GOPs); by
+    default the GOPs are split evenly over the jobs. done: GOPs an interrupted run encoded
+    (by video GOP number), carried on from instead of fitted again. on_gop hears of every
+    other GOP as it finishes, in any order under several jobs.
     """
+    done = done or {}
     segments = plan_segments(plan, jobs, segment)
+    firsts = list(itertools.accumulate((len(s.gops) for s in segments), initial=0))
     workers = min(jobs, len(segments))
     if workers <= 1:
         # In this process, so that on_check can show live progress.
         reports: list[GOPReport] = []
-        for seg in segments:
+        for seg, first in zip(segments, firsts):
             reports += encode_segment(frames, seg.gops, settings, device,
-                                      _shifted(on_gop, len(reports)), on_check, mask=mask,
-                                      kinds=seg.kinds)
+                                      _shifted(on_gop, first), on_check, mask=mask,
+                                      kinds=seg.kinds, done=done_within(done, first, len(seg.gops)))
         return reports
     threads = max(1, (os.cpu_count() or 1) // workers)
-    results = SegmentResults(segments, on_gop)
+    finished = dict(done)
+
+    def collect(sink) -> None:
+        while True:
+            try:
+                k, report = sink.get_nowait()
+            except queue.Empty:
+                return
+            finished[k] = report
+            if on_gop is not None:
+                on_gop(k, report)
+
     # spawn, not fork: forking a process that already runs torch's thread pools can hang.
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-        futures = {pool.submit(fit_segment, segment_frames(frames, seg), seg, settings, device,
-                               threads, None if mask is None else segment_frames(mask, seg)): i
-                   for i, seg in enumerate(segments)}
-        for future in as_completed(futures):
-            results.add(futures[future], future.result())
-    return results.in_order()
+    with ctx.Manager() as manager, ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        sink = manager.Queue()
+        running = set()
+        for seg, first in zip(segments, firsts):
+            a, b = seg.gops[0].start, seg.gops[-1].stop
+            running.add(pool.submit(
+                _fit_and_send, frames.part(a, b), seg, settings, device, threads,
+                None if mask is None else mask.part(a, b),
+                done_within(done, first, len(seg.gops)), sink, first))
+        while running:
+            ended, running = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
+            collect(sink)
+            for future in ended:
+                future.result()  # a task's exception ends the encode here
+        collect(sink)
+    return [finished[k] for k in range(len(plan.gops))]

@@ -9,41 +9,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from ..media.videoio import VideoIOError, read_video
+from ..media.frames import Frames
 from ..pipeline.encoder import GOPReport, encode_segment
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
-
-# A segment's frames: the array of exactly its frames, or a loader called as
-# load(first_frame, count) where the task runs (an input every worker can read).
-SegmentFrames = np.ndarray | Callable[[int, int], np.ndarray]
-
-
-@dataclass(frozen=True)
-class SourceFrames:
-    """A loader of the source's frames where a task runs; every worker sees ``path``.
-
-    Called as (first, count) with frame numbers counted from ``start`` in the source, the
-    first frame encoded, and checked against the frame size the client read.
-    """
-
-    path: str
-    start: int
-    height: int
-    width: int
-
-    def __call__(self, first: int, count: int) -> np.ndarray:
-        frames, _ = read_video(self.path, self.start + first, count)
-        if frames.shape[:3] != (count, self.height, self.width):
-            raise VideoIOError(f"{self.path} on this worker gave {frames.shape[0]} frames of "
-                               f"{frames.shape[2]}x{frames.shape[1]} from frame "
-                               f"{self.start + first}, not {count} of {self.width}x{self.height}")
-        return frames
 
 
 def split_segments(plan: GOPPlan, parts: int) -> list[GOPPlan]:
@@ -88,30 +60,29 @@ def plan_segments(plan: GOPPlan, parts: int, length: int | None = None) -> list[
     return [_subplan(plan, indices) for indices in segments]
 
 
-def segment_frames(frames: np.ndarray, segment: GOPPlan) -> np.ndarray:
-    """The frames of a video (or of its per-frame mask) that one segment covers."""
-    return frames[segment.gops[0].start : segment.gops[-1].stop]
+def done_within(done: dict[int, GOPReport], first: int, count: int) -> dict[int, GOPReport]:
+    """The already encoded GOPs of a segment of ``count`` GOPs from video GOP ``first``,
+    numbered within the segment."""
+    return {k - first: r for k, r in done.items() if first <= k < first + count}
 
 
-def fit_segment(frames: SegmentFrames, segment: GOPPlan, settings: EncodeSettings,
+def fit_segment(frames: Frames, segment: GOPPlan, settings: EncodeSettings,
                 device: str | torch.device | None = None, threads: int | None = None,
-                mask: np.ndarray | None = None) -> list[GOPReport]:
+                mask: Frames | None = None, done: dict[int, GOPReport] | None = None,
+                on_gop: Callable[[int, GOPReport], None] | None = None) -> list[GOPReport]:
     """Encode one segment as a task; ``threads`` pins torch's intra-op threads first.
 
-    mask: the segment's (frames, H, W) unknown-pixel mask, if any; masks are small, so
-    they always travel with the task, even when a loader reads the frames.
+    frames, mask: readers (media.frames) of the segment's frames and unknown-pixel mask,
+    as ``part`` gives them, read where the task runs. done: the segment's GOPs already
+    encoded by an interrupted run (by position in the segment), to carry on from.
 
     Pinning makes the result independent of how many cores the process happens to see,
     so the same segment gives the same bits in a local pool and on a cluster worker.
     """
     if threads is not None:
         torch.set_num_threads(threads)
-    first, count = segment.gops[0].start, segment.gops[-1].stop - segment.gops[0].start
-    clip = frames(first, count) if callable(frames) else frames
-    if len(clip) != count:
-        raise ValueError(f"segment at frame {first} got {len(clip)} frames, expected {count}")
-    return encode_segment(clip, segment.gops, settings, device, offset=first, mask=mask,
-                          kinds=segment.kinds)
+    return encode_segment(frames, segment.gops, settings, device, on_gop=on_gop, mask=mask,
+                          kinds=segment.kinds, done=done)
 
 
 class SegmentResults:

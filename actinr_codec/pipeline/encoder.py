@@ -19,9 +19,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from bitstream.records import INTRA, PREDICTED, GOPRecord, TensorRecord
+from bitstream.chunk import decode_chunk, encode_chunk
+from bitstream.header import VERSION
+from bitstream.records import INTRA, PREDICTED, GopIndexEntry, GOPRecord, TensorRecord, reference_of
 
 from ..fitting.fit import fit_gop, reconstruction_psnr, warm_start_config
+from ..media.frames import Frames
 from ..model.network import GOPModel
 from ..model.schema import load_tensors, model_tensors
 from ..quantization.quantize import allocate_steps, dequantize, quantize
@@ -31,7 +34,12 @@ from .settings import EncodeSettings
 
 @dataclass
 class GOPReport:
-    """What encoding one GOP measured (PSNR in dB over its frames)."""
+    """What encoding one GOP measured (PSNR in dB over its frames), and its symbols.
+
+    The symbols are held as a GOPRecord until ``seal`` encodes them into the GOP's chunk,
+    its bytes in the file, once the GOP's place in the video is known; ``record`` then
+    decodes them back on demand, so that a long encode holds only compressed GOPs.
+    """
 
     frames: range
     psnr_float: float
@@ -40,7 +48,24 @@ class GOPReport:
     seconds: float
     iters: int
     params: int
-    record: GOPRecord = field(repr=False)
+    kind: int
+    held: GOPRecord | None = field(default=None, repr=False)
+    chunk: bytes | None = field(default=None, repr=False)
+    index: int = 0  # the GOP's number in the video, once sealed
+
+    def seal(self, index: int) -> None:
+        """Encode the symbols as GOP ``index``'s chunk and let the record go."""
+        if self.held is not None:
+            self.held.reference = reference_of(index, self.kind)
+            self.chunk, self.index, self.held = encode_chunk(index, self.held), index, None
+
+    @property
+    def record(self) -> GOPRecord:
+        if self.held is not None:
+            return self.held
+        entry = GopIndexEntry(self.frames.start, self.frames.stop, 0, len(self.chunk),
+                              self.kind, reference_of(self.index, self.kind))
+        return decode_chunk(self.chunk, self.index, entry, VERSION)
 
 
 @dataclass(frozen=True)
@@ -116,43 +141,61 @@ def encode_gop(
     kind = INTRA if reference is None else PREDICTED
     report = GOPReport(
         frames=range(0), psnr_float=fitted.psnr, psnr_quantized=psnr_quantized, psnr=best_psnr,
-        seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()),
-        record=GOPRecord(0, 0, [TensorRecord(n, tuple(x.shape), steps[n], x)
-                                for n, x in symbols.items()], kind),
+        seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()), kind=kind,
+        held=GOPRecord(0, 0, [TensorRecord(n, tuple(x.shape), steps[n], x)
+                              for n, x in symbols.items()], kind),
     )
     decoded = {n: t.detach().cpu() for n, t in model_tensors(best).items()}
     return report, Reference(decoded, steps, 10 ** (-best_psnr / 10))
 
 
+def decoded_reference(report: GOPReport, previous: Reference | None) -> Reference:
+    """What a decoder holds of an already encoded GOP (given the one before's), rebuilt
+    from its symbols: resuming an encode continues from exactly this."""
+    record = report.record
+    steps = {t.name: t.step for t in record.tensors}
+    base = previous.tensors if record.kind == PREDICTED else None
+    tensors = dequantize({t.name: t.symbols for t in record.tensors}, steps, base)
+    return Reference(tensors, steps, 10 ** (-report.psnr / 10))
+
+
 def encode_segment(
-    frames: np.ndarray, gops: list[range], settings: EncodeSettings,
+    frames: Frames, gops: list[range], settings: EncodeSettings,
     device: str | torch.device | None = None,
     on_gop: Callable[[int, GOPReport], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
-    offset: int = 0,
-    mask: np.ndarray | None = None,
+    mask: Frames | None = None,
     kinds: list[int] | None = None,
+    done: dict[int, GOPReport] | None = None,
 ) -> list[GOPReport]:
     """Encode consecutive GOPs of a video, each warm-starting the next.
 
-    frames: (N, H, W, 3) uint8 holding video frames offset, offset + 1, ...
-    mask: optional (N, H, W) bool of the same frames, True where a pixel is unknown.
+    frames: a reader of the video's frames (media.frames), read a GOP at a time.
+    mask: optional reader of (N, H, W) bool masks of the same frames, True where unknown.
     kinds: INTRA or PREDICTED for each GOP (default all intra); the first must be intra,
     and a predicted GOP codes residuals against the one before it.
+    done: GOPs (by position in ``gops``) encoded before, by an interrupted run: they are
+    not fitted again, only decoded to carry the prediction and warm start on; on_gop is
+    called for the others.
     """
     kinds = [INTRA] * len(gops) if kinds is None else kinds
+    done = done or {}
     if kinds and kinds[0] != INTRA:
         raise ValueError("a segment must start with an intra GOP")
     reports, prev = [], None
     for k, gop in enumerate(gops):
-        part = slice(gop.start - offset, gop.stop - offset)
-        clip = torch.from_numpy(np.ascontiguousarray(frames[part])).float() / 255
-        weight = None if mask is None else torch.from_numpy(~mask[part]).float()
+        if k in done:
+            reports.append(done[k])
+            prev = decoded_reference(done[k], prev)
+            continue
+        clip = torch.from_numpy(np.ascontiguousarray(frames(gop.start, len(gop)))).float() / 255
+        weight = None if mask is None else torch.from_numpy(~mask(gop.start, len(gop))).float()
         init = prev.tensors if settings.fit.warm_start and prev is not None else None
         report, prev = encode_gop(clip, settings, init=init, device=device, on_check=on_check,
                                   weight=weight, reference=prev if kinds[k] == PREDICTED else None)
+        del clip, weight
         report.frames = gop
-        report.record.start, report.record.stop = gop.start, gop.stop
+        report.held.start, report.held.stop = gop.start, gop.stop
         reports.append(report)
         if on_gop is not None:
             on_gop(k, report)

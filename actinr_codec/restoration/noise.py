@@ -33,6 +33,12 @@ def _filter3(frames: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out
 
 
+def sampled_frames(count: int) -> np.ndarray:
+    """Which of ``count`` frames the estimate looks at: up to MAX_FRAMES, evenly spread.
+    Given just those frames, the estimate looks at all of them and gives the same value."""
+    return np.unique(np.linspace(0, count - 1, MAX_FRAMES).round().astype(int))
+
+
 def estimate_noise(frames: np.ndarray, unknown: np.ndarray | None = None) -> np.ndarray:
     """RMS noise per channel, in [0, 1] units, of (N, H, W, C) uint8 frames.
 
@@ -44,7 +50,7 @@ def estimate_noise(frames: np.ndarray, unknown: np.ndarray | None = None) -> np.
     """
     if frames.ndim != 4 or min(frames.shape[1:3]) < 3:
         raise ValueError(f"noise estimation needs frames of at least 3x3, got {frames.shape}")
-    picked = np.unique(np.linspace(0, len(frames) - 1, MAX_FRAMES).round().astype(int))
+    picked = sampled_frames(len(frames))
     video = frames[picked].astype(np.float64) / 255
     residual = _filter3(video, KERNEL) / KERNEL_NORM
     brightness = _filter3(video, np.full((3, 3), 1 / 9))

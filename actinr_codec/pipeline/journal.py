@@ -1,0 +1,150 @@
+"""The journal of an encode in progress: every finished GOP, kept on disk beside the output
+so that an interrupted encode can resume where it stopped (``--resume``).
+
+``OUTPUT.journal`` holds, all integers little-endian:
+
+- a head: the magic ``ANRJ``, a u8 version (1), a u32 length and that many bytes of UTF-8
+  JSON naming the encode (content digest, settings, GOP plan, ...: whatever decides its
+  bits), and a u32 CRC-32 of all the head's bytes before it;
+- then one entry per finished GOP, appended and flushed to disk as the GOP completes: a
+  u32 length L, L bytes of payload, and a u32 CRC-32 of the length and payload. The
+  payload is a u32 length M, M bytes of UTF-8 JSON with the GOP's number and measurements,
+  and the GOP's chunk exactly as the .anr file will hold it.
+
+An entry cut short or damaged (a kill mid-write, a full disk) ends the journal: resuming
+drops it and everything after it, and fits those GOPs again. The journal is private to
+actinr and may change between versions: a journal from another version is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import struct
+import zlib
+from pathlib import Path
+
+from .encoder import GOPReport
+
+MAGIC = b"ANRJ"
+VERSION = 1
+_HEAD = struct.Struct("<4sBI")
+_U32 = struct.Struct("<I")
+
+
+class JournalMismatch(ValueError):
+    """A journal written by a different encode than the one asked to resume it."""
+
+
+def journal_path(output: str | os.PathLike) -> Path:
+    """Where the journal of an encode to ``output`` lives."""
+    return Path(f"{os.fspath(output)}.journal")
+
+
+def _crc(data: bytes) -> bytes:
+    return _U32.pack(zlib.crc32(data))
+
+
+def _fsync(handle) -> None:
+    handle.flush()
+    os.fsync(handle.fileno())
+
+
+def _describe(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+class Journal:
+    """An open journal, appended to as GOPs finish; ``close`` it, or ``discard`` it once
+    the output is complete."""
+
+    def __init__(self, path: Path, handle, entries: int = 0):
+        self.path, self._handle = path, handle
+        self.entries = entries  # GOPs it holds
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, identity: dict) -> Journal:
+        """A new, empty journal for the encode ``identity`` names, replacing any other."""
+        path = Path(path)
+        text = json.dumps(identity, sort_keys=True).encode()
+        head = _HEAD.pack(MAGIC, VERSION, len(text)) + text
+        handle = open(path, "wb")  # noqa: SIM115 (held open until close)
+        handle.write(head + _crc(head))
+        _fsync(handle)
+        return cls(path, handle)
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, identity: dict) -> tuple[Journal, dict[int, GOPReport]]:
+        """Reopen the journal at ``path`` for the encode ``identity`` names: the journal,
+        to append to, and the GOPs it holds by number. Raises JournalMismatch, naming the
+        first difference, when the journal is another encode's, and ValueError when it is
+        not a journal at all."""
+        path = Path(path)
+        data = path.read_bytes()
+        stored = cls._identity(path, data)
+        for key in sorted(set(identity) | set(stored)):
+            if identity.get(key) != stored.get(key):
+                raise JournalMismatch(
+                    f"{path} is from a different encode ({key}: {_describe(stored.get(key))} "
+                    f"there, {_describe(identity.get(key))} now); run without --resume to "
+                    f"start over")
+        offset = _HEAD.size + _U32.unpack_from(data, 5)[0] + _U32.size
+        gops: dict[int, GOPReport] = {}
+        while offset + _U32.size <= len(data):
+            length = _U32.unpack_from(data, offset)[0]
+            end = offset + _U32.size + length
+            if end + _U32.size > len(data) or data[end:end + 4] != _crc(data[offset:end]):
+                break
+            report = _report(data[offset + _U32.size:end])
+            gops[report.index] = report
+            offset = end + _U32.size
+        handle = open(path, "r+b")  # noqa: SIM115 (held open until close)
+        handle.truncate(offset)  # a torn last entry goes
+        handle.seek(offset)
+        return cls(path, handle, len(gops)), gops
+
+    @staticmethod
+    def _identity(path: Path, data: bytes) -> dict:
+        if len(data) < _HEAD.size + _U32.size or data[:4] != MAGIC:
+            raise ValueError(f"{path} is not an actinr journal")
+        _, version, length = _HEAD.unpack_from(data)
+        end = _HEAD.size + length
+        if version != VERSION or end + _U32.size > len(data) or data[end:end + 4] != _crc(data[:end]):
+            raise ValueError(f"{path} is damaged or from another actinr version; run without "
+                             f"--resume to start over")
+        return json.loads(data[_HEAD.size:end])
+
+    def add(self, report: GOPReport) -> None:
+        """Record a sealed GOP, on disk before this returns."""
+        meta = json.dumps({
+            "gop": report.index, "frames": [report.frames.start, report.frames.stop],
+            "kind": report.kind, "psnr_float": report.psnr_float,
+            "psnr_quantized": report.psnr_quantized, "psnr": report.psnr,
+            "seconds": report.seconds, "iters": report.iters, "params": report.params,
+        }).encode()
+        payload = _U32.pack(len(meta)) + meta + report.chunk
+        framed = _U32.pack(len(payload)) + payload
+        self._handle.write(framed + _crc(framed))
+        _fsync(self._handle)
+        self.entries += 1
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def discard(self) -> None:
+        self.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+
+def _report(payload: bytes) -> GOPReport:
+    """A journal entry's GOP, sealed as it was when written."""
+    length = _U32.unpack_from(payload)[0]
+    meta = json.loads(payload[_U32.size:_U32.size + length])
+    start, stop = meta["frames"]
+    return GOPReport(frames=range(start, stop), psnr_float=meta["psnr_float"],
+                     psnr_quantized=meta["psnr_quantized"], psnr=meta["psnr"],
+                     seconds=meta["seconds"], iters=meta["iters"], params=meta["params"],
+                     kind=meta["kind"], chunk=payload[_U32.size + length:], index=meta["gop"])
