@@ -14,7 +14,7 @@ import actinr_codec as actinr
 from actinr_codec.media.videoio import VideoWriter
 from actinr_codec.metrics import psnr
 
-from .progress import GOPProgress
+from .progress import EncodeProgress
 
 SOURCE = "testsrc2=size=96x64:rate=25"
 FRAMES = 15
@@ -36,8 +36,10 @@ def run_demo(outdir: Path, preset: str, iters: int | None = None) -> None:
         for frame in clip:
             writer.write(frame)
     anr = outdir / "demo.anr"
+    progress = EncodeProgress()
     actinr.encode(clip, anr, actinr.EncodeOptions(preset=preset, iters=iters), fps=25,
-                  progress=GOPProgress())
+                  progress=progress)
+    progress.finish()
     with actinr.open(anr) as video:
         decoded = video.render()
     quality = psnr(torch.from_numpy(decoded).float() / 255, torch.from_numpy(clip).float() / 255)

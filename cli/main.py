@@ -145,31 +145,50 @@ def _size(value: str | None) -> tuple[int, int] | None:
               help="Where the native kernel does not apply (CUDA, --no-asm, activations "
                    "other than sine): fit through torch.compile.  "
                    "[default: when the fit is long enough to repay the compile time]")
-@click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--resume", is_flag=True,
+              help="Carry on from the GOPs an interrupted encode to OUTPUT finished, kept in "
+                   "OUTPUT.journal; the same command and input give the same file as an "
+                   "uninterrupted encode.")
+@click.option("-y", "--overwrite", is_flag=True,
+              help="Replace OUTPUT if it exists (and, without --resume, any journal of an "
+                   "interrupted encode to it).")
 @exits_cleanly
 def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames, iters, fps,
            device, jobs, segment, scheduler, shared_input, denoise, mask_path, seed, no_asm,
-           compile_, overwrite):
+           compile_, resume, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
     from actinr_codec.api import EncodeOptions
     from actinr_codec.api import encode as encode_video
+    from actinr_codec.pipeline.journal import journal_path
 
-    from .progress import GOPProgress
+    from .progress import EncodeProgress
 
     if scheduler is not None and jobs is not None:
         raise click.UsageError("--jobs and --scheduler are exclusive")
     if shared_input and scheduler is None:
         raise click.UsageError("--shared-input needs --scheduler")
     refuse_overwrite(output, overwrite)
+    journal = journal_path(output)
+    if journal.exists() and not (resume or overwrite):
+        raise click.ClickException(f"{journal} holds an interrupted encode: --resume carries "
+                                   f"on from it, -y starts over")
     options = EncodeOptions(
         quality=DEFAULT_QUALITY if quality is None else quality, preset=preset,
         gop=DEFAULT_GOP if gop is None else gop, iters=iters, seed=seed, device=device,
         keyint=DEFAULT_KEYINT if keyint is None else keyint, scenecut=scenecut,
         jobs=jobs or 1, segment=segment, scheduler=scheduler, shared_input=shared_input,
-        denoise=denoise, native=not no_asm, compile=compile_)
-    report = encode_video(source, output, options, start=start, frames=frames,
-                          fps=_positive_fraction(fps), mask=mask_path,
-                          progress=GOPProgress(scheduler, options.jobs))
+        denoise=denoise, native=not no_asm, compile=compile_, resume=resume)
+    progress = EncodeProgress(scheduler, options.jobs)
+    try:
+        report = encode_video(source, output, options, start=start, frames=frames,
+                              fps=_positive_fraction(fps), mask=mask_path, progress=progress)
+    except KeyboardInterrupt:
+        progress.finish()
+        if journal.exists():
+            click.echo(f"Finished GOPs are kept in {journal}; the same command with --resume "
+                       f"carries on.", err=True)
+        raise
+    progress.finish()
     click.echo(f"wrote {output}: {report.size} bytes, {report.bpp:.4f} bpp, "
                f"mean GOP PSNR {report.psnr:.2f} dB", err=True)
 

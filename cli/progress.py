@@ -1,19 +1,39 @@
-"""Encoding progress: a live line per GOP on a terminal, plain log lines otherwise."""
+"""Encoding progress in ffmpeg's manner: frames done, fitting speed, size and bitrate so far,
+and the time left for the whole video, on one live line on a terminal and as one line per
+GOP otherwise (logs, pipes, CI)."""
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import TextIO
 
 import click
 
-from actinr_codec.api import Progress
+from actinr_codec.api import EncodePlan, Progress
+from bitstream.records import GOP_KINDS
 
 
-class GOPProgress:
-    """Shows an encode's Progress events: the plan, then each GOP's running PSNR, elapsed
-    time and ETA (live, terminals only) and its final line."""
+def _clock(seconds: float, centiseconds: bool = False) -> str:
+    """HH:MM:SS (or HH:MM:SS.cc, as ffmpeg's time=); --:--:-- when unknown."""
+    if not math.isfinite(seconds):
+        return "--:--:--"
+    hundredths = int(round(seconds * 100)) if centiseconds else int(round(seconds)) * 100
+    whole = hundredths // 100
+    text = f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+    return f"{text}.{hundredths % 100:02d}" if centiseconds else text
+
+
+def own_frames(plan: EncodePlan) -> list[int]:
+    """Frames each GOP adds to the count done: a frame two GOPs share counts once."""
+    starts = [g.start for g in plan.gops[1:]] + [plan.frames]
+    return [b - g.start for g, b in zip(plan.gops, starts)]
+
+
+class EncodeProgress:
+    """Shows an encode's Progress events: the plan, each finished GOP, and a status of
+    the whole encode (``frame= fps= size= time= bitrate= psnr= speed= eta=``)."""
 
     def __init__(self, scheduler: str | None = None, jobs: int = 1,
                  stream: TextIO | None = None):
@@ -21,13 +41,17 @@ class GOPProgress:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty()
         self.started = time.perf_counter()
-        self.done = 0
+        self.plan: EncodePlan | None = None
+        self.frames_done = self.frames_resumed = self.gops_resumed = self.bytes = 0
+        self.announced = False
+        self.psnrs: list[float] = []
 
     def __call__(self, event: Progress) -> None:
         getattr(self, f"_{event.kind}")(event)
 
     def _start(self, event: Progress) -> None:
-        plan = event.plan
+        plan = self.plan = event.plan
+        self.own = own_frames(plan)
         if plan.noise_level is not None:
             click.echo(f"actinr: estimated noise {plan.noise_level:.2f} (8-bit levels); "
                        f"--denoise {plan.noise_level:.2f} gives the same", err=True)
@@ -37,33 +61,70 @@ class GOPProgress:
                    f"{len(plan.gops)} GOPs, {where}", err=True)
         self.started = time.perf_counter()
 
-    def _fraction(self, event: Progress) -> float:
-        fit = event.plan.settings.fit
-        done = event.step / fit.iters
-        if fit.seconds:
-            done = max(done, event.seconds / fit.seconds)
-        return min(1.0, done)
+    def _resume(self, event: Progress) -> None:
+        self._count(event)
+        self.frames_resumed += self.own[event.gop]
+        self.gops_resumed += 1
+
+    def _announce(self) -> None:
+        """Once, before the first line of fitting: what an interrupted encode left."""
+        if self.gops_resumed and not self.announced:
+            click.echo(f"actinr: resuming with {self.gops_resumed} of {len(self.plan.gops)} "
+                       f"GOPs ({self.frames_resumed} frames) from the journal", err=True)
+        self.announced = True
+
+    def _count(self, event: Progress) -> None:
+        self.frames_done += self.own[event.gop]
+        self.bytes += len(event.report.chunk)
+        self.psnrs.append(event.report.psnr)
+
+    def status(self, partial: float = 0.0) -> str:
+        """The whole encode's state; ``partial``: frames of unfinished GOPs fitted so far."""
+        plan = self.plan
+        elapsed = time.perf_counter() - self.started
+        done = self.frames_done + partial
+        fitted = done - self.frames_resumed
+        fps = fitted / elapsed if elapsed > 0 else 0.0
+        media = self.frames_done / float(plan.fps)
+        bitrate = (f"{self.bytes * 8 / media / 1000:7.1f}kbits/s" if media > 0
+                   else "    N/A")
+        eta = (plan.frames - done) / fps if fps > 0 else math.inf
+        psnr = f"{sum(self.psnrs) / len(self.psnrs):5.2f}" if self.psnrs else "  N/A"
+        return (f"frame={int(done):5d}/{plan.frames} fps={fps:5.2f} "
+                f"size={self.bytes / 1024:7.0f}KiB time={_clock(media, True)} bitrate={bitrate} "
+                f"psnr={psnr} speed={media / elapsed if elapsed > 0 else 0:.3g}x "
+                f"elapsed={_clock(elapsed)} eta={_clock(eta)}")
 
     def _step(self, event: Progress) -> None:
-        """Redraws the live line (terminals only)."""
+        """Redraws the live line (terminals only) within a GOP's fit."""
         if not self.live:
             return
-        frac = self._fraction(event)
-        eta = event.seconds * (1 - frac) / frac if frac > 0 else 0.0
-        bar = "#" * int(20 * frac)
-        self.stream.write(f"\rGOP {event.gop + 1}/{len(event.plan.gops)} [{bar:<20}] "
-                          f"{event.psnr:5.2f} dB {event.seconds:5.0f}s ETA {eta:4.0f}s ")
+        self._announce()
+        fit = event.plan.settings.fit
+        share = event.step / fit.iters
+        if fit.seconds:
+            share = max(share, event.seconds / fit.seconds)
+        partial = min(1.0, share) * self.own[event.gop]
+        self.stream.write(f"\r{self.status(partial)} gop={event.gop + 1}\x1b[K")
         self.stream.flush()
 
     def _gop(self, event: Progress) -> None:
-        """Final line for a GOP: replaces the live line, or is logged as it is."""
+        """A finished GOP: its own line, then the status (live on a terminal, else on the
+        same line)."""
+        self._announce()
+        self._count(event)
         r, total = event.report, len(event.plan.gops)
-        self.done += 1
-        elapsed = time.perf_counter() - self.started
-        left = elapsed / self.done * (total - self.done)
-        line = (f"GOP {event.gop + 1}/{total}: frames {r.frames.start}-{r.frames.stop - 1}, "
-                f"{r.psnr:.2f} dB (float {r.psnr_float:.2f}), {r.iters} steps in "
-                f"{r.seconds:.1f}s (total {elapsed:.0f}s, ETA {left:.0f}s)")
-        # On a terminal, overwrite the live line and clear what is left of it.
-        self.stream.write(f"\r{line}\x1b[K\n" if self.live else f"{line}\n")
+        line = (f"GOP {event.gop + 1}/{total} {GOP_KINDS[r.kind]}: frames "
+                f"{r.frames.start}-{r.frames.stop - 1}, {len(r.chunk)} bytes, {r.psnr:.2f} dB "
+                f"(float {r.psnr_float:.2f}), {r.iters} steps in {r.seconds:.1f}s")
+        if self.live:
+            self.stream.write(f"\r{line}\x1b[K\n{self.status()}\x1b[K")
+        else:
+            self.stream.write(f"{line} | {self.status()}\n")
         self.stream.flush()
+
+    def finish(self) -> None:
+        """Ends the live line before the closing message."""
+        if self.live:
+            self.stream.write("\n")
+            self.stream.flush()

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from synthetic import moving_pattern, write_clip
 
 import actinr_codec as actinr
-from actinr_codec.media.videoio import VideoIOError
 from actinr_codec.media.frames import ArrayFrames
+from actinr_codec.media.videoio import VideoIOError
 from actinr_codec.parallel.segments import fit_segment
 from actinr_codec.pipeline.gop import GOPPlan
 from actinr_codec.pipeline.presets import settings_for

@@ -82,39 +82,19 @@ class Journal:
         first difference, when the journal is another encode's, and ValueError when it is
         not a journal at all."""
         path = Path(path)
-        data = path.read_bytes()
-        stored = cls._identity(path, data)
-        for key in sorted(set(identity) | set(stored)):
+        stored, gops, end = read_journal(path)
+        # In the order the identity lists them, so that the root cause (another source)
+        # is named rather than what follows from it (another GOP plan).
+        for key in [*identity, *(k for k in stored if k not in identity)]:
             if identity.get(key) != stored.get(key):
                 raise JournalMismatch(
                     f"{path} is from a different encode ({key}: {_describe(stored.get(key))} "
                     f"there, {_describe(identity.get(key))} now); run without --resume to "
                     f"start over")
-        offset = _HEAD.size + _U32.unpack_from(data, 5)[0] + _U32.size
-        gops: dict[int, GOPReport] = {}
-        while offset + _U32.size <= len(data):
-            length = _U32.unpack_from(data, offset)[0]
-            end = offset + _U32.size + length
-            if end + _U32.size > len(data) or data[end:end + 4] != _crc(data[offset:end]):
-                break
-            report = _report(data[offset + _U32.size:end])
-            gops[report.index] = report
-            offset = end + _U32.size
         handle = open(path, "r+b")  # noqa: SIM115 (held open until close)
-        handle.truncate(offset)  # a torn last entry goes
-        handle.seek(offset)
+        handle.truncate(end)  # a torn last entry goes
+        handle.seek(end)
         return cls(path, handle, len(gops)), gops
-
-    @staticmethod
-    def _identity(path: Path, data: bytes) -> dict:
-        if len(data) < _HEAD.size + _U32.size or data[:4] != MAGIC:
-            raise ValueError(f"{path} is not an actinr journal")
-        _, version, length = _HEAD.unpack_from(data)
-        end = _HEAD.size + length
-        if version != VERSION or end + _U32.size > len(data) or data[end:end + 4] != _crc(data[:end]):
-            raise ValueError(f"{path} is damaged or from another actinr version; run without "
-                             f"--resume to start over")
-        return json.loads(data[_HEAD.size:end])
 
     def add(self, report: GOPReport) -> None:
         """Record a sealed GOP, on disk before this returns."""
@@ -137,6 +117,32 @@ class Journal:
         self.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
+
+
+def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, GOPReport], int]:
+    """A journal's identity, its intact GOPs by number, and where its intact part ends.
+    Raises ValueError when ``path`` is not a journal of this version."""
+    path = Path(path)
+    data = path.read_bytes()
+    if len(data) < _HEAD.size + _U32.size or data[:4] != MAGIC:
+        raise ValueError(f"{path} is not an actinr journal")
+    _, version, length = _HEAD.unpack_from(data)
+    offset = _HEAD.size + length
+    if version != VERSION or offset + _U32.size > len(data) or data[offset:offset + 4] != _crc(data[:offset]):
+        raise ValueError(f"{path} is damaged or from another actinr version; run without "
+                         f"--resume to start over")
+    identity = json.loads(data[_HEAD.size:offset])
+    offset += _U32.size
+    gops: dict[int, GOPReport] = {}
+    while offset + _U32.size <= len(data):
+        length = _U32.unpack_from(data, offset)[0]
+        end = offset + _U32.size + length
+        if end + _U32.size > len(data) or data[end:end + 4] != _crc(data[offset:end]):
+            break
+        report = _report(data[offset + _U32.size:end])
+        gops[report.index] = report
+        offset = end + _U32.size
+    return identity, gops, offset
 
 
 def _report(payload: bytes) -> GOPReport:
