@@ -16,15 +16,23 @@ import torch
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
+_M_ARENA_MAX = -8
 
 
 @functools.cache
 def tune_allocator() -> bool:
-    """Stop glibc from returning big tensor buffers to the OS after every step.
+    """Stop glibc from returning big tensor buffers to the OS after every step, and keep
+    them all in one arena.
 
     Eager training frees and re-allocates the same large activations each step; with
     glibc's defaults each one is a fresh mmap and page-faulted again, which costs up to
-    3x on a small CPU. Returns False where the C library is not glibc.
+    3x on a small CPU. Kept in the heap instead, they would by default be spread over one
+    arena per thread that ever allocated, each grown to its own high-water mark and
+    fragmented differently by every GOP, so a long encode's peak kept creeping up. One
+    shared arena reuses the same buffers whatever thread asks (docs/performance.md has
+    the numbers); encodes stay as fast and byte-identical. Threads that already have an
+    arena keep it, so this is called before an encode starts any.
+    Returns False where the C library is not glibc.
     """
     name = ctypes.util.find_library("c")
     if name is None:
@@ -34,7 +42,8 @@ def tune_allocator() -> bool:
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False
-    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    return (bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+            and bool(mallopt(_M_ARENA_MAX, 1)))
 
 
 @functools.cache

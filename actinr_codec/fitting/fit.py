@@ -30,8 +30,9 @@ from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
 COLLAPSE_DB = 6.0
-# Floats of frames one reconstruction_psnr render holds: a 640x360 GOP of 32 frames.
-PSNR_GROUP_BYTES = 640 * 360 * 3 * 4 * 32
+# Floats of frames one reconstruction_psnr render holds: 8 frames of a 640x360 GOP (its
+# render and the error's temporaries take a few times that).
+PSNR_GROUP_BYTES = 640 * 360 * 3 * 4 * 8
 # Steps after which a fit's pace predicts whether its time cap will bind.
 MIN_STEPS_TO_PROJECT = 20
 

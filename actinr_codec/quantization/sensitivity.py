@@ -15,10 +15,12 @@ from ..fitting.sampler import Sampler
 from ..model.network import GOPModel
 from ..model.schema import format_parameters
 
-# Most (tile, frame, point) evaluations one backward pass holds: a 640x360 GOP of 32 frames
-# at 64 points per tile. Longer or larger GOPs are done in groups of frames, each with its
-# own signs (the cross terms still vanish in expectation), so memory stays bounded.
-MAX_EVALUATIONS = 240 * 32 * 64
+# Most (tile, frame, point) evaluations one backward pass holds: 8 frames of a 640x360
+# GOP at 64 points per tile, about 0.3 GB of saved activations at the default width
+# (a whole 32-frame GOP at once took 1.0-1.1 GB, the encode's peak). Longer or larger
+# GOPs are done in groups of frames, each with its own signs (the cross terms still
+# vanish in expectation), so memory stays bounded whatever the GOP.
+MAX_EVALUATIONS = 240 * 8 * 64
 
 
 def output_sensitivity(model: GOPModel, frames: torch.Tensor, points: int = 64,
