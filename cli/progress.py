@@ -79,7 +79,8 @@ class EncodeProgress:
         self.psnrs.append(event.report.psnr)
 
     def status(self, partial: float = 0.0) -> str:
-        """The whole encode's state; ``partial``: frames of unfinished GOPs fitted so far."""
+        """The whole encode's state; ``partial``: frames of unfinished GOPs fitted so far.
+        fps, speed and eta count only what this run fitted, not GOPs resumed from a journal."""
         plan = self.plan
         elapsed = time.perf_counter() - self.started
         done = self.frames_done + partial
@@ -92,7 +93,7 @@ class EncodeProgress:
         psnr = f"{sum(self.psnrs) / len(self.psnrs):5.2f}" if self.psnrs else "  N/A"
         return (f"frame={int(done):5d}/{plan.frames} fps={fps:5.2f} "
                 f"size={self.bytes / 1024:7.0f}KiB time={_clock(media, True)} bitrate={bitrate} "
-                f"psnr={psnr} speed={media / elapsed if elapsed > 0 else 0:.3g}x "
+                f"psnr={psnr} speed={fitted / float(plan.fps) / elapsed if elapsed > 0 else 0:.3g}x "
                 f"elapsed={_clock(elapsed)} eta={_clock(eta)}")
 
     def _step(self, event: Progress) -> None:
