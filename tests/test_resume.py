@@ -197,3 +197,21 @@ def test_parallel_jobs_resume_from_the_journal(clip, tmp_path):
     assert [e.kind for e in events].count("resume") == 2
     assert out.read_bytes() == (tmp_path / "whole.anr").read_bytes()
     assert resumed.size == reference.size and torch.get_num_threads() == threads
+
+
+def test_a_journal_with_every_gop_resumes_without_fitting(clip, tmp_path, one_thread):
+    """Killed after its last GOP, before the file was written: resuming only writes it."""
+    options = actinr.EncodeOptions(preset="fast", iters=20, gop=3, keyint=6)
+    whole = actinr.encode(clip, None, options)
+    out = tmp_path / "out.anr"
+
+    def stop_at_the_last_gop(event):
+        if event.kind == "gop" and event.gop == len(event.plan.gops) - 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        actinr.encode(clip, out, options, progress=stop_at_the_last_gop)
+    events = []
+    actinr.encode(clip, out, dataclasses.replace(options, resume=True), progress=events.append)
+    assert [e.kind for e in events] == ["start"] + ["resume"] * 6
+    assert out.read_bytes() == whole.data
