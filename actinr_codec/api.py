@@ -212,6 +212,8 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
             if not journal.entries:
                 journal.discard()  # nothing finished: nothing worth resuming
         raise
+    if journal is not None:
+        journal.close()  # complete: kept until the output is in place
     for k, report in enumerate(reports):
         report.seal(k)
     info = VideoInfo(width=src.width, height=src.height, frames=src.count,
