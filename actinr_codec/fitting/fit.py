@@ -130,6 +130,7 @@ def fit_gop(
     quant_steps: dict[str, float] | None = None,
     reference: dict[str, torch.Tensor] | None = None,
     rate_weights: dict[str, float] | None = None,
+    price_later: tuple[float, Callable[[GOPModel, float], dict[str, float]]] | None = None,
 ) -> FitResult:
     """Fit an ActINR model to frames (F, H, W, 3) float in [0, 1].
 
@@ -142,6 +143,9 @@ def fit_gop(
     from them, and rate_weights price it.
     rate_weights: per tensor, the loss added per unit of absolute difference from the
     reference, a stand-in for the bits that moving a parameter costs (see encoder.py).
+    price_later: (fraction, prices): once that fraction of the steps is done, rate_weights
+    become prices(model, running_psnr), priced against the reference or, without one,
+    against zero; the schedule runs on undisturbed.
     The running PSNR reported and tracked is the distortion's alone.
     """
     tune_allocator()
@@ -203,6 +207,11 @@ def fit_gop(
                     progress = max(progress, elapsed / fit_cfg.seconds)
             for group in opt.param_groups:
                 group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
+            if price_later is not None and progress >= price_later[0]:
+                rate_weights = price_later[1](model, mse_to_psnr(running) if running else best_psnr)
+                if anchors is None:
+                    anchors = {n: torch.zeros_like(p) for n, p in params.items()}
+                price_later = None
             batch = drawn.result()
             drawn = drawer.submit(draw, fit_cfg.points, gen)
             loss, distortion = step_loss(batch)

@@ -92,6 +92,22 @@ def rate_weights(reference: Reference, settings: EncodeSettings, samples: int
     return {name: per_bit / step for name, step in reference.steps.items()}
 
 
+def intra_prices(model: GOPModel, psnr: float, clip: torch.Tensor,
+                 settings: EncodeSettings) -> dict[str, float]:
+    """An intra GOP's price per unit of each parameter's size, taken partway through its
+    fit: the steps are allocated as they would be now (from the running PSNR and the
+    output's sensitivity), and a parameter is priced against zero at intra_rate_weight
+    bits per step, so that those not worth their bits shrink to the zero symbol."""
+    state = model_tensors(model)
+    mse = 10 ** (-psnr / 10)
+    steps = allocate_steps(state, output_sensitivity(model, clip),
+                           mse * 10 ** (-settings.noise_db / 10))
+    zeros = {n: torch.zeros_like(t) for n, t in state.items()}
+    return rate_weights(Reference(zeros, steps, mse),
+                        dataclasses.replace(settings, rate_weight=settings.intra_rate_weight),
+                        clip[..., 0].numel() * 3)
+
+
 def encode_gop(
     clip: torch.Tensor, settings: EncodeSettings, init: dict[str, torch.Tensor] | None = None,
     device: str | torch.device | None = None,
@@ -114,8 +130,13 @@ def encode_gop(
         init = ref_tensors
     prices = None if reference is None else rate_weights(reference, settings, clip[..., 0].numel() * 3)
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
+    later = None
+    if reference is None and settings.intra_rate_weight > 0:
+        later = (settings.intra_price_from,
+                 lambda model, psnr: intra_prices(model, psnr, clip, settings))
     fitted = fit_gop(clip, settings.model, fit_cfg, init=init, pixel_weight=weight,
-                     device=device, on_check=on_check, reference=ref_tensors, rate_weights=prices)
+                     device=device, on_check=on_check, reference=ref_tensors, rate_weights=prices,
+                     price_later=later)
     state = model_tensors(fitted.model)
     reference_mse = 10 ** (-fitted.psnr / 10)
     if settings.signal_mse is not None:

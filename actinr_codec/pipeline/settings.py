@@ -23,6 +23,9 @@ class EncodeSettings:
     rate_weight: how dearly a predicted GOP's fit prices moving a parameter away from its
     reference, in bits per quantization step moved (encoder.rate_weights): a nonzero
     residual among zeros costs several bits, and 8 measured best (docs/design.md).
+    intra_rate_weight: the same price for an intra GOP's parameters against zero, from
+    ``intra_price_from`` of its fit on, with steps provisionally allocated there
+    (encoder.intra_prices); 0 fits for distortion alone.
     """
 
     model: ModelConfig = ModelConfig()
@@ -35,3 +38,5 @@ class EncodeSettings:
     keyint: int = 1
     scenecut: bool = False
     rate_weight: float = 8.0
+    intra_rate_weight: float = 8.0
+    intra_price_from: float = 0.2
