@@ -102,9 +102,13 @@ def intra_prices(model: GOPModel, psnr: float, clip: torch.Tensor,
     mse = 10 ** (-psnr / 10)
     steps = allocate_steps(state, output_sensitivity(model, clip),
                            mse * 10 ** (-settings.noise_db / 10))
-    zeros = {n: torch.zeros_like(t) for n, t in state.items()}
-    return rate_weights(Reference(zeros, steps, mse),
-                        dataclasses.replace(settings, rate_weight=settings.intra_rate_weight),
+    return _priced(Reference({n: torch.zeros_like(t) for n, t in state.items()}, steps, mse),
+                   settings, clip)
+
+
+def _priced(zeros: Reference, settings: EncodeSettings, clip: torch.Tensor) -> dict[str, float]:
+    """rate_weights of an intra GOP, priced against zero at intra_rate_weight."""
+    return rate_weights(zeros, dataclasses.replace(settings, rate_weight=settings.intra_rate_weight),
                         clip[..., 0].numel() * 3)
 
 
@@ -147,14 +151,21 @@ def encode_gop(
     load_tensors(rounded, dequantize(quantize(state, steps, ref_tensors), steps, ref_tensors))
     psnr_quantized = reconstruction_psnr(rounded, clip, weight)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
+    qat_reference, qat_prices = ref_tensors, prices
+    if reference is None and settings.intra_rate_weight > 0:
+        # The fine-tuning keeps the price, now on the steps really used: unpriced, it
+        # would grow back the parameters the fit let go.
+        qat_reference = {n: torch.zeros_like(t) for n, t in state.items()}
+        qat_prices = _priced(Reference(qat_reference, steps, 10 ** (-psnr_quantized / 10)),
+                             settings, clip)
     if settings.qat_iters > 0:
         qat_cfg = dataclasses.replace(
             settings.fit, iters=settings.qat_iters, seconds=None, target_psnr=None,
             lr=settings.fit.lr * settings.qat_lr_scale,
         )
         tuned = fit_gop(clip, settings.model, qat_cfg, init=state, pixel_weight=weight,
-                        device=device, quant_steps=steps, reference=ref_tensors,
-                        rate_weights=prices)
+                        device=device, quant_steps=steps, reference=qat_reference,
+                        rate_weights=qat_prices)
         seconds, iters = seconds + tuned.seconds, iters + tuned.iters
         if tuned.psnr > best_psnr:
             best, best_psnr = tuned.model, tuned.psnr
