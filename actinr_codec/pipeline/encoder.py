@@ -225,7 +225,7 @@ def encode_segment(
         init = prev.tensors if settings.fit.warm_start and prev is not None else None
         report, prev = encode_gop(clip, settings, init=init, device=device, on_check=on_check,
                                   weight=weight, reference=prev if kinds[k] == PREDICTED else None)
-        del clip, weight
+        del clip, weight  # not held while the next GOP's frames are read
         report.frames = gop
         report.held.start, report.held.stop = gop.start, gop.stop
         reports.append(report)
