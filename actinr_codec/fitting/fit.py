@@ -142,10 +142,10 @@ def fit_gop(
     reference: a predicted GOP's reference tensors: quant_steps then round the difference
     from them, and rate_weights price it.
     rate_weights: per tensor, the loss added per unit of absolute difference from the
-    reference, a stand-in for the bits that moving a parameter costs (see encoder.py).
+    reference (from zero without one), a stand-in for the bits that moving a parameter
+    costs (see encoder.py).
     price_later: (fraction, prices): once that fraction of the steps is done, rate_weights
-    become prices(model, running_psnr), priced against the reference or, without one,
-    against zero; the schedule runs on undisturbed.
+    become prices(model, running_psnr); the schedule runs on undisturbed.
     The running PSNR reported and tracked is the distortion's alone.
     """
     tune_allocator()
@@ -183,7 +183,8 @@ def fit_gop(
                 distortion = loss_of(drawn, torch.func.functional_call(inputs, rounded, (times,)))
             if not rate_weights:
                 return distortion, distortion
-            rate = sum(w * (params[n] - anchors[n]).abs().sum() for n, w in rate_weights.items())
+            rate = sum(w * (params[n] if anchors is None else params[n] - anchors[n]).abs().sum()
+                       for n, w in rate_weights.items())
             return distortion + rate, distortion
 
         def snapshot() -> dict[str, torch.Tensor]:
@@ -209,8 +210,6 @@ def fit_gop(
                 group["lr"] = _lr_at(progress, fit_cfg) * lr_scale
             if price_later is not None and progress >= price_later[0]:
                 rate_weights = price_later[1](model, mse_to_psnr(running) if running else best_psnr)
-                if anchors is None:
-                    anchors = {n: torch.zeros_like(p) for n, p in params.items()}
                 price_later = None
             batch = drawn.result()
             drawn = drawer.submit(draw, fit_cfg.points, gen)

@@ -15,7 +15,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from .videoio import SWS_FLAGS, VideoIOError
+from .videoio import SWS_FLAGS, VideoIOError, open_input
 
 
 class Frames(Protocol):
@@ -50,17 +50,10 @@ class TimestampsOutOfOrder(VideoIOError):
 
 def decoded_frames(path: str | Path, first: int = 0) -> Iterator[av.VideoFrame]:
     """The video frames of ``path`` (a file or an image2 pattern) from frame ``first`` on,
-    undecoded to RGB, in display order; raises TimestampsOutOfOrder if the decoder's
+    not yet converted to RGB, in display order; raises TimestampsOutOfOrder if the decoder's
     output order is not display order (read_video sorts such files in memory)."""
-    path = Path(path)
-    image2 = "%" in path.name and not path.is_file()
-    if not image2 and not path.is_file():
-        raise VideoIOError(f"{path}: no such file")
     try:
-        with av.open(str(path), format="image2" if image2 else None) as container:
-            if not container.streams.video:
-                raise VideoIOError(f"{path}: no video stream")
-            stream = container.streams.video[0]
+        with open_input(path) as (container, stream):
             stream.thread_type = "AUTO"
             last = None
             for i, frame in enumerate(container.decode(stream)):

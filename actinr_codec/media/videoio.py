@@ -61,30 +61,38 @@ def _frame_rate(stream) -> Fraction:
     return nearest if abs(nearest - rate) < rate / 10**6 else rate
 
 
-def frame_rate(path: str | Path) -> Fraction:
-    """The frame rate read_video gives for ``path`` (25 for an image sequence)."""
+@contextlib.contextmanager
+def open_input(path: str | Path):
+    """An input file, or an image-sequence pattern such as frames/%04d.png, opened for
+    reading: yields (container, its first video stream). VideoIOError if there is no such
+    file or no video stream; FFmpeg's own errors pass through as av.FFmpegError."""
     path = Path(path)
     image2 = "%" in path.name and not path.is_file()
+    if not image2 and not path.is_file():
+        raise VideoIOError(f"{path}: no such file")
+    with av.open(str(path), format="image2" if image2 else None) as container:
+        if not container.streams.video:
+            raise VideoIOError(f"{path}: no video stream")
+        yield container, container.streams.video[0]
+
+
+def frame_rate(path: str | Path) -> Fraction:
+    """The frame rate read_video gives for ``path`` (25 for an image sequence)."""
     try:
-        with av.open(str(path), format="image2" if image2 else None) as container:
-            if not container.streams.video:
-                raise VideoIOError(f"{path}: no video stream")
-            return _frame_rate(container.streams.video[0])
+        with open_input(path) as (_, stream):
+            return _frame_rate(stream)
     except av.FFmpegError as exc:
         raise VideoIOError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _decode(path: Path, image2: bool, wanted,
+def _decode(path: Path, wanted,
             stop: int | None = None) -> tuple[dict[int, np.ndarray], list, Fraction]:
     """Decode frames, converting to RGB only those whose decode index is in ``wanted``.
 
     Returns those frames by decode index, the pts of every frame decoded, and the frame
     rate. With ``stop``, decoding ends after frame ``stop - 1`` if no timestamp went back.
     """
-    with av.open(str(path), format="image2" if image2 else None) as container:
-        if not container.streams.video:
-            raise VideoIOError(f"{path}: no video stream")
-        stream = container.streams.video[0]
+    with open_input(path) as (container, stream):
         stream.thread_type = "AUTO"
         arrays, pts, size, backwards = {}, [], None, False
         for i, frame in enumerate(container.decode(stream)):
@@ -115,12 +123,9 @@ def read_video(path: str | Path, start: int = 0,
     path = Path(path)
     if start < 0 or (count is not None and count < 1):
         raise ValueError(f"bad frame range: start={start}, count={count}")
-    image2 = "%" in path.name and not path.is_file()
-    if not image2 and not path.is_file():
-        raise VideoIOError(f"{path}: no such file")
     stop = None if count is None else start + count
     try:
-        arrays, pts, fps = _decode(path, image2, range(start, stop or sys.maxsize), stop)
+        arrays, pts, fps = _decode(path, range(start, stop or sys.maxsize), stop)
         if not pts:
             raise VideoIOError(f"{path}: no frames could be decoded")
         if start >= len(pts):
@@ -131,7 +136,7 @@ def read_video(path: str | Path, start: int = 0,
         order = order[start:stop]
         if any(i not in arrays for i in order):
             # Sorting moved other frames into the window: fetch those.
-            arrays = _decode(path, image2, set(order))[0]
+            arrays = _decode(path, set(order))[0]
     except av.FFmpegError as exc:
         raise VideoIOError(f"cannot read {path}: {exc.strerror}") from exc
     video = np.stack([arrays[i] for i in order])

@@ -78,18 +78,19 @@ class Reference:
     mse: float
 
 
-def rate_weights(reference: Reference, settings: EncodeSettings, samples: int
+def rate_weights(steps: dict[str, float], mse: float, weight: float, samples: int
                  ) -> dict[str, float]:
-    """The fit's price per unit of a parameter's distance from the reference.
+    """The fit's price per unit of a parameter's distance from what it is coded against
+    (a predicted GOP's reference, or zero), at ``weight`` bits per step moved.
 
     At a quantizer's operating point distortion falls by 2 ln 2 x D per extra bit per sample
     (D the mean squared error), and moving a parameter by one quantization step costs
     about a bit; the fit's loss is a mean over samples (3 colours of every pixel of every
-    frame), so a bit is worth 2 ln 2 x D / samples of it. The reference's steps stand in
-    for the steps this GOP will get, which are only chosen after its fit.
+    frame), so a bit is worth 2 ln 2 x D / samples of it. A predicted GOP prices with its
+    reference's steps and error, standing in for its own, only chosen after its fit.
     """
-    per_bit = settings.rate_weight * 2 * math.log(2) * reference.mse / samples
-    return {name: per_bit / step for name, step in reference.steps.items()}
+    per_bit = weight * 2 * math.log(2) * mse / samples
+    return {name: per_bit / step for name, step in steps.items()}
 
 
 def intra_prices(model: GOPModel, psnr: float, clip: torch.Tensor,
@@ -98,18 +99,15 @@ def intra_prices(model: GOPModel, psnr: float, clip: torch.Tensor,
     fit: the steps are allocated as they would be now (from the running PSNR and the
     output's sensitivity), and a parameter is priced against zero at intra_rate_weight
     bits per step, so that those not worth their bits shrink to the zero symbol."""
-    state = model_tensors(model)
     mse = 10 ** (-psnr / 10)
-    steps = allocate_steps(state, output_sensitivity(model, clip),
+    steps = allocate_steps(model_tensors(model), output_sensitivity(model, clip),
                            mse * 10 ** (-settings.noise_db / 10))
-    return _priced(Reference({n: torch.zeros_like(t) for n, t in state.items()}, steps, mse),
-                   settings, clip)
+    return rate_weights(steps, mse, settings.intra_rate_weight, _samples(clip))
 
 
-def _priced(zeros: Reference, settings: EncodeSettings, clip: torch.Tensor) -> dict[str, float]:
-    """rate_weights of an intra GOP, priced against zero at intra_rate_weight."""
-    return rate_weights(zeros, dataclasses.replace(settings, rate_weight=settings.intra_rate_weight),
-                        clip[..., 0].numel() * 3)
+def _samples(clip: torch.Tensor) -> int:
+    """Samples a fit's loss averages over: 3 colours of every pixel of every frame."""
+    return clip[..., 0].numel() * 3
 
 
 def encode_gop(
@@ -132,7 +130,8 @@ def encode_gop(
     ref_tensors = None if reference is None else reference.tensors
     if reference is not None:
         init = ref_tensors
-    prices = None if reference is None else rate_weights(reference, settings, clip[..., 0].numel() * 3)
+    prices = None if reference is None else rate_weights(reference.steps, reference.mse,
+                                                         settings.rate_weight, _samples(clip))
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
     later = None
     if reference is None and settings.intra_rate_weight > 0:
@@ -151,20 +150,19 @@ def encode_gop(
     load_tensors(rounded, dequantize(quantize(state, steps, ref_tensors), steps, ref_tensors))
     psnr_quantized = reconstruction_psnr(rounded, clip, weight)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
-    qat_reference, qat_prices = ref_tensors, prices
+    qat_prices = prices
     if reference is None and settings.intra_rate_weight > 0:
         # The fine-tuning keeps the price, now on the steps really used: unpriced, it
         # would grow back the parameters the fit let go.
-        qat_reference = {n: torch.zeros_like(t) for n, t in state.items()}
-        qat_prices = _priced(Reference(qat_reference, steps, 10 ** (-psnr_quantized / 10)),
-                             settings, clip)
+        qat_prices = rate_weights(steps, 10 ** (-psnr_quantized / 10),
+                                  settings.intra_rate_weight, _samples(clip))
     if settings.qat_iters > 0:
         qat_cfg = dataclasses.replace(
             settings.fit, iters=settings.qat_iters, seconds=None, target_psnr=None,
             lr=settings.fit.lr * settings.qat_lr_scale,
         )
         tuned = fit_gop(clip, settings.model, qat_cfg, init=state, pixel_weight=weight,
-                        device=device, quant_steps=steps, reference=qat_reference,
+                        device=device, quant_steps=steps, reference=ref_tensors,
                         rate_weights=qat_prices)
         seconds, iters = seconds + tuned.seconds, iters + tuned.iters
         if tuned.psnr > best_psnr:
