@@ -25,7 +25,7 @@ class FitConfig:
     target_psnr: float | None = None
     lr: float = 5e-3
     lr_final: float = 0.05
-    points: int = 64
+    points: int = 100  # about one pixel in 16 of a default (40 px) tile
     seed: int = 0
     warm_start: bool = True
     warm_lr_scale: float = 1 / 3

@@ -2,8 +2,7 @@
 
 Like x264: ``preset`` trades encoding time for quality at a given size; ``quality`` is a
 small crf-like integer where lower means better pictures and bigger files. Quality sets
-the network width (parameters per tile) and how far below the fit's own error the
-quantization noise is held.
+the network width (parameters per tile) and the price of a bit in the fit.
 """
 
 from __future__ import annotations
@@ -39,11 +38,15 @@ PRESETS = {
     "slow": Preset(iters=10000, seconds_per_mpixel=1000.0, qat_iters=400),
 }
 
-# quality -> (hidden width, quantization noise in dB below the fit's error); lower is
-# better, like crf. Noise 6 dB under the fit costs about 1 dB, 12 dB about 0.3 dB.
+# quality -> (hidden width, rate weight); lower is better, like crf. The rate weight is
+# the bits' price in the fit (EncodeSettings.rate_weight): with it the fit itself decides
+# which parameters are worth their bits, so it, not the rounding, sets the size within a
+# width, and each width has a range of weights where it is the most efficient (about 8-32;
+# below, a wider network pays better, above, a narrower one). docs/design.md, "Quality
+# scale", has the measurements; each level costs about 1.3x the bits of the next.
 QUALITY = {
-    0: (32, 12.0), 1: (32, 10.0), 2: (28, 9.0), 3: (24, 8.0), 4: (24, 6.0), 5: (20, 6.0),
-    6: (16, 5.0), 7: (16, 3.0), 8: (12, 3.0), 9: (8, 3.0), 10: (8, 0.0),
+    0: (32, 2.0), 1: (32, 4.0), 2: (32, 8.0), 3: (24, 8.0), 4: (24, 16.0), 5: (20, 16.0),
+    6: (16, 16.0), 7: (16, 32.0), 8: (12, 32.0), 9: (8, 32.0), 10: (8, 128.0),
 }
 MIN_QUALITY, MAX_QUALITY = min(QUALITY), max(QUALITY)
 MIN_CAP_SECONDS = 30.0
@@ -89,7 +92,7 @@ def settings_for(
         raise ValueError(f"quality must lie in {min(QUALITY)}..{max(QUALITY)}")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {', '.join(PRESETS)}")
-    width, noise_db = QUALITY[quality]
+    width, rate_weight = QUALITY[quality]
     p = PRESETS[preset]
     steps = iters or p.iters
     if compile is None:
@@ -102,7 +105,8 @@ def settings_for(
                       seconds=max(MIN_CAP_SECONDS,
                                   p.seconds_per_mpixel * gop_size * frame_pixels / 1e6)),
         gop_size=gop_size,
-        noise_db=noise_db,
+        rate_weight=rate_weight,
+        intra_rate_weight=rate_weight,
         qat_iters=min(p.qat_iters, iters or p.qat_iters),
         keyint=keyint,
         scenecut=scenecut,
