@@ -11,6 +11,13 @@ presets it also plots PSNR against encode seconds (with --before: an earlier run
 decode: `actinr decode` at 1x and at 4x (--scale 4) in fresh processes: wall time with
 start-up, frames per second of the render-and-write loop, and peak resident memory.
 Prints one JSON object with everything it measured and the machine it ran on.
+
+--guard checks the speed targets (the rate-distortion issue's) on what it measured and
+exits 1 naming each one missed: encoding at most ENCODE_S_PER_FRAME seconds per 640x360
+frame (scaled by pixel count for other sizes), decoding at 1x at least DECODE_FPS frames
+per second, and at most PEAK_GB of resident memory in either. Guards live here, not in the
+tests, because they only mean something on the reference machine with nothing else
+running.
 """
 
 from __future__ import annotations
@@ -40,6 +47,9 @@ from bench.core_fit import machine, median_seconds  # noqa: E402
 from bitstream.container import AnrReader  # noqa: E402
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "city.mkv"
+ENCODE_S_PER_FRAME = 5.0  # per 640x360 frame, two cores, preset medium
+DECODE_FPS = 25.0  # at 1x
+PEAK_GB = 1.5
 
 
 def matmul_peak(n: int = 1024, runs: int = 20) -> float:
@@ -157,6 +167,25 @@ def decode(args: argparse.Namespace) -> dict:
     return report
 
 
+def missed_guards(what: str, result: dict) -> list[str]:
+    """The speed targets this measurement misses, one line each."""
+    missed = []
+    if what == "encode":
+        for run in result["runs"]:
+            per_360p = run["encode_s_per_frame"] * 640 * 360 / (run["width"] * run["height"])
+            if per_360p > ENCODE_S_PER_FRAME:
+                missed.append(f"encode ({run['preset']}): {per_360p:.2f} s per 640x360 frame "
+                              f"> {ENCODE_S_PER_FRAME}")
+            if run["peak_rss_gb"] >= PEAK_GB:
+                missed.append(f"encode ({run['preset']}): peak {run['peak_rss_gb']} GB >= {PEAK_GB}")
+    else:
+        if result["1x"]["loop_fps"] < DECODE_FPS:
+            missed.append(f"decode at 1x: {result['1x']['loop_fps']} frames/s < {DECODE_FPS}")
+        if result["peak_rss_gb"] >= PEAK_GB:
+            missed.append(f"decode: peak {result['peak_rss_gb']} GB >= {PEAK_GB}")
+    return missed
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["encode", "decode"])
@@ -173,6 +202,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sr-frames", type=int, default=16, help="frames decoded at 4x (0: all)")
     ap.add_argument("--out", type=Path, default=Path("bench_out"))
+    ap.add_argument("--guard", action="store_true",
+                    help="exit 1 if a speed or memory target is missed")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.what == "encode" and not args.clip.exists():
@@ -181,6 +212,12 @@ def main() -> None:
         sys.exit("error: decode needs --anr FILE")
     result = encode(args) if args.what == "encode" else decode(args)
     print(json.dumps({"machine": machine(), "commit": _commit(), **result}, indent=1))
+    if args.guard:
+        missed = missed_guards(args.what, result)
+        for line in missed:
+            print(f"guard missed: {line}", file=sys.stderr)
+        if missed:
+            sys.exit(1)
 
 
 def _commit() -> str:

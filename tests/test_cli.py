@@ -40,7 +40,7 @@ def test_encode_containers_and_decode_back(tmp_path, name, codec, pix_fmt):
     src = write_clip(tmp_path / name, moving_pattern(5, h, w), codec, pix_fmt)
     anr = tmp_path / "x.anr"
     assert run("encode", src, anr, *FAST).exit_code == 0
-    assert decoded_psnr(anr, src, tmp_path / "x.mkv") > 20
+    assert decoded_psnr(anr, src, tmp_path / "x.mkv") > 18  # 150 steps; broken is near 10
 
 
 def decoded_psnr(anr: Path, src: Path, out: Path) -> float:

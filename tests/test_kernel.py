@@ -12,6 +12,7 @@ from actinr_codec.fitting import kernel
 from actinr_codec.fitting.config import FitConfig
 from actinr_codec.fitting.fit import fit_gop, tile_loss
 from actinr_codec.fitting.sampler import Sampler
+from actinr_codec.model import render
 from actinr_codec.model.config import MAX_DEPTH, ModelConfig
 from actinr_codec.model.network import GOPModel
 
@@ -169,3 +170,19 @@ def test_kernel_is_only_used_where_it_applies():
     cpu = torch.device("cpu")
     assert not kernel.supported(replace(TINY_MODEL, activation="gabor"), cpu)
     assert not kernel.supported(TINY_MODEL, torch.device("cuda"))
+
+
+@pytest.mark.parametrize("width,depth,scale", [(24, 4, 1.0), (20, 2, 2.5), (8, 1, 0.7)])
+def test_native_render_matches_pytorch(monkeypatch, width, depth, scale):
+    """Rendering through the kernel's forward pass gives PyTorch's frames, at any width
+    (padded inside), depth and output scale (points between pixel centres)."""
+    cfg = replace(TINY_MODEL, width=width, depth=depth)
+    model, _, _ = _model_and_draw(cfg, 16, False)
+    t = torch.tensor([0.0, 1.5, 4.0])
+    size = (round(40 * scale), round(56 * scale))
+    assert render._native(cfg, torch.device("cpu"))
+    native = render.render_gop(model, t, *size)
+    monkeypatch.setattr(render, "_native", lambda cfg, device: False)
+    expected = render.render_gop(model, t, *size)
+    assert native.shape == expected.shape == (3, *size, 3)
+    assert (native - expected).abs().max() < 1e-4

@@ -34,7 +34,7 @@ def test_stream_config_has_the_documented_keys_in_order_and_types():
     ({"max_freq": 0.75}, "max_freq must lie in"),
     ({"activation": "relu"}, "activation must be one of"),
     ({"gop_size": 1}, "gop_size must be an integer in 2.."),
-    ({"overlap": 16}, "overlap must be smaller than half a tile"),
+    ({"overlap": 20}, "overlap must be smaller than half a tile"),
 ])
 def test_parse_config_rejects_what_the_document_does_not_allow(change, message):
     entries = {**stream_config(ModelConfig(), 8), **change}
@@ -53,8 +53,8 @@ def test_the_table_of_keys_is_the_model_configuration():
     assert [k.name for k in KEYS] == [f.name for f in dataclasses.fields(ModelConfig)]
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(), ModelConfig(width=8, depth=1, n_freqs=2,
-                                                            bias_hidden=4, latent_dim=3)])
+@pytest.mark.parametrize("cfg", [ModelConfig(tile=32), ModelConfig(tile=32, width=8, depth=1, n_freqs=2,
+                                                                   bias_hidden=4, latent_dim=3)])
 def test_tensor_layout_is_the_models_parameters(cfg):
     model = GOPModel(cfg, 40, 70)  # 2 x 3 tiles of 32
     layout = tensor_layout(cfg, model.tiling.count)

@@ -29,6 +29,8 @@ from ..model.config import MAX_DEPTH, ModelConfig
 from ..model.network import GOPModel
 from .sampler import Sampler
 
+_Floats = ctypes.POINTER(ctypes.c_float)
+_Layers = _Floats * (MAX_DEPTH + 1)
 SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]
 HEADER = Path(__file__).with_name("kernel.h")
 # kernel.h's KERNEL_VERSION: the interface _StepArgs and the calls below are written for.
@@ -90,6 +92,9 @@ def library(width: int) -> ctypes.CDLL | None:
     lib.tile_step.restype = ctypes.c_int
     lib.tile_step.argtypes = [ctypes.POINTER(_StepArgs), ctypes.c_int64, ctypes.c_int64,
                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
+    lib.tile_render.restype = None
+    lib.tile_render.argtypes = [*[ctypes.c_int64] * 6, ctypes.c_float, _Layers,
+                                *[_Floats] * 4]
     return lib
 
 
@@ -117,8 +122,6 @@ def supported(cfg: ModelConfig, device: torch.device) -> bool:
             and library(cfg.width) is not None)
 
 
-_Floats = ctypes.POINTER(ctypes.c_float)
-_Layers = _Floats * (MAX_DEPTH + 1)
 
 
 class _StepArgs(ctypes.Structure):
@@ -240,3 +243,19 @@ def native_tile_loss(draw: tuple[torch.Tensor, torch.Tensor], inputs: list[torch
     The tiles run on ``threads`` workers of ``pool``.
     """
     return _Step.apply(*draw, sampler, cfg, pool, threads, *inputs)
+
+
+def render_tiles(cfg: ModelConfig, weights: list[torch.Tensor], coords: torch.Tensor,
+                 table: torch.Tensor, blend: torch.Tensor) -> torch.Tensor:
+    """The forward pass alone, for rendering: tile networks with raw (unscaled) weights
+    (T, in, out) at points coords (T, P, 2), for the frames whose bias table (T, F, n_bias)
+    GOPModel.frame_biases gives; returns (T, P, F, 3) colours times blend (T, P).
+    The caller checks ``supported`` first; one call runs on one thread."""
+    weights = [w.detach().contiguous() for w in weights]
+    coords, table, blend = coords.contiguous(), table.detach().contiguous(), blend.contiguous()
+    tiles, points, frames = coords.shape[0], coords.shape[1], table.shape[1]
+    out = torch.empty(tiles, points, frames, 3)
+    library(cfg.width).tile_render(cfg.depth, 0, tiles, points, frames, table.shape[2],
+                                   input_scale(cfg), _layers(weights), _ptr(coords), _ptr(table),
+                                   _ptr(blend), _ptr(out))
+    return out

@@ -374,6 +374,78 @@ int tile_step(const struct step_args *a, int64_t tiles, int64_t chunk, int64_t *
     return 0;
 }
 
+/* Rendering: the forward pass alone. Tiles [t0, t1) of a model at P points each (coords,
+   (T, P, 2) tile-local y, x), for F frames whose per-tile biases come from table (T, F,
+   n_bias) as GOPModel.frame_biases gives them, hidden ones pre-scaled. weights holds the
+   layers' (T, in, out) arrays. out (T, P, F, 3) receives each output times the point's
+   blend weight (blend, (T, P)). The cosines the fit keeps for its backward pass are not
+   stored, and the compiler drops their polynomial. */
+static void render_tile(int depth, int64_t t, int64_t P, int64_t F, int64_t NB, float scale,
+                        const float *const *weights, const float *coords, const float *table,
+                        const float *blend, float *out) {
+    static __thread struct padded p;
+    static __thread struct block b;
+    const int out_layer = depth;
+    const float *w[MAX_DEPTH + 1];
+    for (int l = 0; l <= depth; l++) {
+        int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == out_layer ? 3 : WIDTH;
+        w[l] = weights[l] + t * n_in * n_out;
+    }
+    pad_tile(&p, depth, w, scale);
+    for (int64_t f = 0; f < F; f++) {
+        v8 bias[MAX_DEPTH + 1][NV];
+        memset(bias, 0, sizeof(bias));
+        for (int l = 0; l <= depth; l++)
+            memcpy(bias[l], table + (t * F + f) * NB + l * WIDTH,
+                   sizeof(float) * (l == out_layer ? 3 : WIDTH));
+        for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
+            const int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
+            const int padded = (rows + ROWS - 1) / ROWS * ROWS;
+            const float *xy = coords + (t * P + p0) * 2;
+            for (int r = 0; r < padded; r++) {
+                v8 x = splat(r < rows ? xy[2 * r] : 0.0f), y = splat(r < rows ? xy[2 * r + 1] : 0.0f);
+                for (int v = 0; v < NV; v++) {
+                    v8 unused;
+                    sincos8(bias[0][v] + x * p.w0[v] + y * p.w0[NV + v], &b.s[0][r * NV + v], &unused);
+                }
+            }
+            for (int l = 1; l < depth; l++)
+                for (int r = 0; r < padded; r += ROWS) {
+                    v8 acc[ROWS][NV];
+#pragma GCC unroll 8
+                    for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+                        for (int v = 0; v < NV; v++) acc[i][v] = bias[l][v];
+                    accumulate_rows((const float *)b.s[l - 1] + r * HP, HP, 1, p.w[l], HP, acc);
+#pragma GCC unroll 8
+                    for (int i = 0; i < ROWS; i++)
+#pragma GCC unroll 8
+                        for (int v = 0; v < NV; v++) {
+                            v8 unused;
+                            sincos8(acc[i][v], &b.s[l][(r + i) * NV + v], &unused);
+                        }
+                }
+            output_layer((const float *)b.s[depth - 1], p.wo, bias[out_layer][0], b.out, padded);
+            for (int r = 0; r < rows; r++) {
+                const float k = blend[t * P + p0 + r];
+                float *o = out + ((t * P + p0 + r) * F + f) * 3;
+                o[0] = k * b.out[r][0];
+                o[1] = k * b.out[r][1];
+                o[2] = k * b.out[r][2];
+            }
+        }
+    }
+}
+
+/* Renders tiles t0 .. t1 - 1 (see render_tile). */
+void tile_render(int64_t depth, int64_t t0, int64_t t1, int64_t points, int64_t frames,
+                 int64_t n_bias, float scale, const float *const *weights, const float *coords,
+                 const float *table, const float *blend, float *out) {
+    for (int64_t t = t0; t < t1; t++)
+        render_tile((int)depth, t, points, frames, n_bias, scale, weights, coords, table, blend,
+                    out);
+}
+
 /* What kernel.py compares with its ctypes mirror of step_args before it calls tile_step:
    KERNEL_VERSION, MAX_DEPTH, sizeof(struct step_args), the number of fields, then each
    field's offset in declaration order. Writes the first `capacity` of these to out and

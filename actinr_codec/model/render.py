@@ -65,15 +65,23 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int) -> tor
     threads = torch.get_num_threads() if device.type == "cpu" else 1
     # Within the memory budget, and enough chunks that every thread stays busy to the end.
     step = max(1, min(CHUNK_BYTES // per_tile, n_tiles // (4 * threads)))
-    weights, biases = model.scaled_weights(), model.frame_biases(t)
+    biases = model.frame_biases(t)
+    if _native(model.cfg, device):
+        from ..fitting.kernel import render_tiles
 
-    @torch.inference_mode()  # grad mode is per thread
-    def blended(part: slice) -> torch.Tensor:
-        ws = [w[part] for w in weights]
-        rgb = torch.cat([evaluate_tiles(coords[part], ws, biases[part, f : f + group],
-                                        model.cfg) for f in range(0, n_frames, group)], dim=2)
-        rgb *= weight[part, None, None, :]  # (Tc, 3, F, P)
-        return rgb.permute(0, 3, 2, 1).reshape(-1, n_frames, 3)
+        def blended(part: slice) -> torch.Tensor:
+            return render_tiles(model.cfg, [w[part] for w in model.weights], coords[part],
+                                biases[part], weight[part]).view(-1, n_frames, 3)
+    else:
+        weights = model.scaled_weights()
+
+        @torch.inference_mode()  # grad mode is per thread
+        def blended(part: slice) -> torch.Tensor:
+            ws = [w[part] for w in weights]
+            rgb = torch.cat([evaluate_tiles(coords[part], ws, biases[part, f : f + group],
+                                            model.cfg) for f in range(0, n_frames, group)], dim=2)
+            rgb *= weight[part, None, None, :]  # (Tc, 3, F, P)
+            return rgb.permute(0, 3, 2, 1).reshape(-1, n_frames, 3)
 
     # Pixel-major, so that each index adds one contiguous row of every frame's colours.
     out = torch.zeros(height * width, n_frames, 3, device=device)
@@ -83,6 +91,17 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int) -> tor
             out.index_add_(0, flat[part].reshape(-1), rgb)
     out /= norm[:, None, None]
     return out.permute(1, 0, 2).reshape(n_frames, height, width, 3)
+
+
+def _native(cfg, device: torch.device) -> bool:
+    """Whether the fitting kernel's forward pass renders this model (on CPU, with the sine
+    activation, where the kernel builds): faster than PyTorch's products, see
+    docs/performance.md."""
+    if device.type != "cpu":
+        return False
+    from ..fitting.kernel import supported
+
+    return supported(cfg, device)
 
 
 def to_uint8(frames: torch.Tensor) -> torch.Tensor:

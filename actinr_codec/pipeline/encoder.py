@@ -99,10 +99,17 @@ def intra_prices(model: GOPModel, psnr: float, clip: torch.Tensor,
     fit: the steps are allocated as they would be now (from the running PSNR and the
     output's sensitivity), and a parameter is priced against zero at intra_rate_weight
     bits per step, so that those not worth their bits shrink to the zero symbol."""
-    mse = 10 ** (-psnr / 10)
+    mse = _picture_mse(10 ** (-psnr / 10), settings)
     steps = allocate_steps(model_tensors(model), output_sensitivity(model, clip),
                            mse * 10 ** (-settings.noise_db / 10))
     return rate_weights(steps, mse, settings.intra_rate_weight, _samples(clip))
+
+
+def _picture_mse(mse: float, settings: EncodeSettings) -> float:
+    """The error a bit is weighed against: the fit's, or with ``signal_mse`` (denoising)
+    the smaller signal error, since the fit's is then mostly the noise, which bits spent on
+    the picture do not reduce."""
+    return mse if settings.signal_mse is None else min(mse, settings.signal_mse)
 
 
 def _samples(clip: torch.Tensor) -> int:
@@ -130,8 +137,9 @@ def encode_gop(
     ref_tensors = None if reference is None else reference.tensors
     if reference is not None:
         init = ref_tensors
-    prices = None if reference is None else rate_weights(reference.steps, reference.mse,
-                                                         settings.rate_weight, _samples(clip))
+    prices = None if reference is None else rate_weights(
+        reference.steps, _picture_mse(reference.mse, settings), settings.rate_weight,
+        _samples(clip))
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
     later = None
     if reference is None and settings.intra_rate_weight > 0:
@@ -141,9 +149,7 @@ def encode_gop(
                      device=device, on_check=on_check, reference=ref_tensors, rate_weights=prices,
                      price_later=later)
     state = model_tensors(fitted.model)
-    reference_mse = 10 ** (-fitted.psnr / 10)
-    if settings.signal_mse is not None:
-        reference_mse = min(reference_mse, settings.signal_mse)
+    reference_mse = _picture_mse(10 ** (-fitted.psnr / 10), settings)
     noise_mse = reference_mse * 10 ** (-settings.noise_db / 10)
     steps = allocate_steps(state, output_sensitivity(fitted.model, clip), noise_mse)
     rounded = GOPModel(settings.model, clip.shape[1], clip.shape[2]).to(fitted.model.weights[0].device)
@@ -154,7 +160,7 @@ def encode_gop(
     if reference is None and settings.intra_rate_weight > 0:
         # The fine-tuning keeps the price, now on the steps really used: unpriced, it
         # would grow back the parameters the fit let go.
-        qat_prices = rate_weights(steps, 10 ** (-psnr_quantized / 10),
+        qat_prices = rate_weights(steps, _picture_mse(10 ** (-psnr_quantized / 10), settings),
                                   settings.intra_rate_weight, _samples(clip))
     if settings.qat_iters > 0:
         qat_cfg = dataclasses.replace(
