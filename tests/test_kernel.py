@@ -117,7 +117,7 @@ def test_without_a_compiler_the_fit_warns_and_uses_pytorch(tmp_path, monkeypatch
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     kernel.library.cache_clear()
     try:
-        with pytest.warns(UserWarning, match="native fitting kernel unavailable"):
+        with pytest.warns(UserWarning, match="native kernel unavailable"):
             assert not kernel.supported(TINY_MODEL, torch.device("cpu"))
         result = fit_gop(clip[:2], TINY_MODEL, FitConfig(iters=20, points=16))
         assert result.iters == 20

@@ -1,10 +1,12 @@
-"""The native fitting kernel: builds tile_mlp.c for this CPU and runs it as an autograd op.
+"""The native kernel: builds tile_mlp.c for this CPU and runs its fitting step as an
+autograd op and its forward pass for rendering.
 
 The C kernel computes a fitting step's loss and the gradient of every model parameter in
 one pass: tile networks and bias network (see tile_mlp.c and bias_net.c). It is compiled
 once per hidden width with the system's C compiler, for this machine's instruction set,
 and cached. Where it cannot be used (CUDA, an activation other than sine, no compiler, a
-build whose step_args differs from _StepArgs) the fit keeps its PyTorch path.
+build whose step_args differs from _StepArgs) fitting and rendering keep their PyTorch
+paths.
 """
 
 from __future__ import annotations
@@ -81,12 +83,13 @@ def library(width: int) -> ctypes.CDLL | None:
             lib = ctypes.CDLL(str(target))
         except (OSError, subprocess.SubprocessError) as exc:
             detail = getattr(exc, "stderr", None) or exc
-            warnings.warn(f"native fitting kernel unavailable ({str(detail).strip()[:200]}); "
-                          "fitting with PyTorch", stacklevel=3)
+            warnings.warn(f"native kernel unavailable ({str(detail).strip()[:200]}); "
+                          "fitting and rendering with PyTorch", stacklevel=3)
             return None
     mismatch = _interface_mismatch(lib)
     if mismatch:
-        warnings.warn(f"native fitting kernel interface mismatch ({mismatch}); fitting with PyTorch",
+        warnings.warn(f"native kernel interface mismatch ({mismatch}); fitting and rendering "
+                      "with PyTorch",
                       stacklevel=3)
         return None
     lib.tile_step.restype = ctypes.c_int
