@@ -16,8 +16,8 @@ from ..model.network import GOPModel
 from ..model.schema import format_parameters
 
 # Most (tile, frame, point) evaluations one backward pass holds: 8 frames of a 640x360
-# GOP of 240 tiles at 64 points per tile (8.5 of 144 tiles at 100 points), about 0.3 GB
-# of saved activations at width 24 and depth 3, 0.4 GB at depth 4
+# GOP of 240 tiles at 64 points per tile (13 frames of today's 144 tiles of 40), about
+# 0.3 GB of saved activations at width 24 and depth 3
 # (a whole 32-frame GOP at once took 1.0-1.1 GB, the encode's peak). Longer or larger
 # GOPs are done in groups of frames, each with its own signs (the cross terms still
 # vanish in expectation), so memory stays bounded whatever the GOP.
