@@ -96,7 +96,7 @@ def library(width: int) -> ctypes.CDLL | None:
     lib.tile_step.argtypes = [ctypes.POINTER(_StepArgs), ctypes.c_int64, ctypes.c_int64,
                               ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64]
     lib.tile_render.restype = None
-    lib.tile_render.argtypes = [*[ctypes.c_int64] * 6, ctypes.c_float, _Layers,
+    lib.tile_render.argtypes = [*[ctypes.c_int64] * 5, ctypes.c_float, _Layers,
                                 *[_Floats] * 4]
     return lib
 
@@ -123,8 +123,6 @@ def supported(cfg: ModelConfig, device: torch.device) -> bool:
     """Whether the native kernel can fit this model on this device."""
     return (device.type == "cpu" and cfg.activation == "sine" and cfg.depth <= MAX_DEPTH
             and library(cfg.width) is not None)
-
-
 
 
 class _StepArgs(ctypes.Structure):
@@ -258,7 +256,7 @@ def render_tiles(cfg: ModelConfig, weights: list[torch.Tensor], coords: torch.Te
     coords, table, blend = coords.contiguous(), table.detach().contiguous(), blend.contiguous()
     tiles, points, frames = coords.shape[0], coords.shape[1], table.shape[1]
     out = torch.empty(tiles, points, frames, 3)
-    library(cfg.width).tile_render(cfg.depth, 0, tiles, points, frames, table.shape[2],
+    library(cfg.width).tile_render(cfg.depth, tiles, points, frames, table.shape[2],
                                    input_scale(cfg), _layers(weights), _ptr(coords), _ptr(table),
                                    _ptr(blend), _ptr(out))
     return out

@@ -68,9 +68,12 @@ accumulate_rows(const float *restrict A, int si, int sj, const v8 *restrict M, i
 /* The functions below are kept out of line (noinline): inlined into run_block, where the
    compiler put them, the kernel ran 7 % slower (measured; register pressure). */
 
-/* A hidden layer forward: S[r], C[r] = sin, cos of (bias + A[r] W). rows: a multiple of ROWS. */
-static __attribute__((noinline)) void hidden_forward(const float *restrict A, const v8 *restrict W, const v8 *restrict bias,
-                           v8 *restrict S, v8 *restrict C, int rows) {
+/* A hidden layer forward: S[r] = sin(bias + A[r] W) and, with keep_cos (a constant
+   wherever it is inlined, so the compiler drops the cosine's polynomial without it),
+   C[r] = its cosine for the backward pass. rows: a multiple of ROWS. */
+static inline __attribute__((always_inline)) void
+hidden_layer(const float *restrict A, const v8 *restrict W, const v8 *restrict bias,
+             v8 *restrict S, v8 *restrict C, int rows, int keep_cos) {
     for (int r = 0; r < rows; r += ROWS) {
         v8 acc[ROWS][NV];
 #pragma GCC unroll 8
@@ -81,8 +84,22 @@ static __attribute__((noinline)) void hidden_forward(const float *restrict A, co
 #pragma GCC unroll 8
         for (int i = 0; i < ROWS; i++)
 #pragma GCC unroll 8
-            for (int v = 0; v < NV; v++) sincos8(acc[i][v], &S[(r + i) * NV + v], &C[(r + i) * NV + v]);
+            for (int v = 0; v < NV; v++) {
+                v8 c;
+                sincos8(acc[i][v], &S[(r + i) * NV + v], &c);
+                if (keep_cos) C[(r + i) * NV + v] = c;
+            }
     }
+}
+
+static __attribute__((noinline)) void hidden_forward(const float *restrict A, const v8 *restrict W, const v8 *restrict bias,
+                           v8 *restrict S, v8 *restrict C, int rows) {
+    hidden_layer(A, W, bias, S, C, rows, 1);
+}
+
+static __attribute__((noinline)) void hidden_sines(const float *restrict A, const v8 *restrict W,
+                                                   const v8 *restrict bias, v8 *restrict S, int rows) {
+    hidden_layer(A, W, bias, S, NULL, rows, 0);
 }
 
 /* A hidden layer backward, to the layer below: D[r] = (G[r] W^T) * C[r], the gradient of
@@ -215,6 +232,34 @@ static void unpad_grads(const struct padded *p, int depth, float *const *gW, flo
         for (int k = 0; k < 3; k++) gW[out][i * 3 + k] = ((const float *)p->gwo)[i * 8 + k];
 }
 
+/* The forward pass of one block of `rows` points (xy, tile-local y and x) of a frame
+   whose padded biases bias[l] holds, into b: every hidden layer's sines (and with
+   keep_cos their cosines), and the outputs. The block is padded to a multiple of ROWS
+   with points at the origin; returns that padded count. */
+static inline __attribute__((always_inline)) int
+forward(const struct padded *p, struct block *b, int depth, int rows, const float *xy,
+        const v8 (*bias)[NV], int keep_cos) {
+    const int padded = (rows + ROWS - 1) / ROWS * ROWS;
+    memcpy(b->xy, xy, sizeof(float) * 2 * rows);
+    memset(b->xy + 2 * rows, 0, sizeof(float) * 2 * (padded - rows));
+    for (int r = 0; r < padded; r++) {
+        v8 x = splat(b->xy[2 * r]), y = splat(b->xy[2 * r + 1]);
+        for (int v = 0; v < NV; v++) {
+            v8 c;
+            sincos8(bias[0][v] + x * p->w0[v] + y * p->w0[NV + v], &b->s[0][r * NV + v], &c);
+            if (keep_cos) b->c[0][r * NV + v] = c;
+        }
+    }
+    for (int l = 1; l < depth; l++) {
+        if (keep_cos)
+            hidden_forward((const float *)b->s[l - 1], p->w[l], bias[l], b->s[l], b->c[l], padded);
+        else
+            hidden_sines((const float *)b->s[l - 1], p->w[l], bias[l], b->s[l], padded);
+    }
+    output_layer((const float *)b->s[depth - 1], p->wo, bias[depth][0], b->out, padded);
+    return padded;
+}
+
 /* The forward and backward pass of one block of `rows` points of frame f. bias[l] holds
    frame f's padded biases, gb[l] their gradient accumulators. The block is padded to a
    multiple of ROWS with points at the origin whose error gradient is zero, so they add
@@ -223,20 +268,8 @@ static void unpad_grads(const struct padded *p, int depth, float *const *gW, flo
 static __attribute__((noinline)) double run_block(struct padded *p, struct block *b, int depth, int rows, int64_t F,
                         const float *xy, const int64_t *pixel, const float *pixels,
                         const float *pw, int64_t f, const v8 (*bias)[NV], v8 (*gb)[NV], float scale) {
-    const int out = depth, padded = (rows + ROWS - 1) / ROWS * ROWS;
-    memcpy(b->xy, xy, sizeof(float) * 2 * rows);
-    memset(b->xy + 2 * rows, 0, sizeof(float) * 2 * (padded - rows));
-    /* forward */
-    for (int r = 0; r < padded; r++) {
-        v8 x = splat(b->xy[2 * r]), y = splat(b->xy[2 * r + 1]);
-        for (int v = 0; v < NV; v++)
-            sincos8(bias[0][v] + x * p->w0[v] + y * p->w0[NV + v], &b->s[0][r * NV + v],
-                    &b->c[0][r * NV + v]);
-    }
-    for (int l = 1; l < depth; l++)
-        hidden_forward((const float *)b->s[l - 1], p->w[l], bias[l], b->s[l], b->c[l], padded);
+    const int out = depth, padded = forward(p, b, depth, rows, xy, bias, 1);
     const float *last = (const float *)b->s[depth - 1];
-    output_layer(last, p->wo, bias[out][0], b->out, padded);
     v8 squares = splat(0.0f), gsum = splat(0.0f);
     for (int r = 0; r < rows; r++) {
         const float *y = pixels + (pixel[r] * F + f) * 3;
@@ -374,76 +407,43 @@ int tile_step(const struct step_args *a, int64_t tiles, int64_t chunk, int64_t *
     return 0;
 }
 
-/* Rendering: the forward pass alone. Tiles [t0, t1) of a model at P points each (coords,
+/* Rendering: the forward pass alone. Tiles [0, T) of a model at P points each (coords,
    (T, P, 2) tile-local y, x), for F frames whose per-tile biases come from table (T, F,
    n_bias) as GOPModel.frame_biases gives them, hidden ones pre-scaled. weights holds the
    layers' (T, in, out) arrays. out (T, P, F, 3) receives each output times the point's
-   blend weight (blend, (T, P)). The cosines the fit keeps for its backward pass are not
-   stored, and the compiler drops their polynomial. */
-static void render_tile(int depth, int64_t t, int64_t P, int64_t F, int64_t NB, float scale,
-                        const float *const *weights, const float *coords, const float *table,
-                        const float *blend, float *out) {
+   blend weight (blend, (T, P)). */
+void tile_render(int64_t depth, int64_t T, int64_t P, int64_t F, int64_t NB, float scale,
+                 const float *const *weights, const float *coords, const float *table,
+                 const float *blend, float *out) {
     static __thread struct padded p;
     static __thread struct block b;
-    const int out_layer = depth;
-    const float *w[MAX_DEPTH + 1];
-    for (int l = 0; l <= depth; l++) {
-        int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == out_layer ? 3 : WIDTH;
-        w[l] = weights[l] + t * n_in * n_out;
-    }
-    pad_tile(&p, depth, w, scale);
-    for (int64_t f = 0; f < F; f++) {
-        v8 bias[MAX_DEPTH + 1][NV];
-        memset(bias, 0, sizeof(bias));
-        for (int l = 0; l <= depth; l++)
-            memcpy(bias[l], table + (t * F + f) * NB + l * WIDTH,
-                   sizeof(float) * (l == out_layer ? 3 : WIDTH));
-        for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
-            const int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
-            const int padded = (rows + ROWS - 1) / ROWS * ROWS;
-            const float *xy = coords + (t * P + p0) * 2;
-            for (int r = 0; r < padded; r++) {
-                v8 x = splat(r < rows ? xy[2 * r] : 0.0f), y = splat(r < rows ? xy[2 * r + 1] : 0.0f);
-                for (int v = 0; v < NV; v++) {
-                    v8 unused;
-                    sincos8(bias[0][v] + x * p.w0[v] + y * p.w0[NV + v], &b.s[0][r * NV + v], &unused);
+    for (int64_t t = 0; t < T; t++) {
+        const float *w[MAX_DEPTH + 1];
+        for (int l = 0; l <= depth; l++) {
+            int64_t n_in = l == 0 ? 2 : WIDTH, n_out = l == depth ? 3 : WIDTH;
+            w[l] = weights[l] + t * n_in * n_out;
+        }
+        pad_tile(&p, (int)depth, w, scale);
+        for (int64_t f = 0; f < F; f++) {
+            v8 bias[MAX_DEPTH + 1][NV];
+            memset(bias, 0, sizeof(bias));
+            for (int l = 0; l <= depth; l++)
+                memcpy(bias[l], table + (t * F + f) * NB + l * WIDTH,
+                       sizeof(float) * (l == depth ? 3 : WIDTH));
+            for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
+                const int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
+                forward(&p, &b, (int)depth, rows, coords + (t * P + p0) * 2,
+                        (const v8(*)[NV])bias, 0);
+                for (int r = 0; r < rows; r++) {
+                    const float k = blend[t * P + p0 + r];
+                    float *o = out + ((t * P + p0 + r) * F + f) * 3;
+                    o[0] = k * b.out[r][0];
+                    o[1] = k * b.out[r][1];
+                    o[2] = k * b.out[r][2];
                 }
-            }
-            for (int l = 1; l < depth; l++)
-                for (int r = 0; r < padded; r += ROWS) {
-                    v8 acc[ROWS][NV];
-#pragma GCC unroll 8
-                    for (int i = 0; i < ROWS; i++)
-#pragma GCC unroll 8
-                        for (int v = 0; v < NV; v++) acc[i][v] = bias[l][v];
-                    accumulate_rows((const float *)b.s[l - 1] + r * HP, HP, 1, p.w[l], HP, acc);
-#pragma GCC unroll 8
-                    for (int i = 0; i < ROWS; i++)
-#pragma GCC unroll 8
-                        for (int v = 0; v < NV; v++) {
-                            v8 unused;
-                            sincos8(acc[i][v], &b.s[l][(r + i) * NV + v], &unused);
-                        }
-                }
-            output_layer((const float *)b.s[depth - 1], p.wo, bias[out_layer][0], b.out, padded);
-            for (int r = 0; r < rows; r++) {
-                const float k = blend[t * P + p0 + r];
-                float *o = out + ((t * P + p0 + r) * F + f) * 3;
-                o[0] = k * b.out[r][0];
-                o[1] = k * b.out[r][1];
-                o[2] = k * b.out[r][2];
             }
         }
     }
-}
-
-/* Renders tiles t0 .. t1 - 1 (see render_tile). */
-void tile_render(int64_t depth, int64_t t0, int64_t t1, int64_t points, int64_t frames,
-                 int64_t n_bias, float scale, const float *const *weights, const float *coords,
-                 const float *table, const float *blend, float *out) {
-    for (int64_t t = t0; t < t1; t++)
-        render_tile((int)depth, t, points, frames, n_bias, scale, weights, coords, table, blend,
-                    out);
 }
 
 /* What kernel.py compares with its ctypes mirror of step_args before it calls tile_step:

@@ -141,8 +141,9 @@ def encode_gop(
         reference.steps, _picture_mse(reference.mse, settings), settings.rate_weight,
         _samples(clip))
     fit_cfg = settings.fit if init is None else warm_start_config(settings.fit)
+    priced_intra = reference is None and settings.intra_rate_weight > 0
     later = None
-    if reference is None and settings.intra_rate_weight > 0:
+    if priced_intra:
         later = (settings.intra_price_from,
                  lambda model, psnr: intra_prices(model, psnr, clip, settings))
     fitted = fit_gop(clip, settings.model, fit_cfg, init=init, pixel_weight=weight,
@@ -157,7 +158,7 @@ def encode_gop(
     psnr_quantized = reconstruction_psnr(rounded, clip, weight)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
     qat_prices = prices
-    if reference is None and settings.intra_rate_weight > 0:
+    if priced_intra:
         # The fine-tuning keeps the price, now on the steps really used: unpriced, it
         # would grow back the parameters the fit let go.
         qat_prices = rate_weights(steps, _picture_mse(10 ** (-psnr_quantized / 10), settings),
