@@ -29,25 +29,29 @@ def _model_and_draw(cfg: ModelConfig, points: int, masked: bool, frames: int = 5
     return model, sampler, sampler.uniforms(points, gen)
 
 
-def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, threads: int):
-    t = torch.arange(5.0)
-    expected = tile_loss(*sampler.points(*draw), model.scaled_weights(), model.frame_biases(t), cfg)
+def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, threads: int,
+                 frames: range = range(5)):
+    t = torch.arange(5.0)[frames.start::frames.step]
+    coords, target, weight = sampler.points(*draw)
+    pick = slice(frames.start, None, frames.step)
+    expected = tile_loss(coords, target[:, :, pick], None if weight is None else weight[:, :, pick],
+                         model.scaled_weights(), model.frame_biases(t), cfg)
     with ThreadPoolExecutor(threads) as pool:
-        got = kernel.native_tile_loss(draw, kernel.step_inputs(model, t), sampler, cfg, pool,
-                                      threads)
+        got = kernel.native_tile_loss(draw, kernel.step_inputs(model, t), frames, sampler, cfg,
+                                      pool, threads)
     return expected, got
 
 
-@pytest.mark.parametrize("width,depth,points,masked,threads", [
-    (24, 3, 64, False, 2),  # the defaults
-    (12, 2, 13, True, 3),   # padded width, a partial block of points, pixel weights
-    (32, 1, 40, False, 1),  # no hidden-to-hidden layer
-    (8, 5, 33, True, 2),
+@pytest.mark.parametrize("width,depth,points,masked,threads,frames", [
+    (24, 3, 64, False, 2, range(5)),  # the defaults
+    (12, 2, 13, True, 3, range(5)),   # padded width, a partial block of points, pixel weights
+    (32, 1, 40, False, 1, range(1, 5, 2)),  # no hidden-to-hidden layer; every other frame
+    (8, 5, 33, True, 2, range(2, 5, 3)),
 ])
-def test_native_loss_and_gradients_match_autograd(width, depth, points, masked, threads):
+def test_native_loss_and_gradients_match_autograd(width, depth, points, masked, threads, frames):
     cfg = replace(TINY_MODEL, width=width, depth=depth, bias_hidden=20)
     model, sampler, draw = _model_and_draw(cfg, points, masked)
-    expected, got = _both_losses(cfg, model, sampler, draw, threads)
+    expected, got = _both_losses(cfg, model, sampler, draw, threads, frames)
     want = torch.autograd.grad(expected, list(model.parameters()))
     got.backward()
     assert got.item() == pytest.approx(expected.item(), rel=1e-5)
@@ -79,8 +83,8 @@ def test_native_gradients_do_not_depend_on_the_thread_count():
         sampler = Sampler(model, video, None)
         draw = sampler.uniforms(8, torch.Generator().manual_seed(3))
         with ThreadPoolExecutor(threads) as pool:
-            kernel.native_tile_loss(draw, kernel.step_inputs(model, torch.arange(3.0)), sampler,
-                                    cfg, pool, threads).backward()
+            kernel.native_tile_loss(draw, kernel.step_inputs(model, torch.arange(3.0)), range(3),
+                                    sampler, cfg, pool, threads).backward()
         grads.append([p.grad for p in model.parameters()])
     assert model.tiling.count > kernel.TILES_PER_CHUNK
     assert all(torch.equal(a, b) for a, b in zip(*grads))

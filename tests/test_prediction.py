@@ -20,7 +20,7 @@ from bitstream import AnrReader, BitstreamError
 from bitstream.records import INTRA, PREDICTED
 from cli.main import main
 
-OPTIONS = actinr.EncodeOptions(preset="fast", iters=80, gop=4)
+OPTIONS = actinr.EncodeOptions(preset="fast", iters=200, gop=4)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -88,8 +88,14 @@ def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: to
     cfg = model.cfg
     if not (fit_cfg.native and supported(cfg, device)):
         loss = _compiled_tile_loss() if fit_cfg.compile else tile_loss
-        yield (_Inputs(model, native=False), sampler.draw,
-               lambda draw, inputs: loss(*draw, *inputs, cfg))
+
+        def torch_loss(draw: tuple, inputs: list, frames: range) -> torch.Tensor:
+            coords, target, weight = draw
+            pick = slice(frames.start, frames.stop, frames.step)
+            return loss(coords, target[:, :, pick], None if weight is None else weight[:, :, pick],
+                        *inputs, cfg)
+
+        yield _Inputs(model, native=False), sampler.draw, torch_loss
         return
     # The kernel splits the tiles over a pool of its own; torch's remaining small ops run
     # on one thread, since idle torch workers spinning for work would take its cores.
@@ -172,15 +178,16 @@ def fit_gop(
         anchors = None if reference is None else {
             n: reference[n].detach().to(dev, torch.float32) for n in params}
 
-        def step_loss(drawn: tuple) -> tuple[torch.Tensor, torch.Tensor]:
-            """The loss to minimise, and the distortion in it."""
+        def step_loss(drawn: tuple, frames: range) -> tuple[torch.Tensor, torch.Tensor]:
+            """The loss to minimise, and the distortion in it, over those frames."""
+            t = times[frames.start:frames.stop:frames.step]
             if quant_steps is None:
-                distortion = loss_of(drawn, inputs(times))
+                distortion = loss_of(drawn, inputs(t), frames)
             else:
                 rounded = {paths[id(p)]: straight_through(
                     p, quant_steps[n], None if anchors is None else anchors[n])
                     for n, p in params.items()}
-                distortion = loss_of(drawn, torch.func.functional_call(inputs, rounded, (times,)))
+                distortion = loss_of(drawn, torch.func.functional_call(inputs, rounded, (t,)), frames)
             if not rate_weights:
                 return distortion, distortion
             rate = sum(w * (params[n] if anchors is None else params[n] - anchors[n]).abs().sum()
@@ -194,6 +201,7 @@ def fit_gop(
         lr_scale, recoveries, running, history = 1.0, 0, None, []
         start = time.perf_counter()
         it = 0
+        groups = min(fit_cfg.frame_groups, n_frames)
         drawn = drawer.submit(draw, fit_cfg.points, gen)
         while it < fit_cfg.iters:
             elapsed = time.perf_counter() - start
@@ -211,9 +219,12 @@ def fit_gop(
             if price_later is not None and progress >= price_later[0]:
                 rate_weights = price_later[1](model, mse_to_psnr(running) if running else best_psnr)
                 price_later = None
+                # The price gives up distortion on purpose: a divergence is judged against
+                # what the priced fit reaches, not against the unpriced one's best.
+                best_psnr = -math.inf
             batch = drawn.result()
             drawn = drawer.submit(draw, fit_cfg.points, gen)
-            loss, distortion = step_loss(batch)
+            loss, distortion = step_loss(batch, range(it % groups, n_frames, groups))
             value = distortion.item()
             if it == 0 and math.isfinite(value):
                 best_psnr = mse_to_psnr(value)  # the starting state is the first fallback

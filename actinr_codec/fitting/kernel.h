@@ -14,7 +14,7 @@
 
 /* Raised with any change to step_args or tile_step that kernel.py must follow; it checks
    this and the struct's layout (kernel_layout in tile_mlp.c) before it calls the kernel. */
-#define KERNEL_VERSION 1
+#define KERNEL_VERSION 2
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -33,11 +33,12 @@ struct step_args {
     /* The draw, as sampler.Sampler makes it: uniforms (T, P) for y and x; each tile's
        pixel box (T, 4) as y0, rows, x0, columns; the tile-local coordinate of each row
        and column of the box (T, row_stride) and (T, col_stride); the frames pixel-major,
-       (H * W, F * 3), and the pixel weights (H * W, F) or NULL. */
+       (H * W, pixel_frames * 3), and the pixel weights (H * W, pixel_frames) or NULL. The
+       step's frame f is the frames' frame_first + f * frame_step. */
     const float *uniform_y, *uniform_x;
     const int64_t *boxes;
     const float *row_coords, *col_coords;
-    int64_t row_stride, col_stride, frame_width;
+    int64_t row_stride, col_stride, frame_width, pixel_frames, frame_first, frame_step;
     const float *pixels, *pixel_weight;
     const float *weights[MAX_DEPTH + 1], *base[MAX_DEPTH + 1];
     const float *latents;       /* (T, n_latent) */

@@ -36,7 +36,7 @@ _Layers = _Floats * (MAX_DEPTH + 1)
 SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]
 HEADER = Path(__file__).with_name("kernel.h")
 # kernel.h's KERNEL_VERSION: the interface _StepArgs and the calls below are written for.
-INTERFACE_VERSION = 1
+INTERFACE_VERSION = 2
 # Tiles per chunk of work: small enough that the threads finish a step at about the same time.
 TILES_PER_CHUNK = 8
 # -fno-trapping-math lets the compiler vectorise the sine's float-to-int rounding.
@@ -134,7 +134,8 @@ class _StepArgs(ctypes.Structure):
         ("input_scale", ctypes.c_float), ("loss_scale", ctypes.c_float),
         ("uniform_y", _Floats), ("uniform_x", _Floats), ("boxes", ctypes.POINTER(ctypes.c_int64)),
         ("row_coords", _Floats), ("col_coords", _Floats),
-        *[(n, ctypes.c_int64) for n in ("row_stride", "col_stride", "frame_width")],
+        *[(n, ctypes.c_int64) for n in ("row_stride", "col_stride", "frame_width",
+                                        "pixel_frames", "frame_first", "frame_step")],
         ("pixels", _Floats), ("pixel_weight", _Floats),
         ("weights", _Layers), ("base", _Layers),
         *[(n, _Floats) for n in ("latents", "time_features", "w_in", "b_in", "w_mid", "b_mid",
@@ -179,7 +180,8 @@ class _Step(torch.autograd.Function):
     the kernel computes the gradients along with it, and backward hands them out."""
 
     @staticmethod
-    def forward(ctx, ry, rx, sampler, cfg, pool, threads, feats, base_scale, offset_scale, *params):
+    def forward(ctx, ry, rx, sampler, frames_of, cfg, pool, threads, feats, base_scale, offset_scale,
+                *params):
         n = cfg.depth + 1
         params = [p.detach().contiguous() for p in params]
         weights, base, (latents, w_in, b_in, w_mid, b_mid, w_out, b_out) = (
@@ -187,7 +189,7 @@ class _Step(torch.autograd.Function):
         tiles, points, frames = ry.shape[0], ry.shape[1], feats.shape[0]
         count = tiles * points * frames * 3.0
         if sampler.weight is not None:
-            count = max(3.0 * sampler.weight_sum(ry, rx), 1.0)
+            count = max(3.0 * sampler.weight_sum(ry, rx, frames_of), 1.0)
         grads = [torch.empty_like(p) for p in params[:2 * n + 1]]
         errors = torch.empty(tiles, dtype=torch.float64)
         # The kernel reads raw pointers: every array it gets must be contiguous and stay
@@ -198,7 +200,8 @@ class _Step(torch.autograd.Function):
             base_scale.shape[0], input_scale(cfg), 2.0 / count,
             _ptr(ry), _ptr(rx), ctypes.cast(sampler.boxes.data_ptr(), ctypes.POINTER(ctypes.c_int64)),
             _ptr(sampler.row_coords), _ptr(sampler.col_coords), sampler.row_coords.shape[1],
-            sampler.col_coords.shape[1], sampler.width, _ptr(sampler.pixels), _ptr(sampler.weight),
+            sampler.col_coords.shape[1], sampler.width, sampler.frames, frames_of.start,
+            frames_of.step, _ptr(sampler.pixels), _ptr(sampler.weight),
             _layers(weights), _layers(base),
             *map(_ptr, (latents, feats, w_in, b_in, w_mid, b_mid, w_out, b_out, base_scale,
                         offset_scale)),
@@ -224,7 +227,7 @@ class _Step(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         grads = ctx.grads if bool(grad_out == 1) else [g * grad_out for g in ctx.grads]
-        return (None,) * 9 + tuple(grads)
+        return (None,) * 10 + tuple(grads)
 
 
 def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
@@ -237,13 +240,13 @@ def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
 
 
 def native_tile_loss(draw: tuple[torch.Tensor, torch.Tensor], inputs: list[torch.Tensor],
-                     sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor, threads: int
-                     ) -> torch.Tensor:
-    """fit.tile_loss at the sampler's points for a draw of its uniforms, of the model whose
-    step_inputs are given, computed by the kernel with the gradients of every parameter.
-    The tiles run on ``threads`` workers of ``pool``.
+                     frames: range, sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor,
+                     threads: int) -> torch.Tensor:
+    """fit.tile_loss at the sampler's points for a draw of its uniforms, over the sampler's
+    ``frames`` (the times of the step_inputs given), computed by the kernel with the
+    gradients of every parameter. The tiles run on ``threads`` workers of ``pool``.
     """
-    return _Step.apply(*draw, sampler, cfg, pool, threads, *inputs)
+    return _Step.apply(*draw, sampler, frames, cfg, pool, threads, *inputs)
 
 
 def render_tiles(cfg: ModelConfig, weights: list[torch.Tensor], coords: torch.Tensor,

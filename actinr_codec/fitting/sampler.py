@@ -28,7 +28,7 @@ class Sampler:
                                       tiles // tiling.cols.count)
         self.col_coords = self._local(tiling.cols, pixel_centres(width, dev), x0, xlen,
                                       tiles % tiling.cols.count)
-        self.width = width
+        self.width, self.frames = width, n_frames
         # Pixel-major, so each drawn pixel gathers one contiguous row of all its frames.
         self.pixels = frames.permute(1, 2, 0, 3).reshape(height * width, n_frames * 3).contiguous()
         self.weight = None if weight is None else (
@@ -67,9 +67,10 @@ class Sampler:
             weight = self.weight.index_select(0, flat).view(*shape, -1).transpose(1, 2)[:, None]
         return coords, target, weight
 
-    def weight_sum(self, ry: torch.Tensor, rx: torch.Tensor) -> float:
-        """The sum of the pixel weights of a draw, over its points and frames."""
-        return float(self.weight.index_select(0, self._pixels(ry, rx)[2]).sum())
+    def weight_sum(self, ry: torch.Tensor, rx: torch.Tensor, frames: range) -> float:
+        """The sum of the pixel weights of a draw, over its points and those frames."""
+        rows = self.weight.index_select(0, self._pixels(ry, rx)[2])
+        return float(rows[:, frames.start:frames.stop:frames.step].sum())
 
     def draw(self, points: int, gen: torch.Generator):
         """points() of a fresh draw."""

@@ -263,19 +263,19 @@ forward(const struct padded *p, struct block *b, int depth, int rows, const floa
 /* The forward and backward pass of one block of `rows` points of frame f. bias[l] holds
    frame f's padded biases, gb[l] their gradient accumulators. The block is padded to a
    multiple of ROWS with points at the origin whose error gradient is zero, so they add
-   nothing to any gradient. pixel[r] is the frame pixel of point r. Returns the block's
-   weighted squared error. */
-static __attribute__((noinline)) double run_block(struct padded *p, struct block *b, int depth, int rows, int64_t F,
+   nothing to any gradient. pixel[r] is the frame pixel of point r, and frame f is column f
+   of the PF frames each pixel holds. Returns the block's weighted squared error. */
+static __attribute__((noinline)) double run_block(struct padded *p, struct block *b, int depth, int rows, int64_t PF,
                         const float *xy, const int64_t *pixel, const float *pixels,
                         const float *pw, int64_t f, const v8 (*bias)[NV], v8 (*gb)[NV], float scale) {
     const int out = depth, padded = forward(p, b, depth, rows, xy, bias, 1);
     const float *last = (const float *)b->s[depth - 1];
     v8 squares = splat(0.0f), gsum = splat(0.0f);
     for (int r = 0; r < rows; r++) {
-        const float *y = pixels + (pixel[r] * F + f) * 3;
+        const float *y = pixels + (pixel[r] * PF + f) * 3;
         /* lanes 3..7 of an output row are padding and hold zeros */
         v8 diff = b->out[r] - (v8){y[0], y[1], y[2], 0, 0, 0, 0, 0};
-        v8 wd = pw ? splat(pw[pixel[r] * F + f]) * diff : diff;
+        v8 wd = pw ? splat(pw[pixel[r] * PF + f]) * diff : diff;
         squares += wd * diff;
         v8 g = splat(scale) * wd;
         b->go[r] = g;
@@ -366,8 +366,9 @@ static void one_tile(const struct step_args *a, int64_t t, float *scratch, float
             memcpy(bias[l], table + f * NB + l * WIDTH, sizeof(float) * (l == out ? 3 : WIDTH));
         for (int64_t p0 = 0; p0 < P; p0 += BLOCK) {
             int rows = (int)(P - p0 < BLOCK ? P - p0 : BLOCK);
-            total += run_block(&p, &b, depth, rows, F, xy + 2 * p0, pixel + p0, a->pixels,
-                               a->pixel_weight, f, (const v8(*)[NV])bias, gb, a->loss_scale);
+            total += run_block(&p, &b, depth, rows, a->pixel_frames, xy + 2 * p0, pixel + p0,
+                               a->pixels, a->pixel_weight, a->frame_first + f * a->frame_step,
+                               (const v8(*)[NV])bias, gb, a->loss_scale);
         }
         for (int l = 0; l < n_layers; l++)
             memcpy(grad_table + f * NB + l * WIDTH, gb[l], sizeof(float) * (l == out ? 3 : WIDTH));
@@ -456,6 +457,7 @@ int64_t kernel_layout(int64_t *out, int64_t capacity) {
         AT(frames), AT(points), AT(depth), AT(n_time), AT(n_latent), AT(hidden), AT(n_bias),
         AT(input_scale), AT(loss_scale), AT(uniform_y), AT(uniform_x), AT(boxes),
         AT(row_coords), AT(col_coords), AT(row_stride), AT(col_stride), AT(frame_width),
+        AT(pixel_frames), AT(frame_first), AT(frame_step),
         AT(pixels), AT(pixel_weight), AT(weights), AT(base), AT(latents), AT(time_features),
         AT(w_in), AT(b_in), AT(w_mid), AT(b_mid), AT(w_out), AT(b_out), AT(base_scale),
         AT(offset_scale), AT(grad_weights), AT(grad_base), AT(grad_latents), AT(loss),

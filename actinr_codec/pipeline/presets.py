@@ -18,13 +18,13 @@ from .settings import EncodeSettings
 
 @dataclass(frozen=True)
 class Preset:
-    """Fitting steps per GOP (each draws FitConfig.points pixels per tile), and a
-    wall-clock cap per GOP in seconds per megapixel of its frames.
+    """Fitting steps per GOP (each draws FitConfig.points pixels per tile in a quarter of
+    its frames, FitConfig.frame_groups), and a wall-clock cap per GOP in seconds per
+    megapixel of its frames.
 
     Steps mean the same fit at any frame size; the cap only guards against a slow machine
-    (on the 2-core reference machine a step costs about 0.25 ms per tile for an 8-frame
-    GOP, so the caps below are about three times what the steps take there). Small frames
-    get at least MIN_CAP_SECONDS, since a step also has a fixed cost.
+    (on the 2-core reference machine medium's steps take about a third of its cap). Small
+    frames get at least MIN_CAP_SECONDS, since a step also has a fixed cost.
     """
 
     iters: int
@@ -33,9 +33,9 @@ class Preset:
 
 
 PRESETS = {
-    "fast": Preset(iters=1000, seconds_per_mpixel=100.0, qat_iters=100),
-    "medium": Preset(iters=3000, seconds_per_mpixel=300.0, qat_iters=200),
-    "slow": Preset(iters=10000, seconds_per_mpixel=1000.0, qat_iters=400),
+    "fast": Preset(iters=2500, seconds_per_mpixel=100.0, qat_iters=100),
+    "medium": Preset(iters=8000, seconds_per_mpixel=300.0, qat_iters=200),
+    "slow": Preset(iters=25000, seconds_per_mpixel=1000.0, qat_iters=400),
 }
 
 # quality -> (hidden width, rate weight); lower is better, like crf. The rate weight is
@@ -101,7 +101,8 @@ def settings_for(
     p = PRESETS[preset]
     steps = iters or p.iters
     if compile is None:
-        evaluations = steps * FitConfig.points * gop_size * frame_pixels / model.tile**2
+        step_frames = math.ceil(gop_size / FitConfig.frame_groups)
+        evaluations = steps * FitConfig.points * step_frames * frame_pixels / model.tile**2
         compile = evaluations >= COMPILE_MIN_EVALUATIONS
     return EncodeSettings(
         model=dataclasses.replace(model, width=width, seed=seed,
