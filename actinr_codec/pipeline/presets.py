@@ -51,8 +51,11 @@ QUALITY = {
 MIN_QUALITY, MAX_QUALITY = min(QUALITY), max(QUALITY)
 # Networks wider than this fit at WIDE_LR_SCALE of the learning rate: on carphone (48
 # frames, medium, price 4) width 40 at the usual rate reached less PSNR than width 32 and
-# collapsed when given 6000 steps, and at half the rate fitted past it (docs/design.md).
-WIDE = 32
+# collapsed when given 6000 steps, and at half the rate fitted past it; since steps fit a
+# quarter of the frames, width 32 also fell 5 dB after its first 600 steps at the usual
+# rate (quality 2: 31.0 dB / 0.214 bpp), and at half the rate fitted to 36.6 / 0.383
+# (docs/design.md).
+WIDE = 24
 WIDE_LR_SCALE = 0.5
 MIN_CAP_SECONDS = 30.0
 # Pixel evaluations in one GOP's fit (steps x points per tile x tiles x frames) from which
