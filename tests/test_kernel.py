@@ -30,11 +30,10 @@ def _model_and_draw(cfg: ModelConfig, points: int, masked: bool, frames: int = 5
 
 
 def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, threads: int,
-                 frames: range = range(5)):
-    t = torch.arange(5.0)[frames.start::frames.step]
+                 frames: slice = slice(0, None, 1)):
+    t = torch.arange(5.0)[frames]
     coords, target, weight = sampler.points(*draw)
-    pick = slice(frames.start, None, frames.step)
-    expected = tile_loss(coords, target[:, :, pick], None if weight is None else weight[:, :, pick],
+    expected = tile_loss(coords, target[:, :, frames], None if weight is None else weight[:, :, frames],
                          model.scaled_weights(), model.frame_biases(t), cfg)
     with ThreadPoolExecutor(threads) as pool:
         got = kernel.native_tile_loss(draw, kernel.step_inputs(model, t), frames, sampler, cfg,
@@ -43,10 +42,10 @@ def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, thre
 
 
 @pytest.mark.parametrize("width,depth,points,masked,threads,frames", [
-    (24, 3, 64, False, 2, range(5)),  # the defaults
-    (12, 2, 13, True, 3, range(5)),   # padded width, a partial block of points, pixel weights
-    (32, 1, 40, False, 1, range(1, 5, 2)),  # no hidden-to-hidden layer; every other frame
-    (8, 5, 33, True, 2, range(2, 5, 3)),
+    (24, 3, 64, False, 2, slice(0, None, 1)),  # the defaults
+    (12, 2, 13, True, 3, slice(0, None, 1)),   # padded width, a partial block of points, pixel weights
+    (32, 1, 40, False, 1, slice(1, None, 2)),  # no hidden-to-hidden layer; every other frame
+    (8, 5, 33, True, 2, slice(2, None, 3)),
 ])
 def test_native_loss_and_gradients_match_autograd(width, depth, points, masked, threads, frames):
     cfg = replace(TINY_MODEL, width=width, depth=depth, bias_hidden=20)
@@ -83,7 +82,7 @@ def test_native_gradients_do_not_depend_on_the_thread_count():
         sampler = Sampler(model, video, None)
         draw = sampler.uniforms(8, torch.Generator().manual_seed(3))
         with ThreadPoolExecutor(threads) as pool:
-            kernel.native_tile_loss(draw, kernel.step_inputs(model, torch.arange(3.0)), range(3),
+            kernel.native_tile_loss(draw, kernel.step_inputs(model, torch.arange(3.0)), slice(0, None, 1),
                                     sampler, cfg, pool, threads).backward()
         grads.append([p.grad for p in model.parameters()])
     assert model.tiling.count > kernel.TILES_PER_CHUNK

@@ -89,11 +89,10 @@ def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: to
     if not (fit_cfg.native and supported(cfg, device)):
         loss = _compiled_tile_loss() if fit_cfg.compile else tile_loss
 
-        def torch_loss(draw: tuple, inputs: list, frames: range) -> torch.Tensor:
+        def torch_loss(draw: tuple, inputs: list, frames: slice) -> torch.Tensor:
             coords, target, weight = draw
-            pick = slice(frames.start, frames.stop, frames.step)
-            return loss(coords, target[:, :, pick], None if weight is None else weight[:, :, pick],
-                        *inputs, cfg)
+            return loss(coords, target[:, :, frames],
+                        None if weight is None else weight[:, :, frames], *inputs, cfg)
 
         yield _Inputs(model, native=False), sampler.draw, torch_loss
         return
@@ -178,9 +177,9 @@ def fit_gop(
         anchors = None if reference is None else {
             n: reference[n].detach().to(dev, torch.float32) for n in params}
 
-        def step_loss(drawn: tuple, frames: range) -> tuple[torch.Tensor, torch.Tensor]:
+        def step_loss(drawn: tuple, frames: slice) -> tuple[torch.Tensor, torch.Tensor]:
             """The loss to minimise, and the distortion in it, over those frames."""
-            t = times[frames.start:frames.stop:frames.step]
+            t = times[frames]
             if quant_steps is None:
                 distortion = loss_of(drawn, inputs(t), frames)
             else:
@@ -224,7 +223,7 @@ def fit_gop(
                 best_psnr = -math.inf
             batch = drawn.result()
             drawn = drawer.submit(draw, fit_cfg.points, gen)
-            loss, distortion = step_loss(batch, range(it % groups, n_frames, groups))
+            loss, distortion = step_loss(batch, slice(it % groups, None, groups))
             value = distortion.item()
             if it == 0 and math.isfinite(value):
                 best_psnr = mse_to_psnr(value)  # the starting state is the first fallback

@@ -240,11 +240,12 @@ def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
 
 
 def native_tile_loss(draw: tuple[torch.Tensor, torch.Tensor], inputs: list[torch.Tensor],
-                     frames: range, sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor,
+                     frames: slice, sampler: Sampler, cfg: ModelConfig, pool: ThreadPoolExecutor,
                      threads: int) -> torch.Tensor:
     """fit.tile_loss at the sampler's points for a draw of its uniforms, over the sampler's
-    ``frames`` (the times of the step_inputs given), computed by the kernel with the
-    gradients of every parameter. The tiles run on ``threads`` workers of ``pool``.
+    ``frames`` (a slice with a start and a step; the times of the step_inputs given),
+    computed by the kernel with the gradients of every parameter. The tiles run on
+    ``threads`` workers of ``pool``.
     """
     return _Step.apply(*draw, sampler, frames, cfg, pool, threads, *inputs)
 

@@ -67,10 +67,9 @@ class Sampler:
             weight = self.weight.index_select(0, flat).view(*shape, -1).transpose(1, 2)[:, None]
         return coords, target, weight
 
-    def weight_sum(self, ry: torch.Tensor, rx: torch.Tensor, frames: range) -> float:
+    def weight_sum(self, ry: torch.Tensor, rx: torch.Tensor, frames: slice) -> float:
         """The sum of the pixel weights of a draw, over its points and those frames."""
-        rows = self.weight.index_select(0, self._pixels(ry, rx)[2])
-        return float(rows[:, frames.start:frames.stop:frames.step].sum())
+        return float(self.weight.index_select(0, self._pixels(ry, rx)[2])[:, frames].sum())
 
     def draw(self, points: int, gen: torch.Generator):
         """points() of a fresh draw."""

@@ -97,8 +97,6 @@ def _native(cfg, device: torch.device) -> bool:
     """Whether the fitting kernel's forward pass renders this model (on CPU, with the sine
     activation, where the kernel builds): faster than PyTorch's products, see
     docs/performance.md."""
-    if device.type != "cpu":
-        return False
     from ..fitting.kernel import supported
 
     return supported(cfg, device)
