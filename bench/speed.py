@@ -104,9 +104,8 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
     peak = max(probes)
     with actinr.open(out, args.device) as anr:
         decoded = anr.render()
-        # A step fits one of fit.frame_groups interleaved groups of the GOP's frames.
-        flops = sum(step_flops(anr.gop_model(k), len(r.frames) / min(settings.fit.frame_groups,
-                                                                      len(r.frames)),
+        # A step fits one of fit.groups(frames) interleaved groups of the GOP's frames.
+        flops = sum(step_flops(anr.gop_model(k), len(r.frames) / settings.fit.groups(len(r.frames)),
                                settings.fit.points) * r.iters
                     for k, r in enumerate(reports))
     fit_seconds = sum(r.seconds for r in reports)

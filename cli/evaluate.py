@@ -233,7 +233,7 @@ def rd(clips, qualities, crfs, codecs, keyint, out, overwrite, start, frames, **
 def restore(clips, steps, scale, combined, quality, out, overwrite, start, frames, **kwargs):
     """Slow motion and super-resolution from actinr against interpolation baselines."""
     from evaluation.baselines import MINTERPOLATE, UPSCALERS
-    from evaluation.plots import plot_restore
+    from evaluation.plots import plot_pictures, plot_restore
     from evaluation.protocols import restore_clip
 
     tasks = [(1, k) for k in steps] + [(scale, 1)] * (scale > 1) + [(scale, 2)] * combined
@@ -246,8 +246,15 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
                "start": start, "frames": frames, **kwargs}
     rows = []
     for name, _, video, info in loaded:
-        clip_rows = [row for s, k in tasks for row in
-                     restore_clip(name, video, info.fps, s, k, quality, actinr, out / "anr")]
+        clip_rows = []
+        for s, k in tasks:
+            task_rows, shown = restore_clip(name, video, info.fps, s, k, quality, actinr,
+                                            out / "anr")
+            task = task_rows[0]["task"]
+            plot_pictures(out / f"frame_{name}_{task}_s{s}_k{k}.png",
+                          f"{name}, {task} ({s}x size, {k}x frames): frame {shown.frame}",
+                          shown.pictures)
+            clip_rows += task_rows
         plot_restore(out / f"restore_{name}.png", name, clip_rows)
         rows += clip_rows
     _save(out, "restore", options, loaded, rows,
@@ -259,7 +266,8 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
         click.echo(f"{r['clip']:<16} {r['task']:<9} {r['scale']:>3}x {r['step']:>3}x "
                    f"{r['method']:<22} {r['psnr_rgb']:8.2f} {r['psnr_yuv']:8.2f} "
                    f"{_fmt(r['ms_ssim'], '7.4f')}")
-    click.echo(f"wrote {out}/restore.json, restore.csv and {len(loaded)} plot(s)", err=True)
+    click.echo(f"wrote {out}/restore.json, restore.csv, {len(loaded)} plot(s) and "
+               f"{len(loaded) * len(tasks)} picture(s) of one frame per method", err=True)
 
 
 @evaluate.command(epilog=EPILOG_DENOISE)

@@ -1,12 +1,17 @@
-"""PNG figures of the results: PSNR against bpp per clip, and restoration PSNR per method."""
+"""PNG figures of the results: PSNR against bpp per clip, restoration PSNR per method, and
+one restored frame per method side by side."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import require
 from .report import atomic_write
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _figure(width: float, height: float):
@@ -63,6 +68,21 @@ def plot_restore(path: Path, clip: str, rows: list[dict]) -> None:
         low = min(r["psnr_rgb"] for r in chosen)
         axes.set_xlim(max(0.0, low - 3), max(r["psnr_rgb"] for r in chosen) + 1)
     figure.suptitle(clip)
+    _save(figure, path)
+
+
+def plot_pictures(path: Path, title: str, pictures: list[tuple[str, np.ndarray]]) -> None:
+    """Labelled RGB images in a row, each at its own pixels (nearest-neighbour, no
+    smoothing that would hide a method's artefacts)."""
+    height, width = pictures[0][1].shape[:2]
+    scale = max(1.0, 240 / height)  # small clips drawn larger, every pixel still square
+    figure = _figure(len(pictures) * width * scale / 120 + 0.2, height * scale / 120 + 0.5)
+    for axes, (label, image) in zip(figure.subplots(1, len(pictures), squeeze=False)[0],
+                                    pictures):
+        axes.imshow(image, interpolation="nearest")
+        axes.set_title(label, fontsize=8)
+        axes.set_axis_off()
+    figure.suptitle(title, fontsize=9)
     _save(figure, path)
 
 

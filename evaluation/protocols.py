@@ -95,6 +95,15 @@ def rd_clip(clip: str, frames: np.ndarray, fps: Fraction, qualities: list[int],
     return points
 
 
+@dataclass
+class Shown:
+    """One frame of a restoration task as the original has it and as each method made it
+    (people judge interpolation by eye): its index and (label, RGB image) pairs."""
+
+    frame: int
+    pictures: list[tuple[str, np.ndarray]]
+
+
 def downscale_area(frames: np.ndarray, factor: int) -> np.ndarray:
     """Mean of each factor x factor block (area resampling); sizes must be multiples."""
     n, h, w, c = frames.shape
@@ -120,13 +129,15 @@ def _baseline_restorations(low: np.ndarray, scale: int, step: int, fps: Fraction
 
 
 def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step: int,
-                 quality: int, options: ActinrOptions, anr_dir: Path) -> list[dict]:
+                 quality: int, options: ActinrOptions, anr_dir: Path
+                 ) -> tuple[list[dict], Shown]:
     """One restoration task: keep every ``step``-th frame at 1/``scale`` of the size,
     encode that with actinr, decode at --scale ``scale`` and --fps-scale ``step``, and
     compare with the originals; the baselines restore the same low-resolution frames.
 
     The frames are cut to whole multiples: the height and width to multiples of ``scale``,
     the count to 1 + a multiple of ``step``. Slow motion scores only the dropped frames.
+    Returns a row per method, and the middle scored frame as each method made it.
     """
     n = (len(frames) - 1) // step * step + 1
     height, width = frames.shape[1] // scale * scale, frames.shape[2] // scale * scale
@@ -144,8 +155,12 @@ def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step:
                                     scale=scale, fps_scale=step)
     rows = [{**common, "method": "actinr", **measured,
              **summarize(truth[scored], decoded[scored])}]
+    shown_index = scored[len(scored) // 2]
+    shown = Shown(shown_index, [("original", truth[shown_index]),
+                                ("actinr", decoded[shown_index])])
     for method, seconds, restored in _baseline_restorations(low, scale, step, fps / step,
                                                             height, width):
         rows.append({**common, "method": method, "seconds": seconds,
                      **summarize(truth[scored], restored[scored])})
-    return rows
+        shown.pictures.append((method, restored[shown_index]))
+    return rows, shown

@@ -65,6 +65,8 @@ def test_restore_scores_actinr_and_baselines(tiny_clip, tmp_path):
     assert methods["slowmo", "blend"]["psnr_rgb"] > methods["slowmo", "repeat"]["psnr_rgb"]
     assert (out / "restore.csv").exists()
     assert (out / "restore_tiny.png").read_bytes().startswith(PNG)
+    for picture in ("frame_tiny_slowmo_s1_k2.png", "frame_tiny_superres_s4_k1.png"):
+        assert (out / picture).read_bytes().startswith(PNG)
 
 
 def test_bad_input_fails_in_one_line(tiny_clip, tmp_path):

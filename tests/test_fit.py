@@ -108,3 +108,11 @@ def test_compile_failure_falls_back_to_eager(monkeypatch):
     with pytest.warns(UserWarning, match="torch.compile failed"):
         assert double(torch.tensor(3.0)) == 6.0
     assert double(torch.tensor(4.0)) == 8.0  # eager from now on, without a second warning
+
+
+def test_short_gops_fit_every_frame_in_every_step():
+    cfg = FitConfig(frame_groups=4)
+    # Six frames a step at the least: a 24-frame GOP keeps its four groups, a 17-frame one
+    # gets two, and the 5- and 9-frame GOPs of slow-motion sources take all their frames.
+    assert [cfg.groups(n) for n in (1, 5, 9, 12, 17, 24, 25, 32)] == [1, 1, 1, 2, 2, 4, 4, 4]
+    assert FitConfig(frame_groups=1).groups(32) == 1

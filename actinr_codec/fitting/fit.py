@@ -200,7 +200,7 @@ def fit_gop(
         lr_scale, recoveries, running, history = 1.0, 0, None, []
         start = time.perf_counter()
         it = 0
-        groups = min(fit_cfg.frame_groups, n_frames)
+        groups = fit_cfg.groups(n_frames)
         drawn = drawer.submit(draw, fit_cfg.points, gen)
         while it < fit_cfg.iters:
             elapsed = time.perf_counter() - start

@@ -19,8 +19,8 @@ from .settings import EncodeSettings
 @dataclass(frozen=True)
 class Preset:
     """Fitting steps per GOP (each draws FitConfig.points pixels per tile in a quarter of
-    its frames, FitConfig.frame_groups), and a wall-clock cap per GOP in seconds per
-    megapixel of its frames.
+    its frames, or all of a short GOP's, FitConfig.groups), and a wall-clock cap per GOP
+    in seconds per megapixel of its frames.
 
     Steps mean the same fit at any frame size; the cap only guards against a slow machine
     (on the 2-core reference machine medium's steps take about a third of its cap). Small
@@ -104,7 +104,7 @@ def settings_for(
     p = PRESETS[preset]
     steps = iters or p.iters
     if compile is None:
-        step_frames = math.ceil(gop_size / FitConfig.frame_groups)
+        step_frames = math.ceil(gop_size / FitConfig().groups(gop_size))
         evaluations = steps * FitConfig.points * step_frames * frame_pixels / model.tile**2
         compile = evaluations >= COMPILE_MIN_EVALUATIONS
     return EncodeSettings(
