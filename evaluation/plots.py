@@ -71,10 +71,21 @@ def plot_restore(path: Path, clip: str, rows: list[dict]) -> None:
     _save(figure, path)
 
 
+# The most of a frame plot_pictures shows, (height, width): large frames' centres, so
+# that a row of methods stays a small file and each pixel stays visible.
+PICTURE_CROP = (180, 240)
+
+
 def plot_pictures(path: Path, title: str, pictures: list[tuple[str, np.ndarray]]) -> None:
-    """Labelled RGB images in a row, each at its own pixels (nearest-neighbour, no
-    smoothing that would hide a method's artefacts)."""
-    height, width = pictures[0][1].shape[:2]
+    """Labelled RGB images in a row, the centre PICTURE_CROP of each, drawn at its own
+    pixels (nearest-neighbour, no smoothing that would hide a method's artefacts)."""
+    full_h, full_w = pictures[0][1].shape[:2]
+    height, width = min(full_h, PICTURE_CROP[0]), min(full_w, PICTURE_CROP[1])
+    top, left = (full_h - height) // 2, (full_w - width) // 2
+    pictures = [(label, image[top:top + height, left:left + width])
+                for label, image in pictures]
+    if (height, width) != (full_h, full_w):
+        title += f" (centre {width}x{height} of {full_w}x{full_h})"
     scale = max(1.0, 240 / height)  # small clips drawn larger, every pixel still square
     figure = _figure(len(pictures) * width * scale / 120 + 0.2, height * scale / 120 + 0.5)
     for axes, (label, image) in zip(figure.subplots(1, len(pictures), squeeze=False)[0],
