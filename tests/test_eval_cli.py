@@ -63,6 +63,10 @@ def test_restore_scores_actinr_and_baselines(tiny_clip, tmp_path):
     assert methods["superres", "lanczos"]["frames_scored"] == 9
     assert all(10 < r["psnr_rgb"] < 60 for r in rows)
     assert methods["slowmo", "blend"]["psnr_rgb"] > methods["slowmo", "repeat"]["psnr_rgb"]
+    # actinr's decode of the frames it coded (kept frames; the small frames) is scored too.
+    for task in ("slowmo", "superres"):
+        assert 10 < methods[task, "actinr"]["coded_psnr_rgb"] < 60
+        assert "coded_psnr_rgb" not in methods[task, "lanczos" if task == "superres" else "blend"]
     assert (out / "restore.csv").exists()
     assert (out / "restore_tiny.png").read_bytes().startswith(PNG)
     for picture in ("frame_tiny_slowmo_s1_k2.png", "frame_tiny_superres_s4_k1.png"):
