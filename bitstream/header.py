@@ -23,12 +23,14 @@ from .records import COLOURS, INTRA, GopIndexEntry, VideoInfo
 from .wire import Cursor, pack_str
 
 MAGIC = b"\x89ANR\r\n\x1a\n"
-VERSION = 2  # what the writer writes; the reader reads every version in SUPPORTED
-SUPPORTED = (1, 2)
+VERSION = 3  # what the writer writes; the reader reads every version in SUPPORTED
+# Version 3 keeps version 2's container and adds to the model layer (docs/bitstream.md).
+SUPPORTED = (1, 2, 3)
 PREFIX = struct.Struct("<8sII")     # magic, version, body length
 INFO = struct.Struct("<IIIIIB")     # width, height, frames, fps_num, fps_den, colour
 INDEX_ENTRY = {1: struct.Struct("<QIII"),     # offset, length, start, stop
-               2: struct.Struct("<QIIIBI")}   # ... kind, reference
+               2: struct.Struct("<QIIIBI"),   # ... kind, reference
+               3: struct.Struct("<QIIIBI")}
 NO_REFERENCE = 0xFFFFFFFF
 CRC_SIZE = 4
 

@@ -24,10 +24,12 @@ from bitstream import FORMAT_VERSION, GOPRecord, TensorRecord, VideoInfo, decode
 from bitstream.models import LAPLACE, SymbolModel, model_weights
 from bitstream.records import INTRA, PREDICTED
 
-GOLDEN_SHA256 = "0fe3d3a97ec41ab683c7fd7ced09b068367a856094372d313e7113ecd9e3b554"
-# The same video as written by format version 1, kept as it was.
+GOLDEN_SHA256 = "183ec7527ee2c0449a78f689b5c9ff0ee4c368c7dd5fd7c59916285aacce4276"
+# The same video as written by format versions 1 and 2, kept as they were.
 V1_CONTAINER = Path(__file__).parent / "golden" / "v1" / "container.anr"
 V1_SHA256 = "e125276241a6543a553b1488a2500be4e6bec6e8b84a64b92002220606e1663b"
+V2_CONTAINER = Path(__file__).parent / "golden" / "v2" / "container.anr"
+V2_SHA256 = "0fe3d3a97ec41ab683c7fd7ced09b068367a856094372d313e7113ecd9e3b554"
 
 
 def hashed_ints(n: int, salt: int) -> np.ndarray:
@@ -75,7 +77,7 @@ def golden_video(version: int = FORMAT_VERSION):
 def test_golden_bytes():
     info, config, gops = golden_video()
     data = encode_file(info, config, gops)
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256, (
         "the .anr bytes changed: see this module's docstring")
     got_info, got_config, got_gops = decode_file(data)
@@ -83,6 +85,16 @@ def test_golden_bytes():
     assert_same_gops(gops, got_gops)
     assert [(g.kind, g.reference) for g in got_gops] == [(INTRA, None), (PREDICTED, 0),
                                                          (INTRA, None)]
+
+
+def test_version_2_file_still_decodes():
+    """Version 3 changed the model layer alone: version 2's container reads as it did."""
+    data = V2_CONTAINER.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == V2_SHA256
+    info, config, gops = golden_video(version=2)
+    got_info, got_config, got_gops = decode_file(data)
+    assert got_info == info and got_config == config
+    assert_same_gops(gops, got_gops)
 
 
 def test_version_1_file_still_decodes():
@@ -99,7 +111,7 @@ def read_by_the_doc(data: bytes) -> dict:
     """An independent reader written from the tables of docs/bitstream.md."""
     assert data[:8] == b"\x89ANR\r\n\x1a\n"
     version, body = struct.unpack_from("<II", data, 8)
-    assert version in (1, 2) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
+    assert version in (1, 2, 3) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
         data[:16 + body])
     width, height, frames, num, den, colour = struct.unpack_from("<IIIIIB", data, 16)
     (count,), pos, config = struct.unpack_from("<H", data, 37), 39, {}
@@ -191,10 +203,11 @@ def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
     return [x + 1 for x in w]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_file_layout_matches_the_doc(version):
     info, config, gops = golden_video(version)
-    data = V1_CONTAINER.read_bytes() if version == 1 else encode_file(info, config, gops)
+    data = {1: V1_CONTAINER, 2: V2_CONTAINER}[version].read_bytes() if version < 3 else (
+        encode_file(info, config, gops))
     parsed = read_by_the_doc(data)
     assert parsed["info"] == (176, 144, 9, 30000, 1001, 1)
     assert parsed["config"] == config

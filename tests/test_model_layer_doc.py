@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import struct
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,17 +46,20 @@ CONFIG_RULES = (
     ("bias_hidden", "int", lambda v, cfg: 1 <= v <= 512),
     ("latent_dim", "int", lambda v, cfg: 1 <= v <= 128),
     ("seed", "int", lambda v, cfg: -(2**63) <= v < 2**63),
+    ("motion", "int", lambda v, cfg: v in (0, 1)),
     ("gop_size", "int", lambda v, cfg: 2 <= v <= 10_000_000),
 )
 
 
-def parse_config(config: dict) -> dict:
-    """The 13 configuration entries, checked for keys, types and ranges; in document order."""
-    expected = [key for key, _, _ in CONFIG_RULES]
+def parse_config(config: dict, version: int) -> dict:
+    """The configuration entries of a file of that version (14 from version 3, 13 before,
+    which mean motion 0), checked for keys, types and ranges; in document order."""
+    rules = [rule for rule in CONFIG_RULES if version >= 3 or rule[0] != "motion"]
+    expected = [key for key, _, _ in rules]
     if sorted(config) != sorted(expected):
         raise ValueError(f"configuration keys {list(config)} are not {expected}")
-    parsed: dict = {}
-    for key, kind, in_range in CONFIG_RULES:
+    parsed: dict = {"motion": 0}
+    for key, kind, in_range in rules:
         value = config[key]
         # bool is a subclass of int in Python, but a bool entry (tag 1) is not an int.
         if kind == "int" and type(value) is not int:
@@ -159,7 +163,8 @@ def pixel_centres(size: int) -> np.ndarray:
 
 
 def expected_shapes(cfg: dict, tiles: int) -> dict[str, tuple[int, ...]]:
-    """The `2 D + 9` tensor names and shapes, in the document's order."""
+    """The `2 D + 9` tensor names and shapes (`2 D + 11` with motion), in the document's
+    order."""
     d, w, hb, lat = cfg["depth"], cfg["width"], cfg["bias_hidden"], cfg["latent_dim"]
     nt, nb = 2 * cfg["n_freqs"] + 1, d * w + 3
     shapes = {"latents": (tiles, lat), "weights.0": (tiles, 2, w)}
@@ -170,6 +175,8 @@ def expected_shapes(cfg: dict, tiles: int) -> dict[str, tuple[int, ...]]:
     shapes |= {"bias_in.weight": (hb, nt + lat), "bias_in.bias": (hb,),
                "bias_mid.weight": (hb, hb), "bias_mid.bias": (hb,),
                "bias_out.weight": (nb, hb), "bias_out.bias": (nb,)}
+    if cfg["motion"]:
+        shapes |= {"motion_out.weight": (2, hb), "motion_out.bias": (2,)}
     return shapes
 
 
@@ -208,7 +215,8 @@ class ModelLayerReader:
 
     def __init__(self, data: bytes):
         self.info, config, gops = decode_file(data)
-        cfg = self.cfg = parse_config(config)
+        (version,) = struct.unpack_from("<I", data, 8)
+        cfg = self.cfg = parse_config(config, version)
         self.rows = AxisTiles.cut(self.info.height, cfg["tile"], cfg["overlap"])
         self.cols = AxisTiles.cut(self.info.width, cfg["tile"], cfg["overlap"])
         shapes = expected_shapes(cfg, self.rows.count * self.cols.count)
@@ -239,6 +247,10 @@ class ModelLayerReader:
         depth = self.cfg["depth"]
         base = np.concatenate([v[f"base_biases.{i}"][t] for i in range(depth + 1)])
         beta = base * self.base_scale + o * self.offset_scale
+        if self.cfg["motion"]:
+            d = (v["motion_out.weight"] @ h2 + v["motion_out.bias"]) * f32(0.1)
+            width = self.cfg["width"]
+            beta[:width] += d @ (self.scale * v["weights.0"][t])
         return np.split(beta, [self.cfg["width"] * (i + 1) for i in range(depth)])
 
     def tile_rgb(self, v: dict[str, np.ndarray], t: int, beta: list[np.ndarray],
@@ -296,8 +308,9 @@ def reader(readers) -> ModelLayerReader:
     return readers["v1", "sine"]
 
 
-def test_goldens_cover_every_activation_both_blends_and_predicted_gops(readers):
+def test_goldens_cover_every_activation_both_blends_motion_and_predicted_gops(readers):
     assert {r.cfg["activation"] for r in readers.values()} == {"sine", "gabor", "gaussian"}
+    assert {r.cfg["motion"] for r in readers.values()} == {0, 1}
     assert {r.cfg["overlap"] == 0 for r in readers.values()} == {True, False}
     kinds = {gop.kind for (version, name) in FILES
              for gop in decode_file((GOLDENS / version / f"{name}.anr").read_bytes())[2]}
@@ -326,26 +339,33 @@ def test_mt19937_check_value():
     assert next(words) == 4123659995
 
 
-def test_config_rules(reader):
-    """The golden config parses, in the document's order and in any other; missing, unknown,
-    mistyped and out-of-range entries don't."""
-    assert list(decode_file((GOLDEN / "sine.anr").read_bytes())[1]) == [
-        key for key, _, _ in CONFIG_RULES]
-    good = dict(reader.cfg)
-    assert parse_config({**good, "omega": 12}) == {**good, "omega": 12.0}  # an int is accepted
-    assert parse_config(dict(reversed(list(good.items())))) == good
+def test_config_rules(readers):
+    """The golden configs parse, in the document's order and in any other; missing, unknown,
+    mistyped and out-of-range entries don't; `motion` exists from version 3 only."""
+    for version in MANIFESTS:
+        keys = [key for key, _, _ in CONFIG_RULES if key != "motion" or version >= "v3"]
+        assert list(decode_file((GOLDENS / version / "sine.anr").read_bytes())[1]) == keys
+    assert readers["v1", "sine"].cfg["motion"] == 0
+    good = dict(readers["v3", "sine"].cfg)
+    assert parse_config({**good, "omega": 12}, 3) == {**good, "omega": 12.0}  # an int is accepted
+    assert parse_config(dict(reversed(list(good.items()))), 3) == good
     without_seed = {k: v for k, v in good.items() if k != "seed"}
-    bad = [without_seed, {**good, "extra": 1},
+    without_motion = {k: v for k, v in good.items() if k != "motion"}
+    assert parse_config(without_motion, 2) == {**without_motion, "motion": 0}
+    bad = [without_seed, without_motion, {**good, "extra": 1},
            {**good, "tile": 16.0}, {**good, "depth": True}, {**good, "omega": "12"},
            {**good, "activation": 1}, {**good, "tile": 3}, {**good, "tile": 4097},
            {**good, "overlap": 8}, {**good, "overlap": -1}, {**good, "width": 257},
            {**good, "depth": 9}, {**good, "activation": "relu"}, {**good, "omega": 0.0},
            {**good, "omega": float("nan")}, {**good, "gabor_scale": 1000.5}, {**good, "n_freqs": 65},
            {**good, "max_freq": 0.6}, {**good, "bias_hidden": 0}, {**good, "latent_dim": 129},
-           {**good, "seed": 2**63}, {**good, "gop_size": 1}]
+           {**good, "seed": 2**63}, {**good, "gop_size": 1}, {**good, "motion": 2},
+           {**good, "motion": True}]
     for config in bad:
         with pytest.raises(ValueError):
-            parse_config(config)
+            parse_config(config, 3)
+    with pytest.raises(ValueError):
+        parse_config(good, 2)  # motion is unknown before version 3
 
 
 def test_tensor_layout_is_enforced(reader):

@@ -13,9 +13,10 @@ from actinr_codec.model.config import KEYS, ModelConfig
 from actinr_codec.model.frequencies import mt19937_words, time_frequencies
 from actinr_codec.model.network import GOPModel
 from actinr_codec.model.schema import load_tensors, model_tensors, parse_config, stream_config, tensor_layout
+from bitstream import FORMAT_VERSION
 
 NAMES = ["tile", "overlap", "width", "depth", "activation", "omega", "gabor_scale", "n_freqs",
-         "max_freq", "bias_hidden", "latent_dim", "seed", "gop_size"]
+         "max_freq", "bias_hidden", "latent_dim", "seed", "motion", "gop_size"]
 
 
 def test_stream_config_has_the_documented_keys_in_order_and_types():
@@ -23,7 +24,18 @@ def test_stream_config_has_the_documented_keys_in_order_and_types():
     entries = stream_config(cfg, 8)
     assert list(entries) == NAMES
     assert isinstance(entries["omega"], float) and entries["omega"] == 10.0
-    assert parse_config(entries) == (dataclasses.replace(cfg, omega=10.0), 8)
+    assert parse_config(entries, FORMAT_VERSION) == (dataclasses.replace(cfg, omega=10.0), 8)
+
+
+def test_files_before_version_3_have_no_motion_key_and_mean_none():
+    entries = stream_config(ModelConfig(), 8)
+    del entries["motion"]
+    for version in (1, 2):
+        assert parse_config(entries, version) == (ModelConfig(), 8)
+        with pytest.raises(ValueError, match="unknown configuration key 'motion'"):
+            parse_config({**entries, "motion": 0}, version)
+    with pytest.raises(ValueError, match="lacks 'motion'"):
+        parse_config(entries, 3)
 
 
 @pytest.mark.parametrize(("change", "message"), [
@@ -35,18 +47,19 @@ def test_stream_config_has_the_documented_keys_in_order_and_types():
     ({"activation": "relu"}, "activation must be one of"),
     ({"gop_size": 1}, "gop_size must be an integer in 2.."),
     ({"overlap": 20}, "overlap must be smaller than half a tile"),
+    ({"motion": 2}, "motion must lie in 0..1"),
 ])
 def test_parse_config_rejects_what_the_document_does_not_allow(change, message):
     entries = {**stream_config(ModelConfig(), 8), **change}
     with pytest.raises(ValueError, match=message):
-        parse_config(entries)
+        parse_config(entries, FORMAT_VERSION)
 
 
 def test_parse_config_needs_every_key():
     entries = stream_config(ModelConfig(), 8)
     del entries["latent_dim"]
     with pytest.raises(ValueError, match="lacks 'latent_dim'"):
-        parse_config(entries)
+        parse_config(entries, FORMAT_VERSION)
 
 
 def test_the_table_of_keys_is_the_model_configuration():
@@ -54,14 +67,16 @@ def test_the_table_of_keys_is_the_model_configuration():
 
 
 @pytest.mark.parametrize("cfg", [ModelConfig(tile=32), ModelConfig(tile=32, width=8, depth=1, n_freqs=2,
-                                                                   bias_hidden=4, latent_dim=3)])
+                                                                   bias_hidden=4, latent_dim=3),
+                                 ModelConfig(tile=32, motion=1)])
 def test_tensor_layout_is_the_models_parameters(cfg):
     model = GOPModel(cfg, 40, 70)  # 2 x 3 tiles of 32
     layout = tensor_layout(cfg, model.tiling.count)
     assert [(n, tuple(t.shape)) for n, t in model_tensors(model).items()] == layout
     assert layout[0] == ("latents", (6, cfg.latent_dim))
     assert layout[1] == ("weights.0", (6, 2, cfg.width))
-    assert layout[-1] == ("bias_out.bias", (cfg.depth * cfg.width + 3,))
+    last = ("motion_out.bias", (2,)) if cfg.motion else ("bias_out.bias", (cfg.depth * cfg.width + 3,))
+    assert layout[-1] == last
     # Every parameter is stored, once.
     assert sum(int(np.prod(shape)) for _, shape in layout) == sum(
         p.numel() for p in model.parameters())

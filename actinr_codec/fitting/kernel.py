@@ -6,7 +6,7 @@ one pass: tile networks and bias network (see tile_mlp.c and bias_net.c). It is 
 once per hidden width with the system's C compiler, for this machine's instruction set,
 and cached. Where it cannot be used (CUDA, an activation other than sine, no compiler, a
 build whose step_args differs from _StepArgs) fitting and rendering keep their PyTorch
-paths.
+paths; models with a displacement head render with it but fit with PyTorch.
 """
 
 from __future__ import annotations
@@ -120,9 +120,15 @@ def _build(width: int, target: Path) -> None:
 
 
 def supported(cfg: ModelConfig, device: torch.device) -> bool:
-    """Whether the native kernel can fit this model on this device."""
+    """Whether the native kernel can render this model on this device."""
     return (device.type == "cpu" and cfg.activation == "sine" and cfg.depth <= MAX_DEPTH
             and library(cfg.width) is not None)
+
+
+def fits(cfg: ModelConfig, device: torch.device) -> bool:
+    """Whether the native kernel can fit this model on this device: its step computes the
+    bias network itself, which has no displacement head (ModelConfig.motion)."""
+    return not cfg.motion and supported(cfg, device)
 
 
 class _StepArgs(ctypes.Structure):

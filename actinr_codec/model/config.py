@@ -15,7 +15,8 @@ ACTIVATIONS = ("sine", "gabor", "gaussian")
 @dataclass(frozen=True)
 class Key:
     """One model setting: its type and its allowed values (numbers: lo <= v <= hi, with
-    lo excluded when lo_open)."""
+    lo excluded when lo_open), and the first format version that stores it (files of
+    earlier versions lack it and mean ModelConfig's default)."""
 
     name: str
     kind: type
@@ -23,6 +24,7 @@ class Key:
     hi: float | None = None
     lo_open: bool = False
     choices: tuple[str, ...] = ()
+    since: int = 1
 
     def check(self, value: object) -> None:
         """ValueError unless value has this key's type and lies in its range."""
@@ -60,6 +62,7 @@ KEYS = (
     Key("bias_hidden", int, 1, 512),
     Key("latent_dim", int, 1, 128),
     Key("seed", int, -(2**63), 2**63 - 1),
+    Key("motion", int, 0, 1, since=3),
 )
 
 
@@ -74,6 +77,9 @@ class ModelConfig:
     latent of ``latent_dim`` through ``bias_hidden`` units to every bias.
     Tiles of 40 with 4 hidden layers cost 8-14 % fewer bits at equal PSNR than 32 with 3
     (docs/design.md, "Architecture for rate").
+    ``motion`` 1 gives the bias network a displacement head: each tile's coordinates move
+    by a 2-vector of time, a translation that in-between frames follow instead of
+    cross-fading (network.py).
     """
 
     tile: int = 40
@@ -88,6 +94,7 @@ class ModelConfig:
     bias_hidden: int = 32
     latent_dim: int = 8
     seed: int = 0
+    motion: int = 0
 
     def __post_init__(self) -> None:
         for key in KEYS:

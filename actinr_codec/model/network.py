@@ -6,6 +6,11 @@ per frame: a small bias network maps Fourier features of time (fixed frequencies
 from the stored seed, frequencies.py) and a learned per-tile latent to a bias offset for
 every layer, added to a per-tile base bias. Because the time features are smooth, biases
 can be queried at any real t.
+
+With ``motion`` the bias network also gives each tile a displacement d(t) of its
+coordinates. The first layer is linear in them, so moving the coordinates by d is adding
+d times its weights to its bias: a translation that costs one small product per frame and
+leaves the tile networks as they are.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ from .activations import activate, init_weight, input_scale
 from .config import ModelConfig
 from .frequencies import time_frequencies
 from .tiling import Tiling
+
+# The displacement head's outputs are tenths of a tile's half-width: at the fit's step
+# sizes a few pixels of motion then take a few hundred steps to learn, as the biases do.
+MOTION_SCALE = 0.1
 
 
 class GOPModel(nn.Module):
@@ -53,9 +62,13 @@ class GOPModel(nn.Module):
         self.bias_in = nn.Linear(time_in + cfg.latent_dim, cfg.bias_hidden)
         self.bias_mid = nn.Linear(cfg.bias_hidden, cfg.bias_hidden)
         self.bias_out = nn.Linear(cfg.bias_hidden, n_bias)
+        # Zero offsets and no displacement: every frame starts as the base biases say.
+        self.motion_out = nn.Linear(cfg.bias_hidden, 2) if cfg.motion else None
         with torch.no_grad():
-            self.bias_out.weight.zero_()
-            self.bias_out.bias.zero_()
+            for layer in (self.bias_out, self.motion_out):
+                if layer is not None:
+                    layer.weight.zero_()
+                    layer.bias.zero_()
         torch.random.set_rng_state(gen_state)
         freqs = torch.from_numpy(time_frequencies(cfg.n_freqs, cfg.max_freq, cfg.seed))
         self.register_buffer("freqs", freqs, persistent=False)
@@ -88,7 +101,14 @@ class GOPModel(nn.Module):
         h = torch.nn.functional.silu(pre)
         h = torch.nn.functional.silu(self.bias_mid(h))
         base = torch.cat(list(self.base_biases), dim=1)[tiles]
-        return base[:, None, :] * self.base_scale + self.bias_out(h) * self.offset_scale
+        table = base[:, None, :] * self.base_scale + self.bias_out(h) * self.offset_scale
+        if self.motion_out is None:
+            return table
+        # (y, x) displacements (tiles, F, 2) through the scaled first-layer weights.
+        shift = torch.bmm(self.motion_out(h) * MOTION_SCALE,
+                          self.weights[0][tiles] * input_scale(self.cfg))
+        first = self.cfg.width
+        return torch.cat([table[..., :first] + shift, table[..., first:]], dim=2)
 
     def _bias_scales(self) -> tuple[torch.Tensor, torch.Tensor]:
         # Hidden pre-activations are multiplied by the input scale inside the activation,

@@ -23,13 +23,16 @@ def stream_config(cfg: ModelConfig, gop_size: int) -> dict[str, int | float | st
     return {**values, GOP_SIZE_KEY: int(gop_size)}
 
 
-def parse_config(entries: dict) -> tuple[ModelConfig, int]:
-    """The model configuration and nominal GOP length of a file's entries.
+def parse_config(entries: dict, version: int) -> tuple[ModelConfig, int]:
+    """The model configuration and nominal GOP length of a file's entries, for a file of
+    that format version.
 
-    Exactly the defined keys, each of its type (an integer is accepted for a float) and
-    in its range; ValueError naming the first problem otherwise.
+    Exactly the keys that version defines, each of its type (an integer is accepted for a
+    float) and in its range; a key a version predates takes its default. ValueError
+    naming the first problem otherwise.
     """
-    names = [key.name for key in KEYS] + [GOP_SIZE_KEY]
+    keys = [key for key in KEYS if key.since <= version]
+    names = [key.name for key in keys] + [GOP_SIZE_KEY]
     unknown = [name for name in entries if name not in names]
     if unknown:
         raise ValueError(f"unknown configuration key {unknown[0]!r}")
@@ -37,7 +40,7 @@ def parse_config(entries: dict) -> tuple[ModelConfig, int]:
     if missing:
         raise ValueError(f"model configuration lacks {missing[0]!r}")
     values = {}
-    for key in KEYS:
+    for key in keys:
         value = entries[key.name]
         key.check(value)
         values[key.name] = float(value) if key.kind is float else value
@@ -67,6 +70,7 @@ def tensor_layout(cfg: ModelConfig, tiles: int) -> list[tuple[str, tuple[int, ..
         ("bias_in.weight", (hidden, n_time + cfg.latent_dim)), ("bias_in.bias", (hidden,)),
         ("bias_mid.weight", (hidden, hidden)), ("bias_mid.bias", (hidden,)),
         ("bias_out.weight", (sum(dims[1:]), hidden)), ("bias_out.bias", (sum(dims[1:]),)),
+        *([("motion_out.weight", (2, hidden)), ("motion_out.bias", (2,))] if cfg.motion else []),
     ]
 
 
@@ -75,8 +79,10 @@ def format_parameters(model: GOPModel) -> dict[str, torch.nn.Parameter]:
     slots = {f"weights.{i}": w for i, w in enumerate(model.weights)}
     slots.update({f"base_biases.{i}": b for i, b in enumerate(model.base_biases)})
     slots["latents"] = model.latents
-    for layer in ("bias_in", "bias_mid", "bias_out"):
+    for layer in ("bias_in", "bias_mid", "bias_out", "motion_out"):
         linear = getattr(model, layer)
+        if linear is None:
+            continue
         slots[f"{layer}.weight"], slots[f"{layer}.bias"] = linear.weight, linear.bias
     return {name: slots[name] for name, _ in tensor_layout(model.cfg, model.tiling.count)}
 

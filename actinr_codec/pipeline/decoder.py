@@ -34,11 +34,12 @@ BATCH_BYTES = 32 << 20
 KEEP_GOPS = 3
 
 
-def stream_model(config: dict, info: VideoInfo) -> tuple[ModelConfig, list[tuple[str, tuple]]]:
-    """The model configuration a file declares and its GOPs' tensor layout; BitstreamError
-    if either is invalid."""
+def stream_model(config: dict, info: VideoInfo, version: int
+                 ) -> tuple[ModelConfig, list[tuple[str, tuple]]]:
+    """The model configuration a file of that format version declares and its GOPs'
+    tensor layout; BitstreamError if either is invalid."""
     try:
-        cfg, _ = parse_config(config)
+        cfg, _ = parse_config(config, version)
     except ValueError as exc:
         raise BitstreamError(f"invalid model configuration: {exc}") from None
     tiles = tile_count(cfg, info.height, info.width)
@@ -77,7 +78,8 @@ class AnrDecoder:
         try:
             self.info: VideoInfo = self._reader.info
             self.config = dict(self._reader.config)
-            self.model_config, self._layout = stream_model(self.config, self.info)
+            self.model_config, self._layout = stream_model(self.config, self.info,
+                                                             self._reader.version)
         except BaseException:
             self._reader.close()
             raise

@@ -48,11 +48,12 @@ def _golden(size: tuple[int, int], frames: int, gop: int, keyint: int, cut: int 
 
 # Between them: every activation, blended and hard tile edges, seeds other than 0, GOP
 # boundaries, chains of predicted GOPs, keyframes, a scene cut, and renders between
-# frames, at twice the size and at an odd size. (Version 1's files are all intra.)
+# frames, at twice the size and at an odd size. (Version 1's files are all intra; from
+# version 3 one moves its tiles, ModelConfig.motion.)
 FILES = {
     "sine": _golden((40, 28), 8, 3, 250, tile=16, overlap=2, seed=5),
     "gaussian": _golden((36, 20), 8, 3, 4, tile=16, overlap=0, activation="gaussian",
-                        omega=10.0, gabor_scale=3.0, seed=-7),
+                        omega=10.0, gabor_scale=3.0, seed=-7, motion=1),
     "gabor": _golden((30, 26), 8, 4, 250, cut=4, tile=12, overlap=1, activation="gabor",
                      omega=8.0, gabor_scale=2.0, seed=123456789),
 }
