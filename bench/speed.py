@@ -130,10 +130,10 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
 
 def _native_kernel_applies(settings, device: str) -> bool:
     try:
-        from actinr_codec.fitting.kernel import fits
+        from actinr_codec.fitting.kernel import supported
     except ImportError:
         return False
-    return fits(settings.model, resolve_device(device))
+    return supported(settings.model, resolve_device(device))
 
 
 def decode_run(anr: Path, out: Path, scale: int, end: float | None) -> tuple[float, float, int]:

@@ -25,6 +25,9 @@ def _model_and_draw(cfg: ModelConfig, points: int, masked: bool, frames: int = 5
     model = GOPModel(cfg, 40, 56)
     with torch.no_grad():
         model.bias_out.weight.normal_(0, 0.1, generator=gen)
+        if model.motion_out is not None:
+            model.motion_out.weight.normal_(0, 1.0, generator=gen)
+            model.motion_out.bias.normal_(0, 1.0, generator=gen)
     sampler = Sampler(model, video, weight)
     return model, sampler, sampler.uniforms(points, gen)
 
@@ -41,14 +44,17 @@ def _both_losses(cfg: ModelConfig, model: GOPModel, sampler: Sampler, draw, thre
     return expected, got
 
 
-@pytest.mark.parametrize("width,depth,points,masked,threads,frames", [
-    (24, 3, 64, False, 2, slice(0, None, 1)),  # the defaults
-    (12, 2, 13, True, 3, slice(0, None, 1)),   # padded width, a partial block of points, pixel weights
-    (32, 1, 40, False, 1, slice(1, None, 2)),  # no hidden-to-hidden layer; every other frame
-    (8, 5, 33, True, 2, slice(2, None, 3)),
+@pytest.mark.parametrize("width,depth,points,masked,threads,frames,motion", [
+    (24, 3, 64, False, 2, slice(0, None, 1), 0),  # the defaults
+    (12, 2, 13, True, 3, slice(0, None, 1), 0),   # padded width, a partial block of points, pixel weights
+    (32, 1, 40, False, 1, slice(1, None, 2), 0),  # no hidden-to-hidden layer; every other frame
+    (8, 5, 33, True, 2, slice(2, None, 3), 0),
+    (24, 3, 64, False, 2, slice(0, None, 1), 1),  # tiles that move
+    (12, 2, 13, True, 3, slice(1, None, 2), 1),
 ])
-def test_native_loss_and_gradients_match_autograd(width, depth, points, masked, threads, frames):
-    cfg = replace(TINY_MODEL, width=width, depth=depth, bias_hidden=20)
+def test_native_loss_and_gradients_match_autograd(width, depth, points, masked, threads, frames,
+                                                  motion):
+    cfg = replace(TINY_MODEL, width=width, depth=depth, bias_hidden=20, motion=motion)
     model, sampler, draw = _model_and_draw(cfg, points, masked)
     expected, got = _both_losses(cfg, model, sampler, draw, threads, frames)
     want = torch.autograd.grad(expected, list(model.parameters()))

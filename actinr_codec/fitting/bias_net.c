@@ -2,7 +2,10 @@
 
    x = [time features of frame f, the tile's latent] -> silu(W_in x + b_in) ->
    silu(W_mid h + b_mid) -> offsets W_out h + b_out; the tile's biases are then
-   base * base_scale + offsets * offset_scale. The frames are the rows of every product.
+   base * base_scale + offsets * offset_scale. With displacement outputs (n_motion of
+   them after the n_bias offsets) the displacement d = offsets * offset_scale there, and
+   the first layer's biases gain d times the tile's scaled first-layer weights.
+   The frames are the rows of every product.
    Rows are padded with zeros to multiples of 32 floats, so that every product runs on
    blocks of four vectors held in registers. */
 
@@ -17,7 +20,8 @@ static int64_t pad(int64_t n) { return (n + BLOCK_COLS - 1) / BLOCK_COLS * BLOCK
 /* Scratch of one call, in floats; the bias network's parameters rearranged for the
    products, its gradient accumulators, and one tile's activations. */
 struct parts {
-    int64_t hp, nbp, nip, lp; /* padded hidden, bias-table, input and latent widths */
+    int64_t hp, nbp, nip, lp; /* padded hidden, output (offsets and displacement), input
+                                 and latent widths */
     float *pre_time, *w_in_lat_t, *w_mid_t, *w_out_t, *w_out, *w_mid, *w_in_lat, *b_mid, *b_out;
     float *g_w_in, *g_w_mid, *g_w_out, *g_b_in, *g_b_mid, *g_b_out;
     float *x_in, *lat_part, *a1, *h1, *a2, *h2, *off, *g_off, *g_h, *g_a, *g_lat;
@@ -25,7 +29,7 @@ struct parts {
 
 /* Fills p's widths and the size of each of its arrays; returns how many there are. */
 static int layout(const struct step_args *a, struct parts *p, float ***fields, int64_t *sizes) {
-    const int64_t F = a->frames, H = a->hidden, NB = a->n_bias, L = a->n_latent;
+    const int64_t F = a->frames, H = a->hidden, NB = a->n_bias + a->n_motion, L = a->n_latent;
     p->hp = pad(H), p->nbp = pad(NB), p->nip = pad(a->n_time + L), p->lp = pad(L);
     float **f[] = {&p->pre_time, &p->w_in_lat_t, &p->w_mid_t, &p->w_out_t, &p->w_out, &p->w_mid,
                    &p->w_in_lat, &p->b_mid, &p->b_out, &p->g_w_in, &p->g_w_mid, &p->g_w_out,
@@ -149,7 +153,8 @@ static void silu_grad_rows(const float *restrict a, float *restrict g, int64_t n
 }
 
 void bias_prepare(const struct step_args *a, float *scratch) {
-    const int64_t F = a->frames, H = a->hidden, NB = a->n_bias, NT = a->n_time, L = a->n_latent;
+    const int64_t F = a->frames, H = a->hidden, NT = a->n_time, L = a->n_latent;
+    const int64_t NB = a->n_bias + a->n_motion;
     const int64_t NI = NT + L;
     struct parts p = split(a, scratch);
     memset(scratch, 0, sizeof(float) * bias_scratch_floats(a));
@@ -186,7 +191,7 @@ static float *move(float *acc, int64_t n, float *out) {
 }
 
 void bias_finish(const struct step_args *a, float *scratch, float *shared) {
-    const int64_t H = a->hidden, NB = a->n_bias, NI = a->n_time + a->n_latent;
+    const int64_t H = a->hidden, NB = a->n_bias + a->n_motion, NI = a->n_time + a->n_latent;
     struct parts p = split(a, scratch);
     for (int64_t o = 0; o < H; o++) shared = move(p.g_w_in + o * p.nip, NI, shared);
     shared = move(p.g_b_in, H, shared);
@@ -225,6 +230,13 @@ void bias_forward(const struct step_args *a, int64_t t, float *scratch, float *t
             for (int64_t j = start; j < start + width; j++)
                 table[f * NB + j] = base[j - start] * a->base_scale[j] + p.off[f * p.nbp + j] * a->offset_scale[j];
     }
+    const int64_t W = (NB - 3) / a->depth;
+    const float *w0 = a->weights[0] + t * 2 * W;
+    for (int64_t k = 0; k < a->n_motion; k++)
+        for (int64_t f = 0; f < F; f++) {
+            const float d = p.off[f * p.nbp + NB + k] * a->offset_scale[NB + k] * a->input_scale;
+            for (int64_t j = 0; j < W; j++) table[f * NB + j] += d * w0[k * W + j];
+        }
 }
 
 void bias_backward(const struct step_args *a, int64_t t, float *scratch, const float *grad_table) {
@@ -241,9 +253,19 @@ void bias_backward(const struct step_args *a, int64_t t, float *scratch, const f
     }
     for (int64_t f = 0; f < F; f++)
         for (int64_t j = 0; j < NB; j++) p.g_off[f * p.nbp + j] = grad_table[f * NB + j] * a->offset_scale[j];
+    /* A displacement's gradient: the first layer's bias gradients through the tile's
+       scaled first-layer weights. */
+    const int64_t W = (NB - 3) / a->depth, NO = NB + a->n_motion;
+    const float *w0 = a->weights[0] + t * 2 * W;
+    for (int64_t k = 0; k < a->n_motion; k++)
+        for (int64_t f = 0; f < F; f++) {
+            float g = 0.0f;
+            for (int64_t j = 0; j < W; j++) g += grad_table[f * NB + j] * w0[k * W + j];
+            p.g_off[f * p.nbp + NB + k] = g * a->input_scale * a->offset_scale[NB + k];
+        }
     column_sums(p.g_off, F, p.nbp, p.g_b_out);
-    weight_grad_rows(p.g_off, p.nbp, p.h2, F, NB, p.hp, p.g_w_out);
-    rows_times(p.g_off, p.nbp, F, NB, p.w_out, NULL, p.hp, p.g_h);
+    weight_grad_rows(p.g_off, p.nbp, p.h2, F, NO, p.hp, p.g_w_out);
+    rows_times(p.g_off, p.nbp, F, NO, p.w_out, NULL, p.hp, p.g_h);
     silu_grad_rows(p.a2, p.g_h, F * p.hp);
     column_sums(p.g_h, F, p.hp, p.g_b_mid);
     weight_grad_rows(p.g_h, p.hp, p.h1, F, H, p.hp, p.g_w_mid);
@@ -256,4 +278,15 @@ void bias_backward(const struct step_args *a, int64_t t, float *scratch, const f
     memset(g_lat, 0, sizeof(float) * L);
     for (int64_t f = 0; f < F; f++)
         for (int64_t i = 0; i < L; i++) g_lat[i] += p.g_lat[f * p.lp + i];
+}
+
+void bias_motion_grad(const struct step_args *a, int64_t t, const float *scratch,
+                      const float *grad_table, float *grad_w0) {
+    const int64_t F = a->frames, NB = a->n_bias, W = (NB - 3) / a->depth;
+    struct parts p = split(a, (float *)scratch);
+    for (int64_t k = 0; k < a->n_motion; k++)
+        for (int64_t f = 0; f < F; f++) {
+            const float d = p.off[f * p.nbp + NB + k] * a->offset_scale[NB + k] * a->input_scale;
+            for (int64_t j = 0; j < W; j++) grad_w0[k * W + j] += d * grad_table[f * NB + j];
+        }
 }

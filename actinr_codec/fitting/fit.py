@@ -25,7 +25,7 @@ from ..model.schema import format_parameters, load_tensors, model_tensors
 from ..quantization.quantize import dequantize, quantize, straight_through
 from ..runtime import compiled, freeze_long_lived, parallel_chunks, resolve_device, tune_allocator
 from .config import FitConfig
-from .kernel import fits, native_tile_loss, step_inputs
+from .kernel import native_tile_loss, step_inputs, supported
 from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.
@@ -86,7 +86,7 @@ def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: to
     points (from points and a generator), and the loss of a draw and the inputs. The native
     kernel where it applies, else tile_loss, compiled or not."""
     cfg = model.cfg
-    if not (fit_cfg.native and fits(cfg, device)):
+    if not (fit_cfg.native and supported(cfg, device)):
         loss = _compiled_tile_loss() if fit_cfg.compile else tile_loss
 
         def torch_loss(draw: tuple, inputs: list, frames: slice) -> torch.Tensor:

@@ -14,7 +14,7 @@
 
 /* Raised with any change to step_args or tile_step that kernel.py must follow; it checks
    this and the struct's layout (kernel_layout in tile_mlp.c) before it calls the kernel. */
-#define KERNEL_VERSION 2
+#define KERNEL_VERSION 3
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -28,6 +28,11 @@ static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
    tiles a call covers, so calls on disjoint tiles can run at once. */
 struct step_args {
     int64_t frames, points, depth, n_time, n_latent, hidden, n_bias;
+    /* Displacement outputs of the bias network (ModelConfig.motion): 0, or 2 for (y, x).
+       They are the last rows of w_out and b_out and the last entries of offset_scale,
+       which scales them into the tile's displacement; the table's first layer then moves
+       by that displacement times the first layer's scaled weights. */
+    int64_t n_motion;
     float input_scale; /* the activation's input factor, folded into hidden weights */
     float loss_scale;  /* the loss's derivative per unit of weighted squared error */
     /* The draw, as sampler.Sampler makes it: uniforms (T, P) for y and x; each tile's
@@ -43,8 +48,9 @@ struct step_args {
     const float *weights[MAX_DEPTH + 1], *base[MAX_DEPTH + 1];
     const float *latents;       /* (T, n_latent) */
     const float *time_features; /* (F, n_time) */
-    const float *w_in, *b_in, *w_mid, *b_mid, *w_out, *b_out;
-    const float *base_scale, *offset_scale; /* (n_bias,) */
+    const float *w_in, *b_in, *w_mid, *b_mid, *w_out, *b_out; /* w_out (n_bias + n_motion, hidden) */
+    const float *base_scale;   /* (n_bias,) */
+    const float *offset_scale; /* (n_bias + n_motion,) */
     float *grad_weights[MAX_DEPTH + 1], *grad_base[MAX_DEPTH + 1], *grad_latents;
     double *loss; /* (T,) weighted squared error per tile */
 };
@@ -58,6 +64,10 @@ void bias_forward(const struct step_args *a, int64_t t, float *scratch, float *t
 /* Back from the gradient of tile t's table to its base biases and latent, and into the
    bias network's gradients, which the scratch accumulates over the call's tiles. */
 void bias_backward(const struct step_args *a, int64_t t, float *scratch, const float *grad_table);
+/* With displacement outputs: adds what they contribute to tile t's first-layer weight
+   gradient (raw weights, (2, width)) to grad_w0; call after bias_backward of tile t. */
+void bias_motion_grad(const struct step_args *a, int64_t t, const float *scratch,
+                      const float *grad_table, float *grad_w0);
 /* Writes the bias network gradients accumulated since the last call to `shared`, in the
    order w_in, b_in, w_mid, b_mid, w_out, b_out, and starts accumulating afresh. */
 void bias_finish(const struct step_args *a, float *scratch, float *shared);

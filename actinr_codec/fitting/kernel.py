@@ -6,7 +6,7 @@ one pass: tile networks and bias network (see tile_mlp.c and bias_net.c). It is 
 once per hidden width with the system's C compiler, for this machine's instruction set,
 and cached. Where it cannot be used (CUDA, an activation other than sine, no compiler, a
 build whose step_args differs from _StepArgs) fitting and rendering keep their PyTorch
-paths; models with a displacement head render with it but fit with PyTorch.
+paths.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch
 
 from ..model.activations import input_scale
 from ..model.config import MAX_DEPTH, ModelConfig
-from ..model.network import GOPModel
+from ..model.network import MOTION_SCALE, GOPModel
 from .sampler import Sampler
 
 _Floats = ctypes.POINTER(ctypes.c_float)
@@ -36,7 +36,7 @@ _Layers = _Floats * (MAX_DEPTH + 1)
 SOURCES = [Path(__file__).with_name(n) for n in ("tile_mlp.c", "bias_net.c")]
 HEADER = Path(__file__).with_name("kernel.h")
 # kernel.h's KERNEL_VERSION: the interface _StepArgs and the calls below are written for.
-INTERFACE_VERSION = 2
+INTERFACE_VERSION = 3
 # Tiles per chunk of work: small enough that the threads finish a step at about the same time.
 TILES_PER_CHUNK = 8
 # -fno-trapping-math lets the compiler vectorise the sine's float-to-int rounding.
@@ -120,15 +120,9 @@ def _build(width: int, target: Path) -> None:
 
 
 def supported(cfg: ModelConfig, device: torch.device) -> bool:
-    """Whether the native kernel can render this model on this device."""
+    """Whether the native kernel can fit and render this model on this device."""
     return (device.type == "cpu" and cfg.activation == "sine" and cfg.depth <= MAX_DEPTH
             and library(cfg.width) is not None)
-
-
-def fits(cfg: ModelConfig, device: torch.device) -> bool:
-    """Whether the native kernel can fit this model on this device: its step computes the
-    bias network itself, which has no displacement head (ModelConfig.motion)."""
-    return not cfg.motion and supported(cfg, device)
 
 
 class _StepArgs(ctypes.Structure):
@@ -136,7 +130,7 @@ class _StepArgs(ctypes.Structure):
 
     _fields_ = [
         *[(n, ctypes.c_int64) for n in ("frames", "points", "depth", "n_time", "n_latent",
-                                        "hidden", "n_bias")],
+                                        "hidden", "n_bias", "n_motion")],
         ("input_scale", ctypes.c_float), ("loss_scale", ctypes.c_float),
         ("uniform_y", _Floats), ("uniform_x", _Floats), ("boxes", ctypes.POINTER(ctypes.c_int64)),
         ("row_coords", _Floats), ("col_coords", _Floats),
@@ -201,9 +195,10 @@ class _Step(torch.autograd.Function):
         # The kernel reads raw pointers: every array it gets must be contiguous and stay
         # referenced here until it returns.
         ry, rx, feats = ry.contiguous(), rx.contiguous(), feats.contiguous()
+        n_bias = base_scale.shape[0]
         args = _StepArgs(
             frames, points, cfg.depth, feats.shape[1], cfg.latent_dim, cfg.bias_hidden,
-            base_scale.shape[0], input_scale(cfg), 2.0 / count,
+            n_bias, w_out.shape[0] - n_bias, input_scale(cfg), 2.0 / count,
             _ptr(ry), _ptr(rx), ctypes.cast(sampler.boxes.data_ptr(), ctypes.POINTER(ctypes.c_int64)),
             _ptr(sampler.row_coords), _ptr(sampler.col_coords), sampler.row_coords.shape[1],
             sampler.col_coords.shape[1], sampler.width, sampler.frames, frames_of.start,
@@ -238,11 +233,20 @@ class _Step(torch.autograd.Function):
 
 def step_inputs(model: GOPModel, t: torch.Tensor) -> list[torch.Tensor]:
     """What native_tile_loss reads of a model at local times t: its time features and
-    bias scales, then every parameter."""
+    bias scales, then every parameter.
+
+    A displacement head (ModelConfig.motion) goes to the kernel as two more rows of the
+    bias network's output layer, scaled by MOTION_SCALE; autograd hands their gradients
+    back to the head."""
+    out_weight, out_bias, offset_scale = model.bias_out.weight, model.bias_out.bias, model.offset_scale
+    if model.motion_out is not None:
+        out_weight = torch.cat([out_weight, model.motion_out.weight])
+        out_bias = torch.cat([out_bias, model.motion_out.bias])
+        offset_scale = torch.cat([offset_scale, offset_scale.new_full((2,), MOTION_SCALE)])
     params = [*model.weights, *model.base_biases, model.latents,
-              *(p for layer in (model.bias_in, model.bias_mid, model.bias_out)
-                for p in (layer.weight, layer.bias))]
-    return [model.time_features(t), model.base_scale, model.offset_scale, *params]
+              *(p for layer in (model.bias_in, model.bias_mid) for p in (layer.weight, layer.bias)),
+              out_weight, out_bias]
+    return [model.time_features(t), model.base_scale, offset_scale, *params]
 
 
 def native_tile_loss(draw: tuple[torch.Tensor, torch.Tensor], inputs: list[torch.Tensor],

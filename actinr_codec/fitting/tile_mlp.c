@@ -375,6 +375,7 @@ static void one_tile(const struct step_args *a, int64_t t, float *scratch, float
     }
     bias_backward(a, t, scratch, grad_table);
     unpad_grads(&p, depth, gw, a->input_scale);
+    if (a->n_motion) bias_motion_grad(a, t, scratch, grad_table, gw[0]);
     a->loss[t] = total;
 }
 
@@ -455,7 +456,7 @@ int64_t kernel_layout(int64_t *out, int64_t capacity) {
 #define AT(field) (int64_t)offsetof(struct step_args, field)
     static const int64_t fields[] = {
         AT(frames), AT(points), AT(depth), AT(n_time), AT(n_latent), AT(hidden), AT(n_bias),
-        AT(input_scale), AT(loss_scale), AT(uniform_y), AT(uniform_x), AT(boxes),
+        AT(n_motion), AT(input_scale), AT(loss_scale), AT(uniform_y), AT(uniform_x), AT(boxes),
         AT(row_coords), AT(col_coords), AT(row_stride), AT(col_stride), AT(frame_width),
         AT(pixel_frames), AT(frame_first), AT(frame_step),
         AT(pixels), AT(pixel_weight), AT(weights), AT(base), AT(latents), AT(time_features),
