@@ -31,7 +31,7 @@ def test_files_before_version_3_have_no_motion_key_and_mean_none():
     entries = stream_config(ModelConfig(), 8)
     del entries["motion"]
     for version in (1, 2):
-        assert parse_config(entries, version) == (ModelConfig(), 8)
+        assert parse_config(entries, version) == (dataclasses.replace(ModelConfig(), motion=0), 8)
         with pytest.raises(ValueError, match="unknown configuration key 'motion'"):
             parse_config({**entries, "motion": 0}, version)
     with pytest.raises(ValueError, match="lacks 'motion'"):

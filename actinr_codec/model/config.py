@@ -15,8 +15,8 @@ ACTIVATIONS = ("sine", "gabor", "gaussian")
 @dataclass(frozen=True)
 class Key:
     """One model setting: its type and its allowed values (numbers: lo <= v <= hi, with
-    lo excluded when lo_open), and the first format version that stores it (files of
-    earlier versions lack it and mean ModelConfig's default)."""
+    lo excluded when lo_open), and the first format version that stores it, with the
+    value that files of earlier versions, which lack it, mean."""
 
     name: str
     kind: type
@@ -25,6 +25,7 @@ class Key:
     lo_open: bool = False
     choices: tuple[str, ...] = ()
     since: int = 1
+    absent: object = None
 
     def check(self, value: object) -> None:
         """ValueError unless value has this key's type and lies in its range."""
@@ -62,7 +63,7 @@ KEYS = (
     Key("bias_hidden", int, 1, 512),
     Key("latent_dim", int, 1, 128),
     Key("seed", int, -(2**63), 2**63 - 1),
-    Key("motion", int, 0, 1, since=3),
+    Key("motion", int, 0, 1, since=3, absent=0),
 )
 
 

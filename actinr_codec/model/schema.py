@@ -28,8 +28,8 @@ def parse_config(entries: dict, version: int) -> tuple[ModelConfig, int]:
     that format version.
 
     Exactly the keys that version defines, each of its type (an integer is accepted for a
-    float) and in its range; a key a version predates takes its default. ValueError
-    naming the first problem otherwise.
+    float) and in its range; a key a version predates takes the value such files mean.
+    ValueError naming the first problem otherwise.
     """
     keys = [key for key in KEYS if key.since <= version]
     names = [key.name for key in keys] + [GOP_SIZE_KEY]
@@ -39,7 +39,7 @@ def parse_config(entries: dict, version: int) -> tuple[ModelConfig, int]:
     missing = [name for name in names if name not in entries]
     if missing:
         raise ValueError(f"model configuration lacks {missing[0]!r}")
-    values = {}
+    values = {key.name: key.absent for key in KEYS if key.since > version}
     for key in keys:
         value = entries[key.name]
         key.check(value)
