@@ -80,7 +80,9 @@ class ModelConfig:
     (docs/design.md, "Architecture for rate").
     ``motion`` 1 gives the bias network a displacement head: each tile's coordinates move
     by a 2-vector of time, a translation that in-between frames follow instead of
-    cross-fading (network.py).
+    cross-fading (network.py). On the 48-frame reference clips at quality 4 it saved
+    5.6 % of carphone's bits at equal PSNR and gave city +0.26 dB for 3 % more bits
+    (docs/design.md, "Motion in the biases").
     """
 
     tile: int = 40
@@ -95,7 +97,7 @@ class ModelConfig:
     bias_hidden: int = 32
     latent_dim: int = 8
     seed: int = 0
-    motion: int = 0
+    motion: int = 1
 
     def __post_init__(self) -> None:
         for key in KEYS:

@@ -51,11 +51,11 @@ def _golden(size: tuple[int, int], frames: int, gop: int, keyint: int, cut: int 
 # frames, at twice the size and at an odd size. (Version 1's files are all intra; from
 # version 3 one moves its tiles, ModelConfig.motion.)
 FILES = {
-    "sine": _golden((40, 28), 8, 3, 250, tile=16, overlap=2, seed=5),
+    "sine": _golden((40, 28), 8, 3, 250, tile=16, overlap=2, seed=5, motion=0),
     "gaussian": _golden((36, 20), 8, 3, 4, tile=16, overlap=0, activation="gaussian",
                         omega=10.0, gabor_scale=3.0, seed=-7, motion=1),
     "gabor": _golden((30, 26), 8, 4, 250, cut=4, tile=12, overlap=1, activation="gabor",
-                     omega=8.0, gabor_scale=2.0, seed=123456789),
+                     omega=8.0, gabor_scale=2.0, seed=123456789, motion=0),
 }
 
 
