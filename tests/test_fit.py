@@ -121,3 +121,11 @@ def test_short_gops_fit_every_frame_in_every_step():
     # gets two, and the 5- and 9-frame GOPs of slow-motion sources take all their frames.
     assert [cfg.groups(n) for n in (1, 5, 9, 12, 17, 24, 25, 32)] == [1, 1, 1, 2, 2, 4, 4, 4]
     assert FitConfig(frame_groups=1).groups(32) == 1
+
+
+def test_a_cold_fit_holds_the_displacement_head_until_motion_from(clip):
+    model = replace(TINY_MODEL, motion=1)
+    held = fit_gop(clip, model, FitConfig(iters=40, points=32, motion_from=1.0))
+    assert not held.model.motion_out.weight.any() and not held.model.motion_out.bias.any()
+    free = fit_gop(clip, model, FitConfig(iters=40, points=32, motion_from=0.5))
+    assert free.model.motion_out.weight.any()

@@ -23,6 +23,12 @@ class FitConfig:
     applies (CPU, sine activation, a working C compiler); otherwise ``compile`` runs them
     through torch.compile: faster steps after a one-off compile of some seconds, worth it
     for whole videos, not for tiny fits.
+    A cold fit's displacement head (ModelConfig.motion) learns only after the first
+    ``motion_from`` of the steps: moving the coordinates of tile networks that do not yet
+    draw the picture shook the early fit, and once the price starts (at a running PSNR
+    that set too high a price) it could stay there: carphone at a quarter size (17 frames
+    of 44x36, quality 4) fitted 24.8 dB with the head learning from the start, 30.9 held
+    back to 0.2, 31.0 without a head (docs/design.md, "Motion in the biases").
     """
 
     iters: int = 2000
@@ -43,6 +49,7 @@ class FitConfig:
     check_every: int = 50
     compile: bool = False
     native: bool = True
+    motion_from: float = 0.2  # a fraction of iters
 
     def groups(self, n_frames: int) -> int:
         """Interleaved frame groups a GOP of n_frames is fitted in: frame_groups, as long

@@ -201,6 +201,8 @@ def fit_gop(
         start = time.perf_counter()
         it = 0
         groups = fit_cfg.groups(n_frames)
+        still = None if model.motion_out is None or init is not None else list(
+            model.motion_out.parameters())
         drawn = drawer.submit(draw, fit_cfg.points, gen)
         while it < fit_cfg.iters:
             elapsed = time.perf_counter() - start
@@ -229,6 +231,9 @@ def fit_gop(
                 best_psnr = mse_to_psnr(value)  # the starting state is the first fallback
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if still is not None and progress < fit_cfg.motion_from:
+                for p in still:
+                    p.grad = None  # Adam leaves a parameter without a gradient as it is
             opt.step()
             it += 1
             if math.isfinite(value):
