@@ -201,6 +201,14 @@ void bias_finish(const struct step_args *a, float *scratch, float *shared) {
     move(p.g_b_out, NB, shared);
 }
 
+/* Displacement k of frame f of the tile whose forward pass p holds, times the input
+   scale: what multiplies the tile's raw first-layer weights. */
+static inline float displacement(const struct step_args *a, const struct parts *p, int64_t f,
+                                 int64_t k) {
+    const int64_t NB = a->n_bias;
+    return p->off[f * p->nbp + NB + k] * a->offset_scale[NB + k] * a->input_scale;
+}
+
 /* Offset of layer l's biases in a table row, and its width. */
 static int64_t layer_start(const struct step_args *a, int l, int64_t *width) {
     const int64_t hidden_width = (a->n_bias - 3) / a->depth;
@@ -234,7 +242,7 @@ void bias_forward(const struct step_args *a, int64_t t, float *scratch, float *t
     const float *w0 = a->weights[0] + t * 2 * W;
     for (int64_t k = 0; k < a->n_motion; k++)
         for (int64_t f = 0; f < F; f++) {
-            const float d = p.off[f * p.nbp + NB + k] * a->offset_scale[NB + k] * a->input_scale;
+            const float d = displacement(a, &p, f, k);
             for (int64_t j = 0; j < W; j++) table[f * NB + j] += d * w0[k * W + j];
         }
 }
@@ -286,7 +294,7 @@ void bias_motion_grad(const struct step_args *a, int64_t t, const float *scratch
     struct parts p = split(a, (float *)scratch);
     for (int64_t k = 0; k < a->n_motion; k++)
         for (int64_t f = 0; f < F; f++) {
-            const float d = p.off[f * p.nbp + NB + k] * a->offset_scale[NB + k] * a->input_scale;
+            const float d = displacement(a, &p, f, k);
             for (int64_t j = 0; j < W; j++) grad_w0[k * W + j] += d * grad_table[f * NB + j];
         }
 }

@@ -25,8 +25,9 @@ from .config import ModelConfig
 from .frequencies import time_frequencies
 from .tiling import Tiling
 
-# The displacement head's outputs are tenths of a tile's half-width: at the fit's step
-# sizes a few pixels of motion then take a few hundred steps to learn, as the biases do.
+# The displacement head's outputs count tenths of a tile's half-width, so that its
+# weights live on the scale of the bias network's others; 0.02 steadied a small fit as
+# well, but gives the head a fifth of the reach per step (docs/design.md).
 MOTION_SCALE = 0.1
 
 
