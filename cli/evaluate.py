@@ -260,11 +260,11 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
     _save(out, "restore", options, loaded, rows,
           baselines={"minterpolate": MINTERPOLATE, "upscalers": list(UPSCALERS),
                      "downscale": "area (mean of each block)"})
-    click.echo(f"{'clip':<16} {'task':<9} {'size':>4} {'rate':>4} {'method':<22} "
+    click.echo(f"{'clip':<16} {'task':<9} {'size':>4} {'rate':>4} {'method':<30} "
                f"{'PSNR-RGB':>8} {'PSNR-YUV':>8} {'MS-SSIM':>7} {'coded':>6}")
     for r in rows:
         click.echo(f"{r['clip']:<16} {r['task']:<9} {r['scale']:>3}x {r['step']:>3}x "
-                   f"{r['method']:<22} {r['psnr_rgb']:8.2f} {r['psnr_yuv']:8.2f} "
+                   f"{r['method']:<30} {r['psnr_rgb']:8.2f} {r['psnr_yuv']:8.2f} "
                    f"{_fmt(r['ms_ssim'], '7.4f')} {_fmt(r.get('coded_psnr_rgb'), '6.2f')}")
     click.echo(f"wrote {out}/restore.json, restore.csv, {len(loaded)} plot(s) and "
                f"{len(loaded) * len(tasks)} picture(s) of one frame per method", err=True)

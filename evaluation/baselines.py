@@ -33,6 +33,9 @@ DEFAULT_KEYINT = 250  # x264's and x265's
 # interpolation; its scene-change detector is off, as it falls back to repeating frames
 # whenever a small frame changes a lot, which is motion here, not a cut.
 MINTERPOLATE = "mi_mode=mci:scd=none"
+# The prefix of a restoration baseline's method name when it starts from actinr's 1x decode
+# of the degraded clip instead of the degraded clip itself.
+DECODED_INPUT = "actinr 1x"
 UPSCALERS = {"bicubic": Interpolation.BICUBIC, "lanczos": Interpolation.LANCZOS}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import require
+from .baselines import DECODED_INPUT
 from .report import atomic_write
 
 if TYPE_CHECKING:
@@ -51,6 +52,12 @@ def plot_rd(path: Path, clip: str, points: list[dict]) -> None:
     _save(figure, path)
 
 
+def _bar_colour(method: str) -> str:
+    """actinr red, the filters on actinr's 1x decode light red, the others grey."""
+    return ("tab:red" if method == "actinr"
+            else "lightcoral" if method.startswith(DECODED_INPUT) else "tab:gray")
+
+
 def plot_restore(path: Path, clip: str, rows: list[dict]) -> None:
     """One panel per restoration task: PSNR-RGB of each method, actinr first."""
     tasks = list(dict.fromkeys((r["task"], r["scale"], r["step"]) for r in rows))
@@ -60,7 +67,7 @@ def plot_restore(path: Path, clip: str, rows: list[dict]) -> None:
         chosen = [r for r in rows if (r["task"], r["scale"], r["step"]) == (task, scale, step)]
         names = [r["method"] for r in chosen]
         bars = axes.barh(names, [r["psnr_rgb"] for r in chosen],
-                         color=["tab:red" if n == "actinr" else "tab:gray" for n in names])
+                         color=[_bar_colour(n) for n in names])
         axes.bar_label(bars, fmt="%.2f", fontsize=7, padding=2)
         axes.invert_yaxis()
         axes.set_title(f"{task}: {scale}x size, {step}x frames", fontsize=9)
