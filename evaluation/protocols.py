@@ -169,21 +169,23 @@ def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step:
     shown_index = scored[len(scored) // 2]
     shown = Shown(shown_index, [("original", truth[shown_index]),
                                 ("actinr", decoded[shown_index])])
-    for method, seconds, restored in _baseline_restorations(low, scale, step, fps / step,
-                                                            height, width):
-        rows.append({**common, "method": method, "seconds": seconds,
-                     **summarize(truth[scored], restored[scored])})
-        shown.pictures.append((method, restored[shown_index]))
+
+    def baseline_rows(source: np.ndarray, prefix: str):
+        """(row, the shown frame) of every baseline restoring source."""
+        for method, seconds, restored in _baseline_restorations(source, scale, step, fps / step,
+                                                                height, width):
+            yield ({**common, "method": prefix + method, "seconds": seconds,
+                    **summarize(truth[scored], restored[scored])}, restored[shown_index])
+
+    for row, picture in baseline_rows(low, ""):
+        rows.append(row)
+        shown.pictures.append((row["method"], picture))
     # The same filters on actinr's own 1x decode: what a user gets who decodes at 1x and
     # runs FFmpeg, from the information actinr coded. Against these rows actinr's
-    # restoration is judged as a method; against the rows above it also pays its coding loss.
-    best = None
-    for method, seconds, restored in _baseline_restorations(coded, scale, step, fps / step,
-                                                            height, width):
-        row = {**common, "method": f"{baselines.DECODED_INPUT}+{method}", "seconds": seconds,
-               **summarize(truth[scored], restored[scored])}
-        rows.append(row)
-        if best is None or row["psnr_rgb"] > best[0]:
-            best = row["psnr_rgb"], (row["method"], restored[shown_index])
-    shown.pictures.append(best[1])
+    # restoration is judged as a method; against the rows above it also pays its coding
+    # loss. The picture shows the best of them.
+    from_decode = list(baseline_rows(coded, f"{baselines.DECODED_INPUT}+"))
+    rows += [row for row, _ in from_decode]
+    best, picture = max(from_decode, key=lambda pair: pair[0]["psnr_rgb"])
+    shown.pictures.append((best["method"], picture))
     return rows, shown
