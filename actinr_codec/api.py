@@ -10,9 +10,11 @@ file. The command line (cli/) is a thin shell over these three.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -22,15 +24,17 @@ import numpy as np
 import torch
 
 from bitstream.container import assemble_file, write_atomically
+from bitstream.header import VERSION
+from bitstream.limits import check_gop_kinds, check_gop_ranges, check_info
 from bitstream.records import VideoInfo, reference_of
 
 from . import __version__
 from .media.frames import Frames, StreamedFrames
-from .media.videoio import VideoWriter
+from .media.videoio import MAX_RATE_TERM, VideoWriter
 from .model.config import ModelConfig
 from .model.schema import stream_config
 from .parallel.local import encode_gops
-from .pipeline.decoder import AnrDecoder
+from .pipeline.decoder import DEFAULT_MAX_MEMORY, AnrDecoder, decode_memory, stream_model
 from .pipeline.encoder import GOPReport
 from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, journal_path
@@ -43,8 +47,6 @@ from .restoration.masks import mask_from_array, read_mask
 from .restoration.noise import estimate_noise, sampled_frames
 from .runtime import resolve_device, tune_allocator
 
-# Largest numerator or denominator of a stored frame rate.
-MAX_FPS_TERM = 1 << 31
 # Frame rate of an array of frames given without one.
 DEFAULT_FPS = Fraction(25)
 
@@ -177,6 +179,9 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
               else options.device)
     plan = EncodePlan(src.width, src.height, src.count, rate, gops.gops, gops.kinds, settings,
                       device, noise_level)
+    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
+                     fps_num=rate.numerator, fps_den=rate.denominator)
+    _check_writable(info, plan)
     journal, done = _journal(output, options, plan, src, holes)
     notify = progress or (lambda event: None)
     notify(Progress("start", plan))
@@ -216,8 +221,6 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
         journal.close()  # complete: kept until the output is in place
     for k, report in enumerate(reports):
         report.seal(k)
-    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
-                     fps_num=rate.numerator, fps_den=rate.denominator)
     data = assemble_file(info, stream_config(settings.model, settings.gop_size),
                          [(r.frames.start, r.frames.stop) for r in reports],
                          [(r.kind, reference_of(k, r.kind)) for k, r in enumerate(reports)],
@@ -228,6 +231,21 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
                         path=None if output is None else Path(output),
                         data=data if output is None else None)
+
+
+def _check_writable(info: VideoInfo, plan: EncodePlan) -> None:
+    """Before any fitting: the file this encode will write passes the reader's checks of
+    its header and model (the format's limits, docs/bitstream.md), so that no encode runs
+    for an hour to a file that cannot be written or read."""
+    check_info(info)
+    check_gop_ranges([(g.start, g.stop) for g in plan.gops], info.frames, VERSION)
+    check_gop_kinds([(kind, reference_of(k, kind)) for k, kind in enumerate(plan.kinds)])
+    _, layout = stream_model(stream_config(plan.settings.model, plan.settings.gop_size), info,
+                             VERSION)
+    needed = decode_memory(layout, info.height, info.width)
+    if needed > DEFAULT_MAX_MEMORY:
+        warnings.warn(f"decoding this file will need about {needed >> 20} MiB, more than the "
+                      f"decoder allows by default: decode it with --max-memory", stacklevel=3)
 
 
 def _source(source, options: EncodeOptions, start: int, frames: int | None, fps, mask,
@@ -254,7 +272,10 @@ def _source(source, options: EncodeOptions, start: int, frames: int | None, fps,
         rate = Fraction(fps) if not isinstance(fps, float) else Fraction(str(fps))
     if rate <= 0:
         raise ValueError(f"frame rate must be positive, got {rate}")
-    rate = rate.limit_denominator(MAX_FPS_TERM - 1)
+    # A rate FFmpeg cannot hold could be stored but never decoded to a video file.
+    rate = rate.limit_denominator(MAX_RATE_TERM)
+    if rate.numerator > MAX_RATE_TERM:
+        raise ValueError(f"frame rate {float(rate):g} is too high (at most {MAX_RATE_TERM})")
     n, height, width = src.count, src.height, src.width
     if mask is None:
         return src, rate, None
@@ -314,8 +335,9 @@ class AnrVideo:
     third and fourth); only the GOPs serving the times asked for are read and decoded.
     """
 
-    def __init__(self, source: str | os.PathLike | bytes, device: str = "auto"):
-        self._decoder = AnrDecoder(source, resolve_device(device))
+    def __init__(self, source: str | os.PathLike | bytes, device: str = "auto",
+                 max_memory: int = DEFAULT_MAX_MEMORY):
+        self._decoder = AnrDecoder(source, resolve_device(device), max_memory)
         self.info: VideoInfo = self._decoder.info
 
     @property
@@ -381,9 +403,12 @@ class AnrVideo:
         self.close()
 
 
-def open(source: str | os.PathLike | bytes, device: str = "auto") -> AnrVideo:  # noqa: A001
-    """Open an .anr file (a path or its bytes) for rendering; BitstreamError if invalid."""
-    return AnrVideo(source, device)
+def open(source: str | os.PathLike | bytes, device: str = "auto",  # noqa: A001
+         max_memory: int = DEFAULT_MAX_MEMORY) -> AnrVideo:
+    """Open an .anr file (a path or its bytes) for rendering; BitstreamError if invalid,
+    or if its models, or later the frames asked for, would need more than max_memory
+    bytes."""
+    return AnrVideo(source, device, max_memory)
 
 
 @dataclass(frozen=True)
@@ -402,15 +427,20 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
            scale: float | None = None, size: tuple[int, int] | None = None,
            fps_scale: float | None = None, fps: Fraction | None = None,
            start: float | None = None, end: float | None = None, lossless: bool = False,
-           device: str = "auto") -> DecodeReport:
+           device: str = "auto", max_memory: int = DEFAULT_MAX_MEMORY) -> DecodeReport:
     """Render an .anr into a video file (mp4, mkv, mov, y4m or a %d PNG pattern), with the
-    playback options of ``AnrVideo.times`` and ``AnrVideo.size``."""
-    with AnrVideo(source, device) as video:
+    playback options of ``AnrVideo.times`` and ``AnrVideo.size``; refused before anything
+    is allocated or written if it would need more than max_memory bytes."""
+    with AnrVideo(source, device, max_memory) as video:
         times, rate = video.times(fps_scale, fps, start, end)
         height, width = video.size(scale, size)
         began = time.perf_counter()
+        frames = video.frames(times, size=(width, height))
+        # The first frame before the writer: a file whose first GOP cannot be decoded
+        # fails before an encoder sized by its header is set up.
+        first = next(frames)
         with VideoWriter(output, width, height, rate, lossless=lossless) as writer:
-            for frame in video.frames(times, size=(width, height)):
+            for frame in itertools.chain([first], frames):
                 writer.write(frame)
     return DecodeReport(str(output), len(times), width, height, rate,
                         time.perf_counter() - began)

@@ -14,6 +14,7 @@ from .entropy import decode_symbols, encode_symbols
 from .errors import BitstreamError
 from .header import VERSION, wire_reference
 from .limits import (
+    MAX_CHUNK_BYTES,
     MAX_GOP_ALPHABET,
     MAX_GOP_ELEMENTS,
     MAX_NAME_BYTES,
@@ -104,7 +105,7 @@ def encode_chunk(k: int, gop: GOPRecord) -> bytes:
                                    len(gop.tensors), coding, len(stored), len(table))
     body = b"".join([head,
                      stored, encode_symbols(coded)])
-    if len(body) + CHUNK_OVERHEAD > 2**32 - 1:
+    if len(body) + CHUNK_OVERHEAD > MAX_CHUNK_BYTES:
         raise BitstreamError(f"GOP {k} chunk exceeds 4 GiB")
     framed = FRAME.pack(CHUNK_TAG, len(body)) + body
     return framed + struct.pack("<I", zlib.crc32(framed))
@@ -158,9 +159,23 @@ def _read_table(table: bytes, count: int) -> list[tuple[str, tuple, float, Symbo
     return rows
 
 
-def decode_chunk(data: bytes, k: int, entry: GopIndexEntry, version: int) -> GOPRecord:
+def _check_layout(rows: list, layout: list[tuple[str, tuple[int, ...]]]) -> None:
+    """The table's tensors are exactly the declared ones: what the symbols' decoding
+    allocates is then bounded by the model the header describes."""
+    names = [name for name, *_ in rows]
+    if names != [name for name, _ in layout]:
+        raise BitstreamError("tensors do not match the model")
+    for (name, shape, *_), (_, expected) in zip(rows, layout, strict=True):
+        if tuple(shape) != tuple(expected):
+            raise BitstreamError(f"tensor {name} has shape {tuple(shape)}, expected "
+                                 f"{tuple(expected)}")
+
+
+def decode_chunk(data: bytes, k: int, entry: GopIndexEntry, version: int,
+                 layout: list[tuple[str, tuple[int, ...]]] | None = None) -> GOPRecord:
     """GOP k from its chunk bytes in a file of this format version, checked against its
-    index entry."""
+    index entry and, when given, against the tensors (name, shape) the file's model layer
+    declares, before any symbol is decoded."""
     if len(data) < CHUNK_OVERHEAD:
         raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")
     tag, body_length = FRAME.unpack_from(data)
@@ -171,12 +186,14 @@ def decode_chunk(data: bytes, k: int, entry: GopIndexEntry, version: int) -> GOP
     if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
         raise BitstreamError(f"GOP {k} CRC mismatch")
     try:
-        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, entry, version)
+        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, entry, version,
+                            layout)
     except BitstreamError as exc:
         raise BitstreamError(f"GOP {k}: {exc}") from None
 
 
-def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry, version: int) -> GOPRecord:
+def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry, version: int,
+                 layout: list[tuple[str, tuple[int, ...]]] | None) -> GOPRecord:
     number, start, stop, *kind, count, coding, stored, raw = cursor.unpack(
         BODY_HEAD[version].format)
     if number != k or (start, stop) != (entry.start, entry.stop):
@@ -188,6 +205,8 @@ def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry, version: int) -> 
     if count > MAX_TENSORS:
         raise BitstreamError(f"{count} tensors exceeds limit {MAX_TENSORS}")
     rows = _read_table(_unpack_table(bytes(cursor.take(stored)), stored, raw, coding), count)
+    if layout is not None:
+        _check_layout(rows, layout)
     payload = bytes(cursor.take(cursor.remaining))
     flat = decode_symbols(payload, [(model, size) for _, _, _, model, size in rows])
     return GOPRecord(start, stop, [TensorRecord(name, tuple(shape), step, symbols.reshape(shape))

@@ -106,12 +106,15 @@ class AnrReader:
             missing -= len(part)
         return b"".join(parts)
 
-    def read_gop(self, k: int) -> GOPRecord:
+    def read_gop(self, k: int, layout: list[tuple[str, tuple[int, ...]]] | None = None
+                 ) -> GOPRecord:
+        """GOP k's record; with ``layout`` (name, shape of each tensor), its tensor table is
+        checked against it before the symbols are decoded."""
         if not 0 <= k < len(self.index):
             raise IndexError(f"GOP {k} out of range (the file has {len(self.index)})")
         entry = self.index[k]
         return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry,
-                            self.version)
+                            self.version, layout)
 
     def gops_for_range(self, t0: float, t1: float) -> list[int]:
         """Indices of the GOPs serving frame times in [t0, t1], in order.

@@ -30,6 +30,9 @@ MAX_CONFIG_ENTRIES = 256
 MAX_CONFIG_KEY_BYTES = 64
 MAX_CONFIG_STR_BYTES = 4096
 MAX_CHUNK_BYTES = 2**32 - 1
+# Most tiles (model layer) a GOP may have, whatever the frame size: bounds the models a
+# header can make a decoder build.
+MAX_TILES = 1 << 16
 
 
 def is_int(value: object) -> bool:

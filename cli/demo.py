@@ -14,6 +14,7 @@ import actinr_codec as actinr
 from actinr_codec.media.videoio import VideoWriter
 from actinr_codec.metrics import psnr
 
+from .errors import refuse_overwrite
 from .progress import EncodeProgress
 
 SOURCE = "testsrc2=size=96x64:rate=25"
@@ -27,7 +28,15 @@ def generated_clip(frames: int) -> np.ndarray:
     return np.stack(out)
 
 
-def run_demo(outdir: Path, preset: str, iters: int | None = None) -> None:
+OUTPUTS = ("source.mkv", "demo.anr", "scale2.mp4", "slowmo2.mp4")
+
+
+def run_demo(outdir: Path, preset: str, iters: int | None = None,
+             overwrite: bool = False) -> None:
+    """Write the demo's files (OUTPUTS) into outdir; files already there are replaced
+    only with ``overwrite``, as every other output of the command."""
+    for name in OUTPUTS:
+        refuse_overwrite(outdir / name, overwrite)
     outdir.mkdir(parents=True, exist_ok=True)
     clip = generated_clip(FRAMES)
     n, h, w, _ = clip.shape

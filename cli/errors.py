@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from actinr_codec.media.videoio import VideoIOError
+from actinr_codec.media.videoio import VideoIOError, existing_outputs
 from bitstream.errors import BitstreamError
 
 # Problems with the user's input or environment, reported without a traceback.
@@ -34,6 +34,12 @@ def exits_cleanly(command):
 
 
 def refuse_overwrite(path: Path, overwrite: bool) -> None:
-    """Refuse to replace an existing output unless asked to, as ffmpeg does without -y."""
-    if path.exists() and not overwrite:
-        raise click.ClickException(f"{path} exists; pass -y/--overwrite to replace it")
+    """Refuse to replace an existing output unless asked to, as ffmpeg does without -y.
+    For a PNG pattern every file the sequence would replace counts."""
+    if overwrite:
+        return
+    present = existing_outputs(path)
+    if present:
+        more = f" (and {len(present) - 1} more)" if len(present) > 1 else ""
+        raise click.ClickException(f"{present[0]}{more} exists; pass -y/--overwrite to "
+                                   f"replace it")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from actinr_codec import __version__
+from actinr_codec.pipeline.decoder import DEFAULT_MAX_MEMORY
 from actinr_codec.pipeline.gop import MAX_GOP
 from actinr_codec.pipeline.presets import (
     DEFAULT_GOP,
@@ -80,6 +81,22 @@ def _noise_level(ctx, param, value: str | None) -> float | None:
     if not 0 < level < 255:
         raise click.BadParameter("the noise level lies in (0, 255), in 8-bit levels")
     return level
+
+
+def _bytes(value: str | None) -> int:
+    """--max-memory: a byte count, with an optional K, M or G (powers of 1024)."""
+    if value is None:
+        return DEFAULT_MAX_MEMORY
+    text = value.strip().upper().removesuffix("B")
+    scale = 1 << (10 * ("KMG".index(text[-1]) + 1)) if text[-1:] in ("K", "M", "G") else 1
+    try:
+        size = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a size such as 2G or 512M",
+                                 param_hint="'--max-memory'") from None
+    if not 1 <= size < 2**63:
+        raise click.BadParameter("must be at least one byte", param_hint="'--max-memory'")
+    return int(size)
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -206,9 +223,13 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
 @click.option("--end", type=click.FloatRange(min=0), default=None, help="End time, seconds.")
 @click.option("--lossless", is_flag=True, help="Lossless output (mp4/mkv).")
 @click.option("--device", default="auto", show_default=True)
+@click.option("--max-memory", default=None, metavar="SIZE",
+              help="Refuse files and output sizes that would need more memory than this "
+                   f"(bytes, or with K, M, G).  [default: {DEFAULT_MAX_MEMORY >> 30}G]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
-def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, device, overwrite):
+def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, device, max_memory,
+           overwrite):
     """Decode SOURCE.anr into OUTPUT (mp4, mkv, mov, y4m, or a %d PNG pattern)."""
     from actinr_codec.api import decode as decode_video
 
@@ -221,7 +242,7 @@ def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, de
     refuse_overwrite(Path(output), overwrite)
     report = decode_video(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
                           fps=_positive_fraction(fps), start=start, end=end, lossless=lossless,
-                          device=device)
+                          device=device, max_memory=_bytes(max_memory))
     rate = report.frames / report.seconds
     click.echo(f"wrote {output}: {report.frames} frames, {report.width}x{report.height} at "
                f"{report.fps} fps in {report.seconds:.2f}s ({rate:.1f} frames/s)", err=True)
@@ -245,12 +266,13 @@ def info(source, as_json):
 @click.option("--preset", type=click.Choice(list(PRESETS)), default="fast", show_default=True)
 @click.option("--iters", type=click.IntRange(1), default=None,
               help="Fitting steps per GOP, overriding the preset's (a quicker demo).")
+@click.option("-y", "--overwrite", is_flag=True, help="Replace the demo's files in OUTDIR.")
 @exits_cleanly
-def demo(outdir, preset, iters):
+def demo(outdir, preset, iters, overwrite):
     """Generate a test clip, encode it, decode it at 2x scale and 2x slow motion."""
     from .demo import run_demo
 
-    run_demo(outdir, preset, iters)
+    run_demo(outdir, preset, iters, overwrite)
 
 
 main.add_command(evaluate)

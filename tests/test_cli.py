@@ -198,3 +198,31 @@ def test_demo_encodes_and_decodes_a_generated_clip(tmp_path, monkeypatch):
     big, _ = read_video(tmp_path / "scale2.mp4")
     slow, _ = read_video(tmp_path / "slowmo2.mp4")
     assert big.shape == (5, 128, 192, 3) and slow.shape == (9, 64, 96, 3)
+
+
+def test_decode_to_a_pattern_keeps_existing_frames_without_overwrite(encoded, tmp_path):
+    """Every file a PNG sequence would replace or delete is an output: without -y none of
+    them is touched (they may be the encode's own source frames)."""
+    _, anr = encoded
+    folder = tmp_path / "png"
+    folder.mkdir()
+    kept = {name: bytes([k]) * 10 for k, name in enumerate(["0001.png", "0042.png"])}
+    for name, data in kept.items():
+        (folder / name).write_bytes(data)
+    (folder / "notes.txt").write_text("not part of the sequence")
+    result = run("decode", anr, folder / "%04d.png")
+    assert result.exit_code == 1
+    assert "0001.png (and 1 more) exists" in result.output and "-y" in result.output
+    assert {p.name: p.read_bytes() for p in folder.glob("*.png")} == kept
+    result = run("decode", anr, folder / "%04d.png", "-y")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.glob("*.png")) == [f"{i:04d}.png" for i in range(1, 7)]
+    assert (folder / "notes.txt").exists()
+
+
+def test_demo_refuses_to_replace_its_files_without_overwrite(tmp_path):
+    (tmp_path / "demo.anr").write_bytes(b"mine")
+    result = run("demo", "--outdir", tmp_path, "--iters", "1")
+    assert result.exit_code == 1 and "demo.anr exists" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["demo.anr"]
+    assert (tmp_path / "demo.anr").read_bytes() == b"mine"

@@ -2,7 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actinr_codec.pipeline.gop import gop_for_time, split_scene
+from actinr_codec.pipeline.gop import gop_for_time, plan_gops, split_scene
+from bitstream.records import INTRA
 
 
 @given(n=st.integers(1, 300), size=st.integers(2, 40))
@@ -49,3 +50,26 @@ def test_time_outside_video_is_rejected(t):
 def test_bad_arguments(n, size):
     with pytest.raises(ValueError):
         split_scene(0, n, size)
+
+
+@pytest.mark.parametrize("cuts", [[], [37, 140, 141, 290]])
+@pytest.mark.parametrize("gop_size,keyint", [(32, 50), (32, 250), (8, 50), (8, 13), (4, 1)])
+def test_keyint_is_the_longest_distance_between_intra_gops(gop_size, keyint, cuts):
+    """x264's keyint is a maximum: on a 300-frame clip intra GOPs start at most keyint
+    frames apart and the last within keyint of the end, or every GOP is intra where
+    keyint is shorter than a GOP."""
+    plan = plan_gops(300, gop_size, keyint, cuts)
+    starts = [g.start for g, kind in zip(plan.gops, plan.kinds) if kind == INTRA]
+    longest = max(len(g) - 1 for g in plan.gops)
+    bound = keyint if keyint >= longest else 0
+    if bound:
+        assert all(b - a <= keyint for a, b in zip(starts, starts[1:])), starts
+        assert 299 - starts[-1] <= keyint
+    else:
+        assert plan.kinds == [INTRA] * len(plan.gops)
+    assert set(cuts) <= set(starts)
+    # A predicted GOP is never placed where an intra one was not needed.
+    for g, kind in zip(plan.gops, plan.kinds):
+        if kind == INTRA and g.start not in cuts and g.start:
+            before = max(s for s in starts if s < g.start)
+            assert g.stop - 1 - before > keyint

@@ -26,6 +26,8 @@ BT601 = 6
 # FFmpeg zero-pads %d and %0Nd exactly as Python's % does; other directives differ.
 _PATTERN_TOKENS = re.compile(r"(%%|%(?:0\d+)?d)")
 _DEFAULT_FPS = Fraction(25)
+# FFmpeg holds frame rates as ratios of 32-bit signed integers.
+MAX_RATE_TERM = 2**31 - 1
 # swscale's default YUV<->RGB path takes chroma from the nearest sample, which costs up to
 # 14 dB on smooth colour; these flags make it filter chroma properly (~8 ms per 1080p frame).
 SWS_FLAGS = (Interpolation.BICUBIC | Interpolation.ACCURATE_RND
@@ -166,6 +168,19 @@ def _pattern_regex(name: str) -> re.Pattern:
     return re.compile("".join(out))
 
 
+def existing_outputs(path: str | Path) -> list[Path]:
+    """The files that writing ``path`` would replace or delete: the file itself or, for a
+    PNG pattern such as out/%04d.png, every file of the folder the pattern matches (a
+    finished sequence replaces them all, see VideoWriter)."""
+    path = Path(path)
+    if path.suffix.lower() == ".png" and _PATTERN_TOKENS.search(path.name):
+        if not path.parent.is_dir():
+            return []
+        matcher = _pattern_regex(path.name)
+        return sorted(p for p in path.parent.iterdir() if matcher.fullmatch(p.name))
+    return [path] if path.exists() else []
+
+
 class VideoWriter:
     """Streams RGB frames into a video that appears at ``path`` only once complete.
 
@@ -188,7 +203,7 @@ class VideoWriter:
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, Fraction(fps)
         # FFmpeg keeps rates as int32 ratios: a float such as 29.97 becomes a huge fraction.
-        exact_rate = self.fps > 0 and max(self.fps.numerator, self.fps.denominator) < 2**31
+        exact_rate = self.fps > 0 and max(self.fps.numerator, self.fps.denominator) <= MAX_RATE_TERM
         if width < 1 or height < 1 or not exact_rate or not 0 <= crf <= 51:
             raise ValueError(f"bad writer settings: {width}x{height}, fps {fps!r}, crf {crf}")
         ext = self.path.suffix.lower()

@@ -7,6 +7,7 @@ exactly these keys, and the native kernel is built for the deepest model it allo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 ACTIVATIONS = ("sine", "gabor", "gaussian")
@@ -37,6 +38,9 @@ class Key:
                 self.kind is int and not isinstance(value, int)):
             raise ValueError(f"{self.name} must be {'an integer' if self.kind is int else 'a number'}"
                              f", got {value!r}")
+        # NaN fails no comparison, so the range checks below would let it through.
+        if not math.isfinite(value):
+            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
         if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
             raise ValueError(f"{self.name} must lie in {self.range_text()}, got {value}")
         if self.hi is not None and value > self.hi:

@@ -8,6 +8,7 @@ needed, so seeking reads only the chunks it renders.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import torch
 
 from bitstream.container import AnrReader
 from bitstream.errors import BitstreamError
+from bitstream.limits import MAX_GOP_ELEMENTS, MAX_TILES, check_shape
 from bitstream.records import INTRA, PREDICTED, GOPRecord, VideoInfo
 
 from ..model.config import ModelConfig
@@ -26,12 +28,25 @@ from ..model.schema import load_tensors, parse_config, tensor_layout, tile_count
 from ..quantization.quantize import dequantize
 from .gop import locate
 
-# Most tiles a decoder will build for one frame size, whatever a header claims.
-MAX_TILES = 1 << 16
-# Output frames rendered together, bounded by this many bytes of float RGB.
+# Output pixels rendered together (frames of a batch, or rows of a band of one frame),
+# bounded by this many bytes of float RGB; a render's working memory is a small multiple
+# of it (its pixel grid, model/render.py, holds 24 bytes a pixel).
 BATCH_BYTES = 32 << 20
+RENDER_BYTES_PER_PIXEL = 12
 # GOPs whose decoded tensors and models are kept: playing forward needs the GOP before.
 KEEP_GOPS = 3
+# The decoder's memory limit unless told otherwise (AnrDecoder max_memory, actinr decode
+# --max-memory), checked against what a file and an output size need before allocating.
+DEFAULT_MAX_MEMORY = 2 << 30
+# Bytes a model parameter costs a decoder: KEEP_GOPS decoded tensors and as many models
+# (float32 each), and while a GOP is rebuilt its symbols and a fresh model's own values.
+BYTES_PER_PARAMETER = 4 * (2 * KEEP_GOPS + 2)
+# Whole copies of an output frame (uint8 RGB) alive at once: the decoder's, and a video
+# writer's RGB and YUV frames and its encoder's input.
+FRAME_COPIES = 4
+# A render's working memory as a multiple of BATCH_BYTES: the float frames, the pixel grid
+# (twice, cached), the tiles' outputs in flight and the uint8 conversion.
+RENDER_BATCHES = 8
 
 
 def stream_model(config: dict, info: VideoInfo, version: int
@@ -45,21 +60,30 @@ def stream_model(config: dict, info: VideoInfo, version: int
     tiles = tile_count(cfg, info.height, info.width)
     if tiles > MAX_TILES:
         raise BitstreamError(f"{tiles} tiles exceeds the limit of {MAX_TILES}")
-    return cfg, tensor_layout(cfg, tiles)
+    layout = tensor_layout(cfg, tiles)
+    elements = sum(check_shape(name, shape) for name, shape in layout)
+    if elements > MAX_GOP_ELEMENTS:
+        raise BitstreamError(f"the model has {elements} parameters per GOP "
+                             f"(limit {MAX_GOP_ELEMENTS})")
+    return cfg, layout
 
 
-def gop_tensors(record: GOPRecord, layout: list[tuple[str, tuple]],
-                reference: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-    """One GOP's tensors from its record, checked against the declared layout: symbols
-    times steps, added to the reference's tensors for a predicted GOP."""
-    where = f"GOP at frame {record.start}"
-    names = [t.name for t in record.tensors]
-    if names != [name for name, _ in layout]:
-        raise BitstreamError(f"{where}: tensors do not match the model")
-    for tensor, (name, shape) in zip(record.tensors, layout, strict=True):
-        if tuple(tensor.shape) != shape:
-            raise BitstreamError(f"{where}: tensor {name} has shape {tuple(tensor.shape)}, "
-                                 f"expected {shape}")
+def model_memory(layout: list[tuple[str, tuple]]) -> int:
+    """Bytes a decoder holds for the models of a file with this tensor layout."""
+    return sum(math.prod(shape) for _, shape in layout) * BYTES_PER_PARAMETER
+
+
+def decode_memory(layout: list[tuple[str, tuple]], height: int, width: int) -> int:
+    """Bytes a decoder may hold while rendering height x width frames of such a file: its
+    models, a render's working memory and the output frame's copies."""
+    return (model_memory(layout) + RENDER_BATCHES * min(BATCH_BYTES, height * width * 12)
+            + FRAME_COPIES * height * width * 3)
+
+
+def gop_tensors(record: GOPRecord, reference: dict[str, torch.Tensor] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """One GOP's tensors from its record (read against the declared layout): symbols times
+    steps, added to the reference's tensors for a predicted GOP."""
     return dequantize({t.name: t.symbols for t in record.tensors},
                       {t.name: t.step for t in record.tensors}, reference)
 
@@ -73,13 +97,17 @@ class AnrDecoder:
     and models are kept, so playing forward decodes each GOP once.
     """
 
-    def __init__(self, source: str | os.PathLike | bytes, device: torch.device | str = "cpu"):
+    def __init__(self, source: str | os.PathLike | bytes, device: torch.device | str = "cpu",
+                 max_memory: int = DEFAULT_MAX_MEMORY):
         self._reader = AnrReader(source)
+        self.max_memory = max_memory
         try:
             self.info: VideoInfo = self._reader.info
             self.config = dict(self._reader.config)
             self.model_config, self._layout = stream_model(self.config, self.info,
                                                              self._reader.version)
+            self._check_memory(model_memory(self._layout), f"its models "
+                               f"({sum(math.prod(s) for _, s in self._layout)} parameters a GOP)")
         except BaseException:
             self._reader.close()
             raise
@@ -89,6 +117,11 @@ class AnrDecoder:
         self._tensors: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._models: OrderedDict[int, GOPModel] = OrderedDict()
         self._read: set[int] = set()
+
+    def _check_memory(self, needed: int, what: str) -> None:
+        if needed > self.max_memory:
+            raise BitstreamError(f"decoding needs about {needed >> 20} MiB for {what}, over "
+                                 f"the limit of {self.max_memory >> 20} MiB (--max-memory)")
 
     def _remember(self, cache: OrderedDict, k: int, value) -> None:
         cache[k] = value
@@ -106,7 +139,7 @@ class AnrDecoder:
             reference = None if self.kinds[j] == INTRA else self._tensors[j - 1]
             try:
                 self._read.add(j)
-                values = gop_tensors(self._reader.read_gop(j), self._layout, reference)
+                values = gop_tensors(self._reader.read_gop(j, self._layout), reference)
             except BitstreamError as exc:
                 if j == k:
                     raise
@@ -119,9 +152,10 @@ class AnrDecoder:
     def model(self, k: int) -> GOPModel:
         """GOP k's model, on the decoder's device."""
         if k not in self._models:
+            # Tensors first: a GOP that does not decode fails before its model is allocated.
+            tensors = self.tensors(k)
             model = GOPModel(self.model_config, self.info.height, self.info.width)
-            self._remember(self._models, k, load_tensors(model, self.tensors(k)).eval()
-                           .to(self.device))
+            self._remember(self._models, k, load_tensors(model, tensors).eval().to(self.device))
         self._models.move_to_end(k)
         return self._models[k]
 
@@ -133,9 +167,14 @@ class AnrDecoder:
     def frames(self, times: list[float], height: int, width: int) -> Iterator[np.ndarray]:
         """(height, width, 3) uint8 RGB frames at the given global times, in order.
 
-        Consecutive times of one GOP render together, in batches of bounded memory.
+        Consecutive times of one GOP render together, in batches of bounded memory; a
+        frame larger than a batch renders in bands of rows, so a render's working memory
+        stays bounded whatever the output size (only the uint8 frame is whole).
         """
-        batch = max(1, BATCH_BYTES // (height * width * 12))
+        self._check_memory(decode_memory(self._layout, height, width),
+                           f"{width}x{height} frames")
+        batch = max(1, BATCH_BYTES // (height * width * RENDER_BYTES_PER_PIXEL))
+        band = max(1, BATCH_BYTES // (width * RENDER_BYTES_PER_PIXEL))
         groups: list[tuple[int, list[float]]] = []
         for t in times:
             k, local = locate(self.gops, t)
@@ -144,8 +183,18 @@ class AnrDecoder:
             else:
                 groups.append((k, [local]))
         for k, local_times in groups:
-            rendered = render_gop(self.model(k), torch.tensor(local_times), height, width)
-            yield from to_uint8(rendered).numpy()
+            model = self.model(k)
+            if band >= height:
+                yield from to_uint8(render_gop(model, torch.tensor(local_times), height,
+                                               width)).numpy()
+                continue
+            for local in local_times:
+                frame = np.empty((height, width, 3), np.uint8)
+                for top in range(0, height, band):
+                    bottom = min(top + band, height)
+                    frame[top:bottom] = to_uint8(render_gop(
+                        model, torch.tensor([local]), height, width, (top, bottom)))[0].numpy()
+                yield frame
 
     def close(self) -> None:
         self._reader.close()

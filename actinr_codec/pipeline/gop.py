@@ -6,8 +6,8 @@ a scene cut the next GOP starts on the cut's first frame instead. Time is global
 t in [0, frames - 1] is served by exactly one GOP, the last one starting at or before t.
 
 A predicted GOP codes its parameters as residuals against the GOP before it; an intra GOP
-starts a scene, or starts anew once ``keyint`` frames have passed since the last intra
-GOP's start (x264's --keyint), so that seeking never decodes more than that.
+starts a scene, and starts anew so that intra GOPs are never more than ``keyint`` frames
+apart (x264's --keyint, a maximum), so that seeking never decodes more than that.
 """
 
 from __future__ import annotations
@@ -72,14 +72,21 @@ def split_scene(start: int, stop: int, gop_size: int) -> list[range]:
 def plan_gops(n_frames: int, gop_size: int, keyint: int, cuts: list[int] = ()) -> GOPPlan:
     """GOPs of an n-frame video: scenes split at ``cuts`` (each the first frame of a new
     scene), each scene into GOPs of at most gop_size frames; intra at each scene's start
-    and wherever keyint frames have passed since the last intra GOP began."""
+    and at every GOP that would otherwise reach more than keyint frames past the last
+    intra GOP's start.
+
+    keyint is a maximum, as x264's: consecutive intra GOPs start at most keyint frames
+    apart and the last one lies within keyint of the end, unless one GOP alone is longer
+    (then every GOP is intra: keyint 1 means all intra; GOPs are not cut for it).
+    """
     if keyint < 1:
         raise ValueError("keyint must be at least 1")
     edges = [0, *sorted(c for c in set(cuts) if 0 < c < n_frames), n_frames]
     gops, kinds, last_intra = [], [], None
     for a, b in zip(edges, edges[1:]):
         for k, gop in enumerate(split_scene(a, b, gop_size)):
-            intra = k == 0 or gop.start - last_intra >= keyint
+            # A GOP starts on the one before's last frame, which still lay within keyint.
+            intra = k == 0 or gop.stop - 1 - last_intra > keyint
             if intra:
                 last_intra = gop.start
             gops.append(gop)
