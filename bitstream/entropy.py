@@ -1,5 +1,8 @@
 """Range coding of symbol arrays with constriction under the integer models of models.py.
 
+The coder's arithmetic (constriction 0.5's queue range coder, 32-bit words, 64-bit state,
+24-bit probabilities) is defined in docs/bitstream.md, section "Range coder".
+
 constriction's Categorical(perfect=False) quantises float probabilities p_i to 24-bit
 frequencies as floor(P_i * (2**24 - n) / sum(p)) + i on the running sums P_i. We hand it
 the integer weights w = f - 1, which already sum to 2**24 - n: every value and partial sum

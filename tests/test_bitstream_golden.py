@@ -101,7 +101,8 @@ def test_earlier_versions_still_decode(version):
 
 
 def read_by_the_doc(data: bytes) -> dict:
-    """An independent reader written from the tables of docs/bitstream.md."""
+    """An independent reader written from the tables of docs/bitstream.md: per GOP chunk, its
+    tensor table entries (name, shape, step, kind, lo, parameters) and its payload bytes."""
     assert data[:8] == b"\x89ANR\r\n\x1a\n"
     version, body = struct.unpack_from("<II", data, 8)
     assert version in (1, 2, 3) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
@@ -127,7 +128,7 @@ def read_by_the_doc(data: bytes) -> dict:
     index = [struct.unpack_from(entry_format, data, pos + 4 + entry_size * k)
              for k in range(gops)]
     assert pos + 4 + entry_size * gops == 16 + body
-    chunks = []
+    chunks, payloads = [], []
     for k, (offset, length, start, stop, *kind) in enumerate(index):
         chunk = data[offset:offset + length]
         if version == 1:
@@ -175,8 +176,9 @@ def read_by_the_doc(data: bytes) -> dict:
             entries.append((name, shape, step, kind, lo, params))
         assert at == len(table)
         chunks.append(entries)
+        payloads.append(chunk[table_at + stored:8 + b])
     return {"info": (width, height, frames, num, den, colour), "config": config,
-            "index": index, "chunks": chunks}
+            "index": index, "chunks": chunks, "payloads": payloads}
 
 
 def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
