@@ -37,7 +37,7 @@ from .parallel.local import encode_gops
 from .pipeline.decoder import DEFAULT_MAX_MEMORY, AnrDecoder, decode_memory, stream_model
 from .pipeline.encoder import GOPReport
 from .pipeline.gop import plan_gops
-from .pipeline.journal import Journal, journal_path
+from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.presets import DEFAULT_GOP, DEFAULT_KEYINT, DEFAULT_PRESET, DEFAULT_QUALITY, settings_for
 from .pipeline.settings import EncodeSettings
 from .pipeline.source import Source, array_source, file_source
@@ -180,7 +180,7 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     plan = EncodePlan(src.width, src.height, src.count, rate, gops.gops, gops.kinds, settings,
                       device, noise_level)
     info = VideoInfo(width=src.width, height=src.height, frames=src.count,
-                     fps_num=rate.numerator, fps_den=rate.denominator)
+                     fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
     _check_writable(info, plan)
     journal, done = _journal(output, options, plan, src, holes)
     notify = progress or (lambda event: None)
@@ -303,7 +303,14 @@ def _journal(output, options: EncodeOptions, plan: EncodePlan, src: Source,
     path = journal_path(output)
     identity = _identity(options, plan, src, holes)
     if options.resume and path.exists():
-        return Journal.resume(path, identity)
+        journal, done = Journal.resume(path, identity)
+        for k, report in done.items():
+            if not (0 <= k < len(plan.gops) and report.frames == plan.gops[k]
+                    and report.kind == plan.kinds[k]):
+                journal.close()
+                raise JournalMismatch(f"{path} holds a GOP {k} that is not this encode's; run "
+                                      f"without --resume to start over")
+        return journal, done
     return Journal.create(path, identity), {}
 
 
@@ -317,7 +324,8 @@ def _identity(options: EncodeOptions, plan: EncodePlan, src: Source,
             digest.update(np.ascontiguousarray(holes(gop.start, len(gop))).data)
         unknown = digest.hexdigest()
     return {
-        "actinr": __version__, "source": src.digest, "frames": plan.frames,
+        "actinr": __version__, "source": src.digest, "colour": src.colour,
+        "frames": plan.frames,
         "size": [plan.width, plan.height], "fps": str(plan.fps), "mask": unknown,
         "quality": options.quality, "preset": options.preset, "gop": plan.settings.gop_size,
         "keyint": plan.settings.keyint, "seed": options.seed,
@@ -439,7 +447,8 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
         # The first frame before the writer: a file whose first GOP cannot be decoded
         # fails before an encoder sized by its header is set up.
         first = next(frames)
-        with VideoWriter(output, width, height, rate, lossless=lossless) as writer:
+        with VideoWriter(output, width, height, rate, lossless=lossless,
+                         colour=video.info.colour) as writer:
             for frame in itertools.chain([first], frames):
                 writer.write(frame)
     return DecodeReport(str(output), len(times), width, height, rate,

@@ -40,3 +40,21 @@ def write_clip(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, rate=Fr
         for packet in stream.encode():
             container.mux(packet)
     return path
+
+
+class FailingFrames:
+    """A frame reader (media.frames) over an array that raises for any read reaching frame
+    ``broken``: a segment that fails in its worker. Module level, so spawned workers can
+    unpickle it."""
+
+    def __init__(self, array: np.ndarray, broken: int, offset: int = 0):
+        self.array, self.broken, self.offset = array, broken, offset
+
+    def __call__(self, first: int, count: int) -> np.ndarray:
+        if first <= self.broken < first + count:
+            raise ValueError(f"frame {self.broken} cannot be read")
+        return self.array[first - self.offset: first - self.offset + count]
+
+    def part(self, first: int, stop: int) -> FailingFrames:
+        return FailingFrames(self.array[first - self.offset: stop - self.offset], self.broken,
+                             first)

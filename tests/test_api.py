@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -120,3 +121,24 @@ def test_bad_input_raises_and_writes_nothing(frames, tmp_path):
     assert not out.exists()
     with pytest.raises(BitstreamError, match="magic"):
         actinr.open(b"not an anr file at all, but long enough to hold a header")
+
+
+def test_a_diverged_fit_never_reaches_the_writer(frames, tmp_path, monkeypatch):
+    """A fit whose parameters end non-finite stops the encode with one message naming the
+    GOP; no file is written (rounding NaN would store arbitrary integers)."""
+    from actinr_codec.pipeline import encoder
+
+    real = encoder.fit_gop
+
+    def diverging(*args, **kwargs):
+        result = real(*args, **kwargs)
+        with torch.no_grad():
+            result.model.weights[0].fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(encoder, "fit_gop", diverging)
+    out = tmp_path / "x.anr"
+    with pytest.raises(RuntimeError, match=r"GOP of frames 0-2: tensor weights.0 has values "
+                                           r"that are not finite"):
+        actinr.encode(frames, out, dataclasses.replace(OPTIONS, iters=5))
+    assert list(tmp_path.iterdir()) == []

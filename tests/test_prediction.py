@@ -164,3 +164,29 @@ def test_write_clip_round_trip_keeps_kinds(chain, tmp_path):
     assert result.exit_code == 0, result.output
     with AnrReader(out) as reader:
         assert [e.kind for e in reader.index] == [INTRA, PREDICTED, INTRA, PREDICTED]
+
+
+@pytest.mark.parametrize("scene_cut", [False, True])
+def test_keyint_bounds_intra_distance_on_a_long_clip(tmp_path, scene_cut):
+    """The plan of a real 300-frame file at --keyint 50 (default GOP, scene detection on):
+    intra GOPs start at most 50 frames apart and the last within 50 of the end; with a
+    cut at frame 160, an intra GOP starts there too. The encode is stopped at its plan."""
+    clip = moving_pattern(300, 16, 16)
+    if scene_cut:
+        clip[160:] = 255 - moving_pattern(140, 16, 16, speed=2)
+    src = write_clip(tmp_path / "long.mkv", clip, "ffv1", "bgr0", Fraction(25))
+
+    class Planned(Exception):
+        pass
+
+    def stop_at_start(event):
+        if event.kind == "start":
+            raise Planned(event.plan)
+
+    with pytest.raises(Planned) as planned:
+        actinr.encode(src, None, actinr.EncodeOptions(keyint=50), progress=stop_at_start)
+    plan = planned.value.args[0]
+    starts = [g.start for g, kind in zip(plan.gops, plan.kinds) if kind == INTRA]
+    assert all(b - a <= 50 for a, b in zip(starts, starts[1:])), starts
+    assert 299 - starts[-1] <= 50
+    assert (160 in starts) == scene_cut

@@ -102,3 +102,11 @@ def test_large_gops_are_measured_in_groups_of_frames(clip, fitted, monkeypatch):
     for name, value in whole.items():
         # Random-sign estimates from 16 draws: the same quantity within sampling noise.
         assert grouped[name] == pytest.approx(value, rel=0.5), name
+
+
+def test_values_that_cannot_be_coded_are_refused_not_rounded():
+    state = {"a": torch.tensor([0.5, math.nan]), "b": torch.tensor([1.0, -2.0])}
+    with pytest.raises(ValueError, match="tensor a has values that are not finite"):
+        quantize(state, {"a": 0.25, "b": 0.25})
+    with pytest.raises(ValueError, match="tensor b has a symbol beyond"):
+        quantize({"b": torch.tensor([1e9])}, {"b": 1e-3})

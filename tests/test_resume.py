@@ -4,16 +4,20 @@ and ffmpeg-like progress."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from fractions import Fraction
 
 import numpy as np
 import pytest
 import torch
+from click.testing import CliRunner
 from synthetic import moving_pattern, write_clip
 
 import actinr_codec as actinr
@@ -23,6 +27,7 @@ from actinr_codec.pipeline.encoder import GOPReport
 from actinr_codec.pipeline.journal import Journal, JournalMismatch, journal_path, read_journal
 from actinr_codec.pipeline.source import array_source, file_source
 from bitstream.records import INTRA, PREDICTED, GOPRecord, TensorRecord
+from cli.main import main
 
 # 13 frames in GOPs of 3 with an intra GOP every 6 frames: intra and predicted GOPs, each
 # fitted long enough (~0.7 s) for the test to kill the encoder between two of them.
@@ -215,3 +220,40 @@ def test_a_journal_with_every_gop_resumes_without_fitting(clip, tmp_path, one_th
     actinr.encode(clip, out, dataclasses.replace(options, resume=True), progress=events.append)
     assert [e.kind for e in events] == ["start"] + ["resume"] * 6
     assert out.read_bytes() == whole.data
+
+
+def _framed_journal(identity: bytes, entries: list[bytes]) -> bytes:
+    """A journal with valid CRCs around whatever head and entry payloads it is given."""
+    def crc(data: bytes) -> bytes:
+        return struct.pack("<I", zlib.crc32(data))
+
+    head = b"ANRJ" + struct.pack("<BI", 1, len(identity)) + identity
+    out = head + crc(head)
+    for payload in entries:
+        framed = struct.pack("<I", len(payload)) + payload
+        out += framed + crc(framed)
+    return out
+
+
+@pytest.mark.parametrize("identity,entries", [
+    (b"{not json", []),
+    (b"[1, 2]", []),
+    (b"\xff\xfe", []),
+    (b"{}", [b"\x00"]),
+    (b"{}", [struct.pack("<I", 2) + b"{}"]),
+    (b"{}", [struct.pack("<I", 99) + b"{}"]),
+    (b"{}", [struct.pack("<I", 60) + json.dumps({
+        "gop": 0, "frames": [0, 3], "kind": 0, "psnr_float": 1, "psnr_quantized": 1,
+        "psnr": 1, "seconds": 1, "iters": 1, "params": 1}).encode()[:60] + b"ANRG junk"]),
+    (b"{}", [struct.pack("<I", 10) + b'{"gop": 0}']),
+], ids=["json", "list", "utf8", "short-entry", "no-fields", "length", "bad-chunk", "fields"])
+def test_a_malformed_journal_gives_one_line(tmp_path, identity, entries):
+    src = tmp_path / "in.mkv"
+    write_clip(src, moving_pattern(4, 16, 16), "ffv1", "bgr0", Fraction(25))
+    out = tmp_path / "out.anr"
+    journal_path(out).write_bytes(_framed_journal(identity, entries))
+    result = CliRunner().invoke(main, ["encode", str(src), str(out), "--resume",
+                                       "--iters", "1", "--preset", "fast"])
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert "journal" in result.output and not out.exists()

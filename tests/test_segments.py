@@ -53,3 +53,25 @@ def test_results_arrive_in_any_order_and_come_back_in_video_order():
     results.add(1, ["g3", "g4", "g5"])
     assert results.in_order() == [f"g{k}" for k in range(7)]
     assert sorted(seen) == [(k, f"g{k}") for k in range(7)]
+
+
+def test_a_failing_segment_stops_the_others_and_is_reported_first():
+    """Under --jobs the first failure ends the encode at once: the segment still fitting
+    (here for 10**7 steps, hours) is stopped instead of waited for."""
+    import dataclasses
+    import time
+
+    from synthetic import FailingFrames, moving_pattern
+
+    from actinr_codec.parallel.local import encode_gops
+    from actinr_codec.pipeline.gop import plan_gops
+    from actinr_codec.pipeline.presets import settings_for
+
+    frames = FailingFrames(moving_pattern(8, 16, 16), broken=7)
+    settings = settings_for(16 * 16, preset="fast", gop_size=4, iters=10**7, keyint=1)
+    settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit, seconds=3600))
+    plan = plan_gops(8, 4, 1)
+    begin = time.monotonic()
+    with pytest.raises(ValueError, match="frame 7 cannot be read"):
+        encode_gops(frames, plan, settings, jobs=2, device="cpu", segment=2)
+    assert time.monotonic() - begin < 120

@@ -3,6 +3,7 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from actinr_codec.media.videoio import SUPPORTED_OUTPUTS, VideoIOError, VideoWriter, read_video
 
@@ -228,3 +229,74 @@ def test_writer_rejects_bad_outputs(tmp_path):
             VideoWriter(tmp_path / "out.mp4", 16, 16, rate)
     assert list(tmp_path.iterdir()) == []
     assert set(SUPPORTED_OUTPUTS) == {".mp4", ".mkv", ".mov", ".y4m", ".png"}
+
+
+def _tagged_clip(path, primaries: int, transfer: int, space: int, full_range: bool = False):
+    """Three flat-coloured 64x48 frames as H.264 yuv420p with these colour tags, converted
+    from RGB with the matching matrix and range; returns the RGB frames."""
+    import av
+    from av.video.reformatter import ColorRange
+
+    rgb = np.zeros((3, 48, 64, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2], rgb[:, :, :32, 1] = 200, 40, 180
+    value_range = ColorRange.JPEG if full_range else ColorRange.MPEG
+    sws = {1: 1, 6: 5, 9: 9}[space]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"qp": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        context = stream.codec_context
+        context.color_primaries, context.color_trc, context.colorspace = primaries, transfer, space
+        context.color_range = value_range
+        for i, frame in enumerate(rgb):
+            out = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+                format="yuv420p", dst_colorspace=sws, dst_color_range=value_range)
+            out.pts = i
+            container.mux(stream.encode(out))
+        container.mux(stream.encode())
+    return rgb
+
+
+@pytest.mark.parametrize("full_range", [False, True])
+def test_sources_are_read_with_their_own_matrix_and_range(tmp_path, full_range):
+    original = _tagged_clip(tmp_path / "c.mp4", 1, 1, 1, full_range)
+    video, _ = read_video(tmp_path / "c.mp4")
+    away = np.r_[0:28, 36:64]  # from the edge, where 4:2:0 chroma blurs
+    assert np.abs(video.astype(int) - original)[:, :, away].max() <= 3
+
+
+def test_colour_description_travels_from_source_to_file_to_output(tmp_path):
+    """A BT.709 source is stored as bt709 and decodes to H.264 tagged BT.709 (primaries,
+    transfer and matrix), its YUV made with that matrix."""
+    import av
+
+    from bitstream import AnrReader
+    from cli.main import main
+
+    _tagged_clip(tmp_path / "c.mp4", 1, 1, 1)
+    anr, out = tmp_path / "c.anr", tmp_path / "d.mkv"
+    runner = CliRunner()
+    result = runner.invoke(main, ["encode", str(tmp_path / "c.mp4"), str(anr), "--iters", "30",
+                                  "--preset", "fast"])
+    assert result.exit_code == 0, result.output
+    with AnrReader(anr) as reader:
+        assert reader.info.colour == "bt709"
+    assert runner.invoke(main, ["decode", str(anr), str(out)]).exit_code == 0
+    with av.open(str(out)) as container:
+        context = container.streams.video[0].codec_context
+        assert (context.color_primaries, context.color_trc, context.colorspace) == (1, 1, 1)
+    flat = np.full((1, 48, 64, 3), (200, 180, 40), np.uint8)
+    with VideoWriter(tmp_path / "w.mkv", 64, 48, Fraction(25), colour="bt709") as writer:
+        writer.write(flat[0])
+    back, _ = read_video(tmp_path / "w.mkv")
+    assert np.abs(back.astype(int) - flat).max() <= 3
+
+
+def test_hdr_sources_are_refused_before_fitting(tmp_path):
+    from cli.main import main
+
+    _tagged_clip(tmp_path / "hdr.mp4", 9, 16, 9)
+    result = CliRunner().invoke(main, ["encode", str(tmp_path / "hdr.mp4"),
+                                       str(tmp_path / "x.anr")])
+    assert result.exit_code == 1 and "HDR video (PQ (SMPTE 2084) transfer)" in result.output
+    assert len(result.output.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hdr.mp4"]

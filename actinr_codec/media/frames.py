@@ -15,7 +15,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from .videoio import SWS_FLAGS, VideoIOError, open_input
+from .videoio import VideoIOError, open_input, rgb
 
 
 class Frames(Protocol):
@@ -65,13 +65,6 @@ def decoded_frames(path: str | Path, first: int = 0) -> Iterator[av.VideoFrame]:
                     yield frame
     except av.FFmpegError as exc:
         raise VideoIOError(f"cannot read {path}: {exc.strerror}") from exc
-
-
-def rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
-    """A decoded frame as (height, width, 3) uint8 RGB, scaled to that size if it differs
-    (a stream may change resolution midway; read_video keeps the first size too)."""
-    return frame.to_ndarray(format="rgb24", width=width, height=height,
-                            interpolation=SWS_FLAGS)
 
 
 class StreamedFrames:

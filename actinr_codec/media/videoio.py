@@ -38,6 +38,35 @@ class VideoIOError(ValueError):
     """A video path that cannot be read or written, or whose content is unusable."""
 
 
+# What a file's colour field (bitstream.records.COLOURS) means for a video written from it:
+# the YUV matrix of its YUV outputs (for swscale, and as the AVColorSpace to tag) and the
+# AVColorPrimaries and AVColorTransferCharacteristic to tag. "srgb" is the unspecified
+# description that files have always carried: BT.601 matrix, primaries and transfer untagged.
+OUTPUT_COLOUR = {"srgb": (Colorspace.ITU601, BT601, 2, 2),
+                 "bt709": (Colorspace.ITU709, 1, 1, 1),
+                 "bt601": (Colorspace.ITU601, BT601, 6, 6),
+                 "bt2020": (Colorspace.BT2020, 9, 9, 14)}
+_PRIMARIES = {0: "srgb", 2: "srgb", 1: "bt709", 5: "bt601", 6: "bt601", 7: "bt601",
+              9: "bt2020"}
+_HDR_TRANSFERS = {16: "PQ (SMPTE 2084)", 18: "HLG (ARIB STD-B67)"}
+
+
+def source_colour(frame: av.VideoFrame, path: str | Path) -> str:
+    """The colour field for a source whose frames look like ``frame``: its primaries,
+    once the frame's own matrix has turned it into RGB. VideoIOError for what an 8-bit
+    RGB codec cannot carry: HDR transfers and primaries other than BT.709, BT.601 and
+    BT.2020."""
+    transfer = int(frame.color_trc or 0)
+    if transfer in _HDR_TRANSFERS:
+        raise VideoIOError(f"{path}: HDR video ({_HDR_TRANSFERS[transfer]} transfer) is not "
+                           f"supported; actinr codes 8-bit SDR RGB")
+    primaries = int(frame.color_primaries or 0)
+    if primaries not in _PRIMARIES:
+        raise VideoIOError(f"{path}: colour primaries code {primaries} are not supported "
+                           f"(BT.709, BT.601 or BT.2020 only)")
+    return _PRIMARIES[primaries]
+
+
 @dataclass(frozen=True)
 class SourceInfo:
     """What read_video returned: frame size, frame count and the source's frame rate."""
@@ -78,6 +107,15 @@ def open_input(path: str | Path):
         yield container, container.streams.video[0]
 
 
+def rgb(frame: av.VideoFrame, width: int, height: int) -> np.ndarray:
+    """A decoded frame as (height, width, 3) uint8 RGB, scaled to that size if it differs
+    (a stream may change resolution midway; read_video keeps the first size too)."""
+    # PyAV converts with the frame's own matrix and range (tests/test_videoio.py checks
+    # BT.709 and full range).
+    return frame.to_ndarray(format="rgb24", width=width, height=height,
+                            interpolation=SWS_FLAGS)
+
+
 def frame_rate(path: str | Path) -> Fraction:
     """The frame rate read_video gives for ``path`` (25 for an image sequence)."""
     try:
@@ -104,8 +142,7 @@ def _decode(path: Path, wanted,
             if i in wanted:
                 # A stream may change resolution midway; keep the first size throughout.
                 size = size or (frame.width, frame.height)
-                arrays[i] = frame.to_ndarray(format="rgb24", width=size[0], height=size[1],
-                                             interpolation=SWS_FLAGS)
+                arrays[i] = rgb(frame, *size)
             # Timestamps in order so far are trusted to stay so: reading a few frames off the
             # front of a long file must not decode all of it.
             if stop is not None and i + 1 >= stop and not backwards:
@@ -146,10 +183,12 @@ def read_video(path: str | Path, start: int = 0,
     return video, SourceInfo(width=w, height=h, frames=n, fps=fps)
 
 
-def yuv_frame(rgb: np.ndarray, pix_fmt: str) -> av.VideoFrame:
-    """An (H, W, 3) uint8 RGB array as a limited-range BT.601 frame in ``pix_fmt``."""
+def yuv_frame(rgb: np.ndarray, pix_fmt: str,
+              matrix: Colorspace = Colorspace.ITU601) -> av.VideoFrame:
+    """An (H, W, 3) uint8 RGB array as a limited-range frame in ``pix_fmt`` under the YUV
+    matrix ``matrix`` (BT.601 by default)."""
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-    return frame.reformat(format=pix_fmt, dst_colorspace=Colorspace.ITU601,
+    return frame.reformat(format=pix_fmt, dst_colorspace=matrix,
                           dst_color_range=ColorRange.MPEG, interpolation=SWS_FLAGS)
 
 
@@ -196,11 +235,17 @@ class VideoWriter:
     Frames go to a hidden temporary file (a folder, for PNGs) beside the target, which
     replaces the target on a clean close and is deleted on any exception, so a failed or
     interrupted write leaves an existing target untouched. The frame rate is kept exactly.
+    ``colour`` (a file's colour field) picks the YUV matrix of H.264 outputs and the
+    primaries and transfer they are tagged with (OUTPUT_COLOUR); y4m keeps BT.601, which
+    its readers assume.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction,
-                 lossless: bool = False, crf: int = 18):
+                 lossless: bool = False, crf: int = 18, colour: str = "srgb"):
         self.path = Path(path)
+        if colour not in OUTPUT_COLOUR:
+            raise ValueError(f"unknown colour description {colour!r}")
+        self.colour = colour
         self.width, self.height, self.fps = width, height, Fraction(fps)
         # FFmpeg keeps rates as int32 ratios: a float such as 29.97 becomes a huge fraction.
         exact_rate = self.fps > 0 and max(self.fps.numerator, self.fps.denominator) <= MAX_RATE_TERM
@@ -261,11 +306,17 @@ class VideoWriter:
             codec, self._pix_fmt, options = "libx264", yuv, {"crf": str(crf)}
         stream = self._container.add_stream(codec, rate=self.fps, options=options)
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self._pix_fmt
+        context = stream.codec_context
         # Timestamps counted in frame periods keep rates like 30000/1001 exact.
-        stream.codec_context.time_base = 1 / self.fps
+        context.time_base = 1 / self.fps
+        matrix, space, primaries, transfer = OUTPUT_COLOUR[self.colour if ext != ".y4m"
+                                                           else "srgb"]
+        self._matrix = matrix
+        if ext in (".mp4", ".mkv", ".mov"):
+            context.color_primaries, context.color_trc = primaries, transfer
         if self._pix_fmt != "rgb24":
-            stream.codec_context.colorspace = BT601
-            stream.codec_context.color_range = ColorRange.MPEG
+            context.colorspace = space
+            context.color_range = ColorRange.MPEG
         return stream
 
     def __enter__(self) -> VideoWriter:
@@ -287,7 +338,7 @@ class VideoWriter:
         if self._pix_fmt == "rgb24":
             out = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         else:
-            out = yuv_frame(frame, self._pix_fmt)
+            out = yuv_frame(frame, self._pix_fmt, self._matrix)
         out.pts, out.time_base = self._written, 1 / self.fps
         try:
             self._container.mux(self._stream.encode(out))

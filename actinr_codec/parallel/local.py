@@ -36,6 +36,15 @@ def _fit_and_send(frames: Frames, segment: GOPPlan, settings: EncodeSettings, de
                 on_gop=lambda k, report: sink.put((first + k, report)))
 
 
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel a pool's queued tasks and end its running ones."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    # The executor has no public way to end a running task (terminate_workers() came in
+    # Python 3.14): its worker processes are ended directly.
+    for process in list((pool._processes or {}).values()):
+        process.terminate()
+
+
 def encode_gops(
     frames: Frames, plan: GOPPlan, settings: EncodeSettings, jobs: int = 1,
     device: str | torch.device | None = None,
@@ -92,7 +101,12 @@ def encode_gops(
         while running:
             ended, running = wait(running, timeout=POLL_SECONDS, return_when=FIRST_COMPLETED)
             collect(sink)
-            for future in ended:
-                future.result()  # a task's exception ends the encode here
+            failed = [f for f in ended if f.exception() is not None]
+            if failed:
+                # The first failure ends the encode now: the other segments' work would be
+                # thrown away, so they are stopped rather than waited for. GOPs already
+                # finished have reached on_gop (and so the journal).
+                _stop(pool)
+                raise failed[0].exception()
         collect(sink)
     return [finished[k] for k in range(len(plan.gops))]

@@ -228,8 +228,13 @@ def encode_segment(
         clip = torch.from_numpy(np.ascontiguousarray(frames(gop.start, len(gop)))).float() / 255
         weight = None if mask is None else torch.from_numpy(~mask(gop.start, len(gop))).float()
         init = prev.tensors if settings.fit.warm_start and prev is not None else None
-        report, prev = encode_gop(clip, settings, init=init, device=device, on_check=on_check,
-                                  weight=weight, reference=prev if kinds[k] == PREDICTED else None)
+        try:
+            report, prev = encode_gop(clip, settings, init=init, device=device,
+                                      on_check=on_check, weight=weight,
+                                      reference=prev if kinds[k] == PREDICTED else None)
+        except ValueError as exc:
+            # Parameters that cannot be coded (a diverged fit) never reach the writer.
+            raise RuntimeError(f"GOP of frames {gop.start}-{gop.stop - 1}: {exc}") from None
         del clip, weight  # not held while the next GOP's frames are read
         report.frames = gop
         report.held.start, report.held.stop = gop.start, gop.stop

@@ -25,6 +25,9 @@ import struct
 import zlib
 from pathlib import Path
 
+from bitstream.errors import BitstreamError
+from bitstream.records import INTRA, PREDICTED
+
 from .encoder import GOPReport
 
 MAGIC = b"ANRJ"
@@ -131,7 +134,14 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, GOPReport], i
     if version != VERSION or offset + _U32.size > len(data) or data[offset:offset + 4] != _crc(data[:offset]):
         raise ValueError(f"{path} is damaged or from another actinr version; run without "
                          f"--resume to start over")
-    identity = json.loads(data[_HEAD.size:offset])
+    damaged = ValueError(f"{path} is damaged or not written by actinr; run without --resume "
+                         f"to start over")
+    try:
+        identity = json.loads(data[_HEAD.size:offset])
+    except ValueError:
+        raise damaged from None
+    if not isinstance(identity, dict):
+        raise damaged
     offset += _U32.size
     gops: dict[int, GOPReport] = {}
     while offset + _U32.size <= len(data):
@@ -139,7 +149,12 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, GOPReport], i
         end = offset + _U32.size + length
         if end + _U32.size > len(data) or data[end:end + 4] != _crc(data[offset:end]):
             break
-        report = _report(data[offset + _U32.size:end])
+        # Past its CRC an entry is what a writer meant: one that does not parse was not
+        # written by this code, so the journal is refused rather than half trusted.
+        try:
+            report = _report(data[offset + _U32.size:end])
+        except (ValueError, KeyError, TypeError, struct.error, BitstreamError):
+            raise damaged from None
         gops[report.index] = report
         offset = end + _U32.size
     return identity, gops, offset
@@ -150,7 +165,13 @@ def _report(payload: bytes) -> GOPReport:
     length = _U32.unpack_from(payload)[0]
     meta = json.loads(payload[_U32.size:_U32.size + length])
     start, stop = meta["frames"]
-    return GOPReport(frames=range(start, stop), psnr_float=meta["psnr_float"],
-                     psnr_quantized=meta["psnr_quantized"], psnr=meta["psnr"],
-                     seconds=meta["seconds"], iters=meta["iters"], params=meta["params"],
-                     kind=meta["kind"], chunk=payload[_U32.size + length:], index=meta["gop"])
+    numbers = [start, stop, meta["kind"], meta["gop"], meta["iters"], meta["params"]]
+    if not all(type(n) is int for n in numbers) or meta["kind"] not in (INTRA, PREDICTED):
+        raise ValueError("journal entry fields have the wrong types")
+    report = GOPReport(frames=range(start, stop), psnr_float=float(meta["psnr_float"]),
+                       psnr_quantized=float(meta["psnr_quantized"]), psnr=float(meta["psnr"]),
+                       seconds=float(meta["seconds"]), iters=meta["iters"],
+                       params=meta["params"], kind=meta["kind"],
+                       chunk=payload[_U32.size + length:], index=meta["gop"])
+    report.record  # noqa: B018 - decodes the chunk: the file will hold it as it is
+    return report

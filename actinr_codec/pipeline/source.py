@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from ..media.frames import ArrayFrames, Frames, StreamedFrames, TimestampsOutOfOrder, decoded_frames, rgb
-from ..media.videoio import VideoIOError, frame_rate, read_video
+from ..media.frames import ArrayFrames, Frames, StreamedFrames, TimestampsOutOfOrder, decoded_frames
+from ..media.videoio import VideoIOError, frame_rate, read_video, rgb, source_colour
 from .scenecut import scene_cuts
 
 
@@ -33,6 +33,7 @@ class Source:
     fps: Fraction | None  # None for an array, which carries no rate
     cuts: list[int]
     digest: str
+    colour: str = "srgb"  # the source's colour description (bitstream.records.COLOURS)
 
 
 def _scan(frames, cut_scenes: bool) -> tuple[int, list[int], str]:
@@ -72,16 +73,18 @@ def file_source(path: str | os.PathLike, start: int, count: int | None,
     if start < 0 or (count is not None and count < 1):
         raise ValueError(f"bad frame range: start={start}, count={count}")
     size: list[int] = []
-    total = 0
+    total, colour = 0, "srgb"
 
     def frames():
-        nonlocal total
+        nonlocal total, colour
         for i, frame in enumerate(decoded_frames(path)):
             total = i + 1
             if count is not None and i >= start + count:
                 return
             if i >= start:
-                size[:] = size or [frame.width, frame.height]
+                if not size:
+                    size[:] = [frame.width, frame.height]
+                    colour = source_colour(frame, path)
                 yield rgb(frame, *size)
 
     try:
@@ -90,11 +93,11 @@ def file_source(path: str | os.PathLike, start: int, count: int | None,
         video, info = read_video(path, start, count)
         found, cuts, digest = _scan(video, cut_scenes)
         return Source(ArrayFrames(video), found, info.height, info.width, info.fps, cuts,
-                      digest)
+                      digest, colour)
     if total == 0:
         raise VideoIOError(f"{path}: no frames could be decoded")
     if found == 0:
         raise VideoIOError(f"{path}: start frame {start} is past the end ({total} frames)")
     width, height = size
     return Source(StreamedFrames(path, start, height, width), found, height, width,
-                  frame_rate(path), cuts, digest)
+                  frame_rate(path), cuts, digest, colour)

@@ -17,6 +17,8 @@ import math
 import numpy as np
 import torch
 
+from bitstream.limits import MAX_SYMBOL
+
 # Finest step relative to a tensor's peak: keeps symbols far inside the format's limit.
 MAX_LEVELS = 1 << 15
 
@@ -45,12 +47,18 @@ def allocate_steps(state: dict[str, torch.Tensor], sensitivity: dict[str, float]
 def quantize(state: dict[str, torch.Tensor], steps: dict[str, float],
              reference: dict[str, torch.Tensor] | None = None) -> dict[str, np.ndarray]:
     """Integer symbols (int32 arrays, same shapes) of every tensor on its grid; with a
-    reference (a predicted GOP), of its difference from the reference's tensor."""
-    return {
-        name: torch.round(_residual(x.detach().float().cpu(), reference, name) / steps[name])
-        .to(torch.int32).numpy()
-        for name, x in state.items()
-    }
+    reference (a predicted GOP), of its difference from the reference's tensor.
+    ValueError if a value is not finite or its symbol lies beyond the format's range:
+    rounding would silently turn it into an arbitrary integer."""
+    out = {}
+    for name, x in state.items():
+        scaled = torch.round(_residual(x.detach().float().cpu(), reference, name) / steps[name])
+        if not bool(torch.isfinite(scaled).all()):
+            raise ValueError(f"tensor {name} has values that are not finite")
+        if scaled.numel() and float(scaled.abs().max()) > MAX_SYMBOL:
+            raise ValueError(f"tensor {name} has a symbol beyond +-{MAX_SYMBOL}")
+        out[name] = scaled.to(torch.int32).numpy()
+    return out
 
 
 def dequantize(symbols: dict[str, np.ndarray], steps: dict[str, float],

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..media.frames import ArrayFrames, StreamedFrames, decoded_frames, rgb
-from ..media.videoio import VideoIOError
+from ..media.frames import ArrayFrames, StreamedFrames, decoded_frames
+from ..media.videoio import VideoIOError, rgb
 
 # BT.601 luma; a mask pixel at or above mid-grey is unknown (white = unknown).
 LUMA = np.array([0.299, 0.587, 0.114])
