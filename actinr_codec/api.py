@@ -38,7 +38,8 @@ from .pipeline.decoder import DEFAULT_MAX_MEMORY, AnrDecoder, decode_memory, str
 from .pipeline.encoder import GOPReport
 from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
-from .pipeline.presets import DEFAULT_GOP, DEFAULT_KEYINT, DEFAULT_PRESET, DEFAULT_QUALITY, settings_for
+from .pipeline.options import EncodeOptions
+from .pipeline.presets import settings_for
 from .pipeline.settings import EncodeSettings
 from .pipeline.source import Source, array_source, file_source
 from .pipeline.times import output_size, output_times
@@ -49,40 +50,6 @@ from .runtime import resolve_device, tune_allocator
 
 # Frame rate of an array of frames given without one.
 DEFAULT_FPS = Fraction(25)
-
-
-@dataclass(frozen=True)
-class EncodeOptions:
-    """What ``actinr encode`` asks for, with its defaults.
-
-    denoise: None to keep the noise, 0 to estimate its level, else the noise's standard
-    deviation in 8-bit levels. keyint: an intra GOP at least every this many frames, the
-    GOPs between predicted from the one before (1: all intra); scenecut: an intra GOP at
-    each scene cut, as in x264. scheduler: a Dask scheduler address to fit on instead of
-    ``jobs`` local processes; shared_input: there, workers read the source path themselves.
-    native: fit with the C kernel where it applies; compile: torch.compile elsewhere
-    (None: when the fit is long enough to repay it). model: the architecture, whose width
-    the quality level then sets. resume: carry on from the journal an interrupted encode
-    to the same output left (av1an's --resume); without one, start from the beginning.
-    """
-
-    quality: int = DEFAULT_QUALITY
-    preset: str = DEFAULT_PRESET
-    gop: int = DEFAULT_GOP
-    keyint: int = DEFAULT_KEYINT
-    scenecut: bool = True
-    iters: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    jobs: int = 1
-    segment: int | None = None
-    scheduler: str | None = None
-    shared_input: bool = False
-    denoise: float | None = None
-    native: bool = True
-    compile: bool | None = None
-    model: ModelConfig = ModelConfig()
-    resume: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,10 +134,7 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     src, rate, holes = _source(source, options, start, frames, fps, mask, cut_scenes)
     noise_level = None
     if settings is None:
-        settings = settings_for(src.width * src.height, options.quality, options.preset,
-                                options.gop, options.seed, options.model, options.iters,
-                                options.compile, options.native, options.keyint,
-                                options.scenecut)
+        settings = settings_for(src.width * src.height, options)
         if options.denoise is not None:
             noise_level = options.denoise or _noise_level(src, holes)
             settings = denoise_settings(settings, noise_level / 255)

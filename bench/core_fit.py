@@ -8,6 +8,7 @@ Prints one JSON object with everything it measured and the machine it ran on.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -20,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actinr_codec.fitting.config import FitConfig  # noqa: E402
+import actinr_codec as actinr  # noqa: E402
 from actinr_codec.fitting.fit import fit_gop  # noqa: E402
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
-from actinr_codec.model.config import ModelConfig  # noqa: E402
 from actinr_codec.model.render import render_gop  # noqa: E402
-from actinr_codec.pipeline.video import fit_video  # noqa: E402
+from actinr_codec.pipeline.options import EncodeOptions  # noqa: E402
+from actinr_codec.pipeline.presets import settings_for  # noqa: E402
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "carphone.mkv"
 
@@ -58,25 +59,31 @@ def main() -> None:
         sys.exit(f"error: clip not found: {args.clip}")
     video, _ = read_video(args.clip, count=args.frames)
     n, h, w, _ = video.shape
-    model_cfg, fit_cfg = ModelConfig(), FitConfig(iters=10**9, seconds=args.seconds)
+    # The real encoder at the product's settings, but for intra GOPs of the given length
+    # and a fitting budget in seconds instead of steps.
+    settings = settings_for(w * h, EncodeOptions(gop=args.gop, keyint=1))
+    settings = dataclasses.replace(settings, fit=dataclasses.replace(
+        settings.fit, iters=10**9, seconds=args.seconds))
+    model_cfg, fit_cfg = settings.model, settings.fit
     report: dict = {
         "clip": args.clip.name, "frames": n, "size": [w, h], "gop": args.gop,
-        "model": model_cfg.__dict__, "fit_seconds_budget": args.seconds,
+        "model": dataclasses.asdict(settings.model), "fit_seconds_budget": args.seconds,
         "machine": machine(),
         "gops": [],
     }
 
-    def on_gop(k, result):
-        report["gops"].append({
-            "psnr": round(result.psnr, 3), "iters": result.iters, "seconds": round(result.seconds, 2),
-            "params": sum(p.numel() for p in result.model.parameters()),
-            "curve": [(i, round(s, 1), round(p, 2)) for i, s, p in result.history[9::10]],
-        })
-        print(f"gop {k}: {result.psnr:.2f} dB in {result.seconds:.1f} s", file=sys.stderr)
+    def on_gop(event):
+        if event.kind != "gop":
+            return
+        result = event.report
+        report["gops"].append({"psnr": round(result.psnr, 3), "iters": result.iters,
+                               "seconds": round(result.seconds, 2), "params": result.params})
+        print(f"gop {event.gop}: {result.psnr:.2f} dB in {result.seconds:.1f} s", file=sys.stderr)
 
-    fitted = fit_video(video, args.gop, model_cfg, fit_cfg, on_gop=on_gop)
-    model = fitted.models[0]
-    t1 = torch.arange(float(len(fitted.gops[0])))
+    encoded = actinr.encode(video, None, settings=settings, progress=on_gop)
+    with actinr.open(encoded.data, "cpu") as decoded:
+        model = decoded.gop_model(0)
+        t1 = torch.arange(float(len(decoded.gops[0])))
     report["decode_s_per_frame_1x"] = median_seconds(lambda: render_gop(model, t1, h, w), args.runs) / len(t1)
     report["decode_s_per_frame_4x"] = median_seconds(
         lambda: render_gop(model, torch.tensor([0.5]), 4 * h, 4 * w), args.runs)

@@ -41,7 +41,8 @@ import actinr_codec as actinr  # noqa: E402
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
 from actinr_codec.model.network import GOPModel  # noqa: E402
-from actinr_codec.pipeline.presets import DEFAULT_GOP, settings_for  # noqa: E402
+from actinr_codec.pipeline.options import EncodeOptions  # noqa: E402
+from actinr_codec.pipeline.presets import settings_for  # noqa: E402
 from actinr_codec.runtime import resolve_device  # noqa: E402
 from bench.core_fit import machine, median_seconds  # noqa: E402
 from bitstream.container import AnrReader  # noqa: E402
@@ -89,7 +90,8 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
     n, h, w, _ = video.shape
     # Only pass --compile on: encoders before it existed are measured with this script too.
     forced = {} if args.compile is None else {"compile": args.compile}
-    settings = settings_for(w * h, args.quality, preset, args.gop, **forced)
+    settings = settings_for(w * h, EncodeOptions(quality=args.quality, preset=preset,
+                                                 gop=args.gop, **forced))
     # Probed before and after the encode: on a shared machine one probe can catch a busy
     # moment (102 against 191 GFLOP/s, seen), and the higher is the machine's peak.
     probes = [matmul_peak()]
@@ -193,12 +195,12 @@ def main() -> None:
     ap.add_argument("what", choices=["encode", "decode"])
     ap.add_argument("--clip", type=Path, default=DEFAULT_CLIP)
     ap.add_argument("--frames", type=int, default=None)
-    ap.add_argument("--preset", default="medium", help="one or more, comma-separated")
+    ap.add_argument("--preset", default=EncodeOptions().preset, help="one or more, comma-separated")
     ap.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                     help="force torch.compile on or off (default: the encoder's own choice)")
     ap.add_argument("--before", type=Path, help="an earlier encode JSON to plot against")
-    ap.add_argument("--quality", type=int, default=4)
-    ap.add_argument("--gop", type=int, default=DEFAULT_GOP)
+    ap.add_argument("--quality", type=int, default=EncodeOptions().quality)
+    ap.add_argument("--gop", type=int, default=EncodeOptions().gop)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--anr", type=Path, help="file to decode")
     ap.add_argument("--runs", type=int, default=3)

@@ -10,19 +10,16 @@ from pathlib import Path
 import click
 
 from actinr_codec.pipeline.gop import MAX_GOP
-from actinr_codec.pipeline.presets import (
-    DEFAULT_GOP,
-    DEFAULT_PRESET,
-    DEFAULT_QUALITY,
-    MAX_QUALITY,
-    MIN_QUALITY,
-    PRESETS,
-)
+from actinr_codec.pipeline.options import EncodeOptions
+from actinr_codec.pipeline.presets import MAX_QUALITY, MIN_QUALITY, PRESETS
 
 from .errors import exits_cleanly, refuse_overwrite
 
+# actinr encodes in an evaluation as `actinr encode` does unless told otherwise.
+DEFAULTS = EncodeOptions()
+
 QUALITY_OPTION = click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY, MAX_QUALITY),
-                              default=DEFAULT_QUALITY, show_default=True, help="actinr quality.")
+                              default=DEFAULTS.quality, show_default=True, help="actinr quality.")
 
 EPILOG_RD = """\b
 Examples:
@@ -74,14 +71,14 @@ def _shared_options(command):
         click.option("--frames", type=click.IntRange(1), default=None,
                      help="Frames per clip (default: all)."),
         click.option("--preset", type=click.Choice(list(PRESETS)),
-                     default=DEFAULT_PRESET, show_default=True, help="actinr preset."),
-        click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULT_GOP, show_default=True,
-                     help="actinr GOP length."),
-        click.option("--iters", type=click.IntRange(1), default=None,
+                     default=DEFAULTS.preset, show_default=True, help="actinr preset."),
+        click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULTS.gop,
+                     show_default=True, help="actinr GOP length."),
+        click.option("--iters", type=click.IntRange(1), default=DEFAULTS.iters,
                      help="actinr fitting steps per GOP, overriding the preset's."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="auto", show_default=True),
-        click.option("--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+        click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True),
+        click.option("--device", default=DEFAULTS.device, show_default=True),
+        click.option("--jobs", type=click.IntRange(1, 64), default=DEFAULTS.jobs, show_default=True,
                      help="actinr GOP segments fitted in parallel processes."),
         click.option("-y", "--overwrite", is_flag=True, help="Replace earlier results in --out."),
     ]
@@ -135,10 +132,9 @@ def _save(out: Path, protocol: str, options: dict, loaded: list[tuple], rows: li
 def _actinr_options(kwargs: dict):
     """actinr's encoding options, checked before any work starts."""
     from actinr_codec.runtime import resolve_device
-    from evaluation.protocols import ActinrOptions
 
     resolve_device(kwargs["device"])
-    return ActinrOptions(**{k: kwargs[k] for k in ("preset", "gop", "seed", "iters",
+    return EncodeOptions(**{k: kwargs[k] for k in ("preset", "gop", "seed", "iters",
                                                      "device", "jobs")})
 
 

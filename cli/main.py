@@ -12,19 +12,15 @@ import click
 from actinr_codec import __version__
 from actinr_codec.pipeline.decoder import DEFAULT_MAX_MEMORY
 from actinr_codec.pipeline.gop import MAX_GOP
-from actinr_codec.pipeline.presets import (
-    DEFAULT_GOP,
-    DEFAULT_KEYINT,
-    DEFAULT_PRESET,
-    DEFAULT_QUALITY,
-    MAX_QUALITY,
-    MIN_QUALITY,
-    PRESETS,
-)
+from actinr_codec.pipeline.options import EncodeOptions
+from actinr_codec.pipeline.presets import MAX_QUALITY, MIN_QUALITY, PRESETS
 from bitstream.limits import MAX_SIDE
 
 from .errors import exits_cleanly, refuse_overwrite
 from .evaluate import evaluate
+
+# What `actinr encode IN OUT` does: every encode option's default is read from here.
+DEFAULTS = EncodeOptions()
 
 EPILOG_ENCODE = """\b
 Examples:
@@ -114,33 +110,35 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @main.command(epilog=EPILOG_ENCODE)
 @click.argument("source")
 @click.argument("output", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY, MAX_QUALITY), default=None,
-              help=f"{MIN_QUALITY} (best, biggest) .. {MAX_QUALITY} (smallest), like crf.  "
-                   f"[default: {DEFAULT_QUALITY}]")
-@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULT_PRESET,
+@click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY, MAX_QUALITY),
+              default=DEFAULTS.quality, show_default=True,
+              help=f"{MIN_QUALITY} (best, biggest) .. {MAX_QUALITY} (smallest), like crf.")
+@click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULTS.preset,
               show_default=True, help="Time/quality trade-off (see README).")
-@click.option("--gop", type=click.IntRange(2, MAX_GOP), default=None,
-              help=f"Frames per GOP, boundary frame shared.  [default: {DEFAULT_GOP}]")
-@click.option("--keyint", type=click.IntRange(1), default=None,
-              help="An intra GOP at least every this many frames; the GOPs between predict "
-                   f"from the one before (1: all intra).  [default: {DEFAULT_KEYINT}]")
-@click.option("--scenecut/--no-scenecut", default=True, show_default=True,
+@click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULTS.gop, show_default=True,
+              help="Frames per GOP, boundary frame shared.")
+@click.option("--keyint", type=click.IntRange(1), default=DEFAULTS.keyint, show_default=True,
+              help="Intra GOPs start at most this many frames apart; the GOPs between "
+                   "predict from the one before (1: all intra).")
+@click.option("--scenecut/--no-scenecut", default=DEFAULTS.scenecut, show_default=True,
               help="Start an intra GOP at each scene cut.")
 @click.option("--start", type=click.IntRange(0), default=0, show_default=True,
               help="First frame to encode.")
 @click.option("--frames", type=click.IntRange(1), default=None, help="Number of frames to encode.")
-@click.option("--iters", type=click.IntRange(1), default=None,
+@click.option("--iters", type=click.IntRange(1), default=DEFAULTS.iters,
               help="Fitting steps per GOP, overriding the preset's.")
 @click.option("--fps", "fps", default=None,
               help="Frame rate to store, overriding the source's (image sequences read at 25).")
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--device", default=DEFAULTS.device, show_default=True,
+              help="cpu, cuda, cuda:N or auto.")
+# No default of its own: given, it excludes --scheduler.
 @click.option("--jobs", type=click.IntRange(1, 64), default=None,
-              help="Local processes fitting GOP segments in parallel.  [default: 1]")
-@click.option("--segment", type=click.IntRange(1), default=None,
+              help=f"Local processes fitting GOP segments in parallel.  [default: {DEFAULTS.jobs}]")
+@click.option("--segment", type=click.IntRange(1), default=DEFAULTS.segment,
               help="GOPs per segment, cut at the next intra GOP; segments are fitted "
                    "independently.  "
                    "[default: the GOPs split evenly over the jobs or cluster threads]")
-@click.option("--scheduler", default=None, metavar="tcp://HOST:PORT",
+@click.option("--scheduler", default=DEFAULTS.scheduler, metavar="tcp://HOST:PORT",
               help="Fit the segments on this Dask cluster (pip install 'actinr[dask]').")
 @click.option("--shared-input", is_flag=True,
               help="With --scheduler: workers read SOURCE themselves (same path everywhere) "
@@ -153,12 +151,12 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("--mask", "mask_path", default=None, metavar="MASK",
               help="Inpaint: white pixels (luma >= 128) of MASK are unknown and filled. An "
                    "image masks every frame; a video masks its frame k onto source frame k.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True,
               help="Seeds initialisation and sampling; same seed, same file on one machine.")
 @click.option("--no-asm", "no_asm", is_flag=True,
               help="Fit with PyTorch alone, without the native C kernel that otherwise "
                    "fits on CPU (built with the system's C compiler on first use).")
-@click.option("--compile/--no-compile", "compile_", default=None,
+@click.option("--compile/--no-compile", "compile_", default=DEFAULTS.compile,
               help="Where the native kernel does not apply (CUDA, --no-asm, activations "
                    "other than sine): fit through torch.compile.  "
                    "[default: when the fit is long enough to repay the compile time]")
@@ -174,7 +172,6 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
            device, jobs, segment, scheduler, shared_input, denoise, mask_path, seed, no_asm,
            compile_, resume, overwrite):
     """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
-    from actinr_codec.api import EncodeOptions
     from actinr_codec.api import encode as encode_video
     from actinr_codec.pipeline.journal import journal_path
 
@@ -190,11 +187,10 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
         raise click.ClickException(f"{journal} holds an interrupted encode: --resume carries "
                                    f"on from it, -y starts over")
     options = EncodeOptions(
-        quality=DEFAULT_QUALITY if quality is None else quality, preset=preset,
-        gop=DEFAULT_GOP if gop is None else gop, iters=iters, seed=seed, device=device,
-        keyint=DEFAULT_KEYINT if keyint is None else keyint, scenecut=scenecut,
-        jobs=jobs or 1, segment=segment, scheduler=scheduler, shared_input=shared_input,
-        denoise=denoise, native=not no_asm, compile=compile_, resume=resume)
+        quality=quality, preset=preset, gop=gop, iters=iters, seed=seed, device=device,
+        keyint=keyint, scenecut=scenecut, jobs=jobs or DEFAULTS.jobs, segment=segment,
+        scheduler=scheduler, shared_input=shared_input, denoise=denoise, native=not no_asm,
+        compile=compile_, resume=resume)
     progress = EncodeProgress(scheduler, options.jobs)
     try:
         report = encode_video(source, output, options, start=start, frames=frames,

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from actinr_codec.pipeline.options import EncodeOptions
 from actinr_codec.restoration.noise import estimate_noise
 
 from .baselines import filter_video
-from .protocols import ActinrOptions, actinr_code
+from .protocols import actinr_code
 from .quality import summarize
 
 PHOTONS = 30.0
@@ -59,7 +60,7 @@ def tuned_filter(name: str, clean: np.ndarray, noisy: np.ndarray, fps: Fraction
 
 
 def denoise_clip(clip: str, clean: np.ndarray, fps: Fraction, quality: int,
-                 options: ActinrOptions, anr_dir: Path, seed: int, plain: bool = True
+                 options: EncodeOptions, anr_dir: Path, seed: int, plain: bool = True
                  ) -> list[dict]:
     """Rows for one clip: the noisy input, each tuned denoiser, actinr --denoise with the
     noise level it estimates, and (with ``plain``) actinr without --denoise."""

@@ -14,8 +14,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from actinr_codec.pipeline.options import EncodeOptions
+
 from .baselines import filter_video
-from .protocols import ActinrOptions, actinr_code
+from .protocols import actinr_code
 from .quality import region_psnr, summarize
 
 # Conjugate-gradient iterations at most, and the relative residual that ends them early.
@@ -107,7 +109,7 @@ FILLS = {"constant": constant_fill, "harmonic": harmonic_fill}
 
 
 def inpaint_clip(clip: str, frames: np.ndarray, fps: Fraction, quality: int,
-                 options: ActinrOptions, anr_dir: Path) -> list[dict]:
+                 options: EncodeOptions, anr_dir: Path) -> list[dict]:
     """Rows for one clip: each mask case filled by actinr --mask and by every baseline."""
     n, height, width, _ = frames.shape
     rows = []

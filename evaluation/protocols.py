@@ -18,25 +18,13 @@ import torch
 
 import actinr_codec as actinr
 from actinr_codec.metrics import frame_psnrs
-from actinr_codec.pipeline.presets import DEFAULT_GOP, DEFAULT_PRESET
+from actinr_codec.pipeline.options import EncodeOptions
 
 from . import baselines
 from .quality import summarize
 
 
-@dataclass(frozen=True)
-class ActinrOptions:
-    """How actinr encodes in an evaluation, besides the quality."""
-
-    preset: str = DEFAULT_PRESET
-    gop: int = DEFAULT_GOP
-    seed: int = 0
-    iters: int | None = None
-    device: str = "auto"
-    jobs: int = 1
-
-
-def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: ActinrOptions,
+def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: EncodeOptions,
                 path: Path, scale: int = 1, fps_scale: int = 1, denoise: float | None = None,
                 mask: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
     """Encode frames into ``path``, then load it and render as ``actinr decode`` would.
@@ -47,10 +35,9 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Actinr
     levels and the mask (N, H, W) bool, True where unknown.
     """
     n, height, width, _ = frames.shape
-    encoded = actinr.encode(frames, path, actinr.EncodeOptions(
-        quality=quality, preset=options.preset, gop=options.gop, seed=options.seed,
-        iters=options.iters, device=options.device, jobs=options.jobs, denoise=denoise),
-        fps=fps, mask=mask)
+    encoded = actinr.encode(frames, path, dataclasses.replace(options, quality=quality,
+                                                              denoise=denoise),
+                            fps=fps, mask=mask)
     start = time.perf_counter()
     with actinr.open(path, options.device) as video:
         times, _ = video.times(fps_scale=fps_scale if fps_scale > 1 else None)
@@ -60,15 +47,15 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Actinr
     return {
         "bytes": nbytes, "bpp": nbytes * 8 / (width * height * n),
         "encode_s": encoded.seconds, "decode_s": decode_s,
-        "settings": {"codec": "actinr", "quality": quality,
-                     **dataclasses.asdict(options), "file": path.name,
+        "settings": {"codec": "actinr", **dataclasses.asdict(options), "quality": quality,
+                     "file": path.name,
                      "gop_iters": [r.iters for r in encoded.gops],
                      "encoder": dataclasses.asdict(encoded.plan.settings)},
     }, decoded
 
 
 def rd_clip(clip: str, frames: np.ndarray, fps: Fraction, qualities: list[int],
-            crfs: list[int], codecs: list[str], options: ActinrOptions,
+            crfs: list[int], codecs: list[str], options: EncodeOptions,
             anr_dir: Path, keyint: int | None = None) -> list[dict]:
     """Rate-distortion points of actinr at each quality and each baseline at each crf.
 
@@ -131,7 +118,7 @@ def _baseline_restorations(low: np.ndarray, scale: int, step: int, fps: Fraction
 
 
 def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step: int,
-                 quality: int, options: ActinrOptions, anr_dir: Path
+                 quality: int, options: EncodeOptions, anr_dir: Path
                  ) -> tuple[list[dict], Shown]:
     """One restoration task: keep every ``step``-th frame at 1/``scale`` of the size,
     encode that with actinr, decode at --scale ``scale`` and --fps-scale ``step``, and

@@ -226,3 +226,28 @@ def test_demo_refuses_to_replace_its_files_without_overwrite(tmp_path):
     assert result.exit_code == 1 and "demo.anr exists" in result.output
     assert [p.name for p in tmp_path.iterdir()] == ["demo.anr"]
     assert (tmp_path / "demo.anr").read_bytes() == b"mine"
+
+
+def test_the_commands_defaults_are_the_librarys():
+    """`actinr encode IN OUT` is EncodeOptions(): every option that sets a field has that
+    field's default (jobs has none of its own, so that --scheduler can exclude it), and the
+    evaluation commands encode the same way."""
+    import dataclasses
+
+    from actinr_codec.pipeline.options import EncodeOptions
+    from cli.evaluate import evaluate
+
+    defaults = EncodeOptions()
+    fields = {f.name for f in dataclasses.fields(EncodeOptions)}
+    params = {p.name.rstrip("_"): p for p in main.commands["encode"].params}
+    shared = sorted(fields & set(params) - {"jobs"})
+    assert len(shared) >= 12, shared
+    for name in shared:
+        assert params[name].default == getattr(defaults, name), name
+    assert params["no_asm"].default is (not defaults.native)
+    assert params["jobs"].default is None
+    for command in evaluate.commands.values():
+        for param in command.params:
+            # rd's --keyint is x264's and x265's, the baselines'.
+            if param.name in fields - {"keyint"}:
+                assert param.default == getattr(defaults, param.name), (command.name, param.name)

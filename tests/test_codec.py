@@ -17,7 +17,7 @@ from bitstream.container import AnrReader, write_anr
 from bitstream.errors import BitstreamError
 
 SETTINGS = EncodeSettings(model=TINY_MODEL, fit=FitConfig(iters=300, points=128), gop_size=6,
-                          noise_db=6.0, qat_iters=100)
+                          keyint=1, scenecut=False, noise_db=6.0, qat_iters=100)
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import dataclasses
 from synthetic import moving_pattern
 
 import actinr_codec as actinr
+from actinr_codec.pipeline.options import EncodeOptions
 from actinr_codec.pipeline.presets import MAX_QUALITY, MIN_QUALITY, settings_for
 
 
@@ -20,7 +21,7 @@ def test_each_level_is_smaller_and_no_better_than_the_last():
     frames = moving_pattern(6, 80, 80)
     sizes, psnrs = [], []
     for quality in range(MIN_QUALITY, MAX_QUALITY + 1):
-        settings = settings_for(80 * 80, quality, "fast", gop_size=6, iters=1000)
+        settings = settings_for(80 * 80, EncodeOptions(quality=quality, preset="fast", gop=6, iters=1000))
         settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit, points=64))
         report = actinr.encode(frames, None, settings=settings)
         sizes.append(report.size)

@@ -10,8 +10,6 @@ from actinr_codec.fitting.fit import fit_gop
 from actinr_codec.metrics import psnr
 from actinr_codec.model import render as render_mod
 from actinr_codec.model.render import render_gop
-from actinr_codec.pipeline.gop import split_scene
-from actinr_codec.pipeline.video import VideoModel, render
 
 
 def _seam_ratio(img: torch.Tensor, boundaries: list[int]) -> float:
@@ -53,16 +51,16 @@ def test_render_memory_is_chunked(fitted, monkeypatch):
     assert torch.allclose(whole, chunked, atol=1e-5)
 
 
-def test_video_render_uses_the_gop_serving_t(fitted):
-    gops = split_scene(0, 15, 8)
-    video = VideoModel(64, 64, 15, gops, [fitted.model, fitted.model])
-    assert video.locate(10.5) == (1, 3.5)
-    frame = render(video, 10.5, 32, 48)
-    assert frame.shape == (32, 48, 3) and frame.dtype == torch.uint8
-    expected = render_gop(fitted.model, torch.tensor([3.5]), 32, 48)[0]
-    assert torch.equal(frame, (expected.clamp(0, 1) * 255 + 0.5).to(torch.uint8))
+@pytest.mark.parametrize("bands", [[0, 37, 96], [0, 1, 2, 50, 95, 96]])
+def test_a_frame_rendered_in_bands_of_rows_is_the_whole_frame(fitted, bands):
+    """Huge outputs render in bands (pipeline/decoder.py): each band is exactly its rows
+    of the whole render, whichever tiles it crosses."""
+    t = torch.tensor([1.0, 4.5])
+    whole = render_gop(fitted.model, t, 96, 80)
+    parts = [render_gop(fitted.model, t, 96, 80, (a, b)) for a, b in zip(bands, bands[1:])]
+    assert torch.equal(torch.cat(parts, dim=1), whole)
     with pytest.raises(ValueError):
-        render(video, 14.5)
+        render_gop(fitted.model, t, 96, 80, (50, 97))
 
 
 def test_render_threads_share_the_work_without_changing_it(fitted):

@@ -13,6 +13,7 @@ from actinr_codec.media.frames import ArrayFrames
 from actinr_codec.media.videoio import VideoIOError
 from actinr_codec.parallel.segments import fit_segment
 from actinr_codec.pipeline.gop import GOPPlan
+from actinr_codec.pipeline.options import EncodeOptions
 from actinr_codec.pipeline.presets import settings_for
 from actinr_codec.restoration.denoise import denoise_settings
 from actinr_codec.restoration.masks import read_mask
@@ -78,7 +79,7 @@ def test_noise_estimate_follows_protocol_noise_and_ignores_holes():
 
 
 def test_denoise_policy_keeps_width_for_light_noise_and_shrinks_it_for_heavy():
-    base = settings_for(64 * 64, quality=4)
+    base = settings_for(64 * 64, EncodeOptions(quality=4))
     light, heavy = denoise_settings(base, 5 / 255), denoise_settings(base, 40 / 255)
     assert light.model.width == base.model.width
     assert 8 <= heavy.model.width < base.model.width
@@ -119,7 +120,7 @@ def test_mask_reaches_the_right_frames_of_a_segment():
     spoiled[4, 8:24, 8:24] = 255 - spoiled[4, 8:24, 8:24]
     mask = np.zeros(clip.shape[:3], bool)
     mask[4, 8:24, 8:24] = True
-    settings = settings_for(32 * 32, preset="fast", gop_size=3, iters=150)
+    settings = settings_for(32 * 32, EncodeOptions(preset="fast", gop=3, iters=150))
     segment = GOPPlan([range(2, 5), range(4, 6)], [INTRA, INTRA])  # a segment not from 0
     frames, holes = ArrayFrames(spoiled).part(2, 6), ArrayFrames(mask).part(2, 6)
     plain = fit_segment(frames, segment, settings)

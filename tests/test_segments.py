@@ -65,10 +65,11 @@ def test_a_failing_segment_stops_the_others_and_is_reported_first():
 
     from actinr_codec.parallel.local import encode_gops
     from actinr_codec.pipeline.gop import plan_gops
+    from actinr_codec.pipeline.options import EncodeOptions
     from actinr_codec.pipeline.presets import settings_for
 
     frames = FailingFrames(moving_pattern(8, 16, 16), broken=7)
-    settings = settings_for(16 * 16, preset="fast", gop_size=4, iters=10**7, keyint=1)
+    settings = settings_for(16 * 16, EncodeOptions(preset="fast", gop=4, iters=10**7, keyint=1))
     settings = dataclasses.replace(settings, fit=dataclasses.replace(settings.fit, seconds=3600))
     plan = plan_gops(8, 4, 1)
     begin = time.monotonic()

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 from ..fitting.config import FitConfig
-from ..model.config import ModelConfig
+from .options import EncodeOptions
 from .settings import EncodeSettings
 
 
@@ -65,16 +65,6 @@ COMPILE_MIN_EVALUATIONS = 100_000_000
 # Time frequencies per frame of a long GOP (temporal_frequencies), and the most used.
 FRAMES_PER_FREQ = 4
 MAX_FREQS = 16
-DEFAULT_QUALITY = 4
-DEFAULT_PRESET = "medium"
-# Frames per GOP. With prediction between GOPs (keyint) longer GOPs cost less: on the
-# 48-frame reference clips at quality 4, GOPs of 8, 16, 24, 32 and 48 frames measured
-# docs/design.md's table; 32 was best on both clips.
-DEFAULT_GOP = 32
-# x264's default: seeking decodes at most this many frames' worth of GOP parameters.
-DEFAULT_KEYINT = 250
-
-
 def temporal_frequencies(n_freqs: int, gop_size: int) -> int:
     """Time frequencies for GOPs of gop_size frames: the model's own for short GOPs, one per
     FRAMES_PER_FREQ frames for long ones (at most MAX_FREQS), so that a long GOP's biases
@@ -82,20 +72,17 @@ def temporal_frequencies(n_freqs: int, gop_size: int) -> int:
     return min(max(n_freqs, math.ceil(gop_size / FRAMES_PER_FREQ)), MAX_FREQS)
 
 
-def settings_for(
-    frame_pixels: int, quality: int = DEFAULT_QUALITY, preset: str = DEFAULT_PRESET,
-    gop_size: int = DEFAULT_GOP, seed: int = 0, model: ModelConfig = ModelConfig(),
-    iters: int | None = None, compile: bool | None = None, native: bool = True,
-    keyint: int = DEFAULT_KEYINT, scenecut: bool = True,
-) -> EncodeSettings:
-    """Encoder settings for frames of frame_pixels (width * height) pixels, a quality
-    level, a preset name, a GOP length and a seed; keyint and scenecut as x264's.
+def settings_for(frame_pixels: int, options: EncodeOptions = EncodeOptions()) -> EncodeSettings:
+    """Encoder settings for frames of frame_pixels (width * height) pixels and what an
+    encode asks for (quality, preset, GOP length, seed, keyint and scenecut as x264's,
+    model, iters, native, compile): the one builder of settings.
 
     The preset's time cap scales with frame_pixels; iters overrides its fitting steps
     per GOP (the time cap still applies). native: fit with the C kernel where it applies.
     compile: otherwise fit through torch.compile; by default when a GOP's fit is long
     enough to repay the compile time.
     """
+    quality, preset, gop_size, iters = options.quality, options.preset, options.gop, options.iters
     if quality not in QUALITY:
         raise ValueError(f"quality must lie in {min(QUALITY)}..{max(QUALITY)}")
     if preset not in PRESETS:
@@ -103,14 +90,15 @@ def settings_for(
     width, rate_weight = QUALITY[quality]
     p = PRESETS[preset]
     steps = iters or p.iters
+    model, compile = options.model, options.compile
     if compile is None:
         step_frames = math.ceil(gop_size / FitConfig().groups(gop_size))
         evaluations = steps * FitConfig.points * step_frames * frame_pixels / model.tile**2
         compile = evaluations >= COMPILE_MIN_EVALUATIONS
     return EncodeSettings(
-        model=dataclasses.replace(model, width=width, seed=seed,
+        model=dataclasses.replace(model, width=width, seed=options.seed,
                                   n_freqs=temporal_frequencies(model.n_freqs, gop_size)),
-        fit=FitConfig(iters=steps, seed=seed, compile=compile, native=native,
+        fit=FitConfig(iters=steps, seed=options.seed, compile=compile, native=options.native,
                       lr=FitConfig.lr * (WIDE_LR_SCALE if width > WIDE else 1.0),
                       seconds=max(MIN_CAP_SECONDS,
                                   p.seconds_per_mpixel * gop_size * frame_pixels / 1e6)),
@@ -118,6 +106,6 @@ def settings_for(
         rate_weight=rate_weight,
         intra_rate_weight=rate_weight,
         qat_iters=min(p.qat_iters, iters or p.qat_iters),
-        keyint=keyint,
-        scenecut=scenecut,
+        keyint=options.keyint,
+        scenecut=options.scenecut,
     )

@@ -8,9 +8,12 @@ from ..fitting.config import FitConfig
 from ..model.config import ModelConfig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class EncodeSettings:
     """Everything that decides the bits: model shape, fitting budget, GOP length, precision.
+    Built from what an encode asks for by presets.settings_for (the model, fit, GOP and
+    keyframe fields have no defaults of their own, so that none can differ from the
+    product's, pipeline.options.EncodeOptions).
 
     noise_db: parameters are rounded so coarsely that the error rounding adds to the output
     lies this many dB below the float fit's own error (6 dB costs about 1 dB of PSNR).
@@ -28,15 +31,15 @@ class EncodeSettings:
     (encoder.intra_prices); 0 fits for distortion alone.
     """
 
-    model: ModelConfig = ModelConfig()
-    fit: FitConfig = FitConfig()
-    gop_size: int = 8
+    model: ModelConfig
+    fit: FitConfig
+    gop_size: int
     noise_db: float = 6.0
     qat_iters: int = 200
     qat_lr_scale: float = 0.1
     signal_mse: float | None = None
-    keyint: int = 1
-    scenecut: bool = False
+    keyint: int
+    scenecut: bool
     rate_weight: float = 8.0
     intra_rate_weight: float = 8.0
     intra_price_from: float = 0.2
