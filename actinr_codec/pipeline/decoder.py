@@ -8,6 +8,7 @@ needed, so seeking reads only the chunks it renders.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import torch
 
 from bitstream.container import AnrReader
 from bitstream.errors import BitstreamError
+from bitstream.limits import MAX_GOP_ELEMENTS
 from bitstream.records import INTRA, PREDICTED, GOPRecord, VideoInfo
 
 from ..model.config import ModelConfig
@@ -32,6 +34,10 @@ MAX_TILES = 1 << 16
 BATCH_BYTES = 32 << 20
 # GOPs whose decoded tensors and models are kept: playing forward needs the GOP before.
 KEEP_GOPS = 3
+# Smallest omega and gabor_scale a decoder builds a model for. The model computes in
+# float32 with factors up to 1000 / scale (the ranges of model/config.py), which overflow
+# below about 3e-36 and make torch refuse to build the model; useful scales are near 1-100.
+MIN_SCALE = 1e-30
 
 
 def stream_model(config: dict, info: VideoInfo, version: int
@@ -42,10 +48,21 @@ def stream_model(config: dict, info: VideoInfo, version: int
         cfg, _ = parse_config(config, version)
     except ValueError as exc:
         raise BitstreamError(f"invalid model configuration: {exc}") from None
+    for name in ("omega", "gabor_scale"):
+        if getattr(cfg, name) < MIN_SCALE:
+            raise BitstreamError(f"invalid model configuration: {name} {getattr(cfg, name)!r} "
+                                 f"is below {MIN_SCALE:g}")
     tiles = tile_count(cfg, info.height, info.width)
     if tiles > MAX_TILES:
         raise BitstreamError(f"{tiles} tiles exceeds the limit of {MAX_TILES}")
-    return cfg, tensor_layout(cfg, tiles)
+    layout = tensor_layout(cfg, tiles)
+    # A GOP chunk holds at most MAX_GOP_ELEMENTS symbols, so no GOP of a larger model can
+    # decode: refuse the file now, before a model of that size is allocated.
+    elements = sum(math.prod(shape) for _, shape in layout)
+    if elements > MAX_GOP_ELEMENTS:
+        raise BitstreamError(f"the model's {elements} parameters exceed the GOP limit of "
+                             f"{MAX_GOP_ELEMENTS}")
+    return cfg, layout
 
 
 def gop_tensors(record: GOPRecord, layout: list[tuple[str, tuple]],
@@ -119,9 +136,10 @@ class AnrDecoder:
     def model(self, k: int) -> GOPModel:
         """GOP k's model, on the decoder's device."""
         if k not in self._models:
+            # The tensors first: a GOP that does not decode fails before its model is built.
+            tensors = self.tensors(k)
             model = GOPModel(self.model_config, self.info.height, self.info.width)
-            self._remember(self._models, k, load_tensors(model, self.tensors(k)).eval()
-                           .to(self.device))
+            self._remember(self._models, k, load_tensors(model, tensors).eval().to(self.device))
         self._models.move_to_end(k)
         return self._models[k]
 
