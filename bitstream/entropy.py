@@ -13,22 +13,36 @@ All coded tensors of a GOP share one RangeEncoder stream (32-bit words, little-e
 the file), so the flush overhead (about 32-64 bits) is paid once per GOP. Measured on
 Laplace-like symbols (tests/test_bitstream_efficiency.py), the stream is within 0.1 % of
 the models' ideal code length plus that flush.
+
+The decoder reads zeros past the end of the payload, so it would take a few bytes for
+millions of symbols. A symbol costs at least -log2 of its model's largest probability and
+the encoder's 64-bit state holds at most 64 bits not yet written, so a payload shorter
+than that many bits less 64 cannot have been written for these models: it is refused
+before decoding.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import constriction
 import numpy as np
 
 from .errors import BitstreamError
-from .models import CONSTANT, SymbolModel, model_weights
+from .models import CONSTANT, PRECISION, SymbolModel, model_weights
+
+# Bits of coder state an encoder may leave unwritten (see above), plus a margin for the
+# floating-point sum of the lower bound.
+SLACK_BITS = 96
 
 
 def categorical(model: SymbolModel) -> constriction.stream.model.Categorical:
-    return constriction.stream.model.Categorical(model_weights(model).astype(np.float64),
-                                                 perfect=False)
+    return _categorical(model_weights(model))
+
+
+def _categorical(weights: np.ndarray) -> constriction.stream.model.Categorical:
+    return constriction.stream.model.Categorical(weights.astype(np.float64), perfect=False)
 
 
 def encode_symbols(items: Sequence[tuple[np.ndarray, SymbolModel]]) -> bytes:
@@ -46,15 +60,23 @@ def decode_symbols(payload: bytes, items: Sequence[tuple[SymbolModel, int]]) -> 
     if len(payload) % 4:
         raise BitstreamError(f"payload length {len(payload)} is not a multiple of 4")
     words = np.frombuffer(payload, "<u4").astype(np.uint32)
+    weights = [None if model.kind == CONSTANT else model_weights(model) for model, _ in items]
+    least_bits = sum(count * (PRECISION - math.log2(int(w.max()) + 1))
+                     for (_, count), w in zip(items, weights) if w is not None)
+    if least_bits > 32 * len(words) + SLACK_BITS:
+        raise BitstreamError(f"payload of {len(payload)} bytes is too short for its symbols "
+                             f"(at least {math.ceil(least_bits / 8)} bytes)")
     out = []
     try:
         decoder = constriction.stream.queue.RangeDecoder(words)
-        for model, count in items:
-            if model.kind == CONSTANT:
+        for (model, count), w in zip(items, weights):
+            if w is None:
                 out.append(np.full(count, model.lo, np.int32))
             else:
-                out.append(decoder.decode(categorical(model), count).astype(np.int32)
-                           + np.int32(model.lo))
+                # In place: a GOP's symbols can take hundreds of megabytes.
+                symbols = decoder.decode(_categorical(w), count).astype(np.int32, copy=False)
+                symbols += np.int32(model.lo)
+                out.append(symbols)
         exhausted = decoder.maybe_exhausted()
     except Exception as exc:  # constriction reports bad data with its own exception types
         raise BitstreamError(f"entropy decoding failed ({exc})") from None

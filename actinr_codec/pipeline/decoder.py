@@ -47,6 +47,10 @@ FRAME_COPIES = 4
 # A render's working memory as a multiple of BATCH_BYTES: the float frames, the pixel grid
 # (twice, cached), the tiles' outputs in flight and the uint8 conversion.
 RENDER_BATCHES = 8
+# Smallest omega and gabor_scale a decoder builds a model for. The model computes in
+# float32 with factors up to 1000 / scale (the ranges of model/config.py), which overflow
+# below about 3e-36 and make torch refuse to build the model; useful scales are near 1-100.
+MIN_SCALE = 1e-30
 
 
 def stream_model(config: dict, info: VideoInfo, version: int
@@ -57,6 +61,10 @@ def stream_model(config: dict, info: VideoInfo, version: int
         cfg, _ = parse_config(config, version)
     except ValueError as exc:
         raise BitstreamError(f"invalid model configuration: {exc}") from None
+    for name in ("omega", "gabor_scale"):
+        if getattr(cfg, name) < MIN_SCALE:
+            raise BitstreamError(f"invalid model configuration: {name} {getattr(cfg, name)!r} "
+                                 f"is below {MIN_SCALE:g}")
     tiles = tile_count(cfg, info.height, info.width)
     if tiles > MAX_TILES:
         raise BitstreamError(f"{tiles} tiles exceeds the limit of {MAX_TILES}")
