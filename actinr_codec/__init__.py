@@ -7,10 +7,11 @@
         frame = video.frame(3.5, scale=4)      # between frames 3 and 4, 4x the size
 
 The pipeline, one stage a package: model/ (the network, its tiling, rendering and the
-format's model layer), fitting/ (the fit, its sampler and native kernel), quantization/,
-pipeline/ (presets, GOPs, the GOP encoder and decoder), parallel/ (segments on local
-processes or a Dask cluster), restoration/ (denoising, masks), media/ (video files via
-PyAV). bitstream/, beside this package, is the container and entropy coding.
+format's model layer), fitting/ (the fit and its sampler), native/ (the C kernel both
+use), quantization/, pipeline/ (presets, GOPs, the GOP encoder and decoder), parallel/
+(segments on local processes or a Dask cluster), restoration/ (denoising, masks), media/
+(video files via PyAV). bitstream/, beside this package, is the container and entropy
+coding.
 """
 
 __version__ = "0.1.0"

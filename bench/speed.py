@@ -132,7 +132,7 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
 
 def _native_kernel_applies(settings, device: str) -> bool:
     try:
-        from actinr_codec.fitting.kernel import supported
+        from actinr_codec.native.kernel import supported
     except ImportError:
         return False
     return supported(settings.model, resolve_device(device))

@@ -1,6 +1,8 @@
-"""The native fitting kernel against PyTorch's autograd of the same loss."""
+"""The native kernel against PyTorch's autograd of the same loss and its rendering, and
+the interface read from kernel.h."""
 
 import ctypes
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
@@ -8,13 +10,13 @@ import pytest
 import torch
 from conftest import TINY_MODEL
 
-from actinr_codec.fitting import kernel
 from actinr_codec.fitting.config import FitConfig
 from actinr_codec.fitting.fit import fit_gop, tile_loss
 from actinr_codec.fitting.sampler import Sampler
 from actinr_codec.model import render
 from actinr_codec.model.config import MAX_DEPTH, ModelConfig
 from actinr_codec.model.network import GOPModel
+from actinr_codec.native import kernel
 
 
 def _model_and_draw(cfg: ModelConfig, points: int, masked: bool, frames: int = 5):
@@ -135,7 +137,7 @@ def test_without_a_compiler_the_fit_warns_and_uses_pytorch(tmp_path, monkeypatch
         kernel.library.cache_clear()
 
 
-def test_kernel_reports_the_layout_that_step_args_has_in_python():
+def test_kernel_reports_the_layout_that_kernel_h_declares():
     lib = kernel.library(TINY_MODEL.width)
     assert lib is not None  # the loader found no mismatch
     fields = [name for name, _ in kernel._StepArgs._fields_]
@@ -148,8 +150,79 @@ def test_kernel_reports_the_layout_that_step_args_has_in_python():
     assert lib.kernel_layout(short, 2) == count and list(short) == [*out[:2], -1]  # as asked
 
 
+def test_kernel_layout_lists_the_fields_in_kernel_h_order():
+    # The offsets are compared by position, so they mean the header's fields only if
+    # kernel_layout lists its fields in the header's order.
+    source = kernel.SOURCES[0].read_text()
+    table = re.search(r"int64_t kernel_layout\(.*?fields\[\] = \{(.*?)\};", source, flags=re.S)[1]
+    listed = re.findall(r"\bAT\((\w+)\)", table)
+    assert listed == [name for name, _ in kernel._StepArgs._fields_]
+
+
+def test_read_header_reads_each_kind_of_field():
+    text = """/* #define KERNEL_VERSION 1 */
+    #define KERNEL_VERSION 7
+    struct other { float no; };
+    struct step_args {
+        int64_t a, *b; // comment
+        const float *c[MAX_DEPTH + 1], d; /* comment; with a semicolon */
+        double *e;
+        int32_t f[2 * MAX_DEPTH - 1];
+    };"""
+    version, step_args = kernel.read_header(text, 4)
+    assert version == 7
+    assert step_args._fields_ == [
+        ("a", ctypes.c_int64), ("b", ctypes.POINTER(ctypes.c_int64)),
+        ("c", ctypes.POINTER(ctypes.c_float) * 5), ("d", ctypes.c_float),
+        ("e", ctypes.POINTER(ctypes.c_double)), ("f", ctypes.c_int32 * 7)]
+
+
+@pytest.mark.parametrize("field", ["char *name;", "float **grads;", "float x[n];", "float x[MAX_DEPTH / 2];",
+                                   "float x[MAX_DEPTH +];", "struct other o;", "float (*f)(void);"])
+def test_read_header_refuses_what_it_cannot_read(field):
+    text = kernel.HEADER.read_text().replace("double *loss;", f"double *loss;\n    {field}")
+    with pytest.raises(ValueError, match="kernel.h: cannot read"):
+        kernel.read_header(text, MAX_DEPTH)
+    with pytest.raises(ValueError, match="no #define KERNEL_VERSION"):
+        kernel.read_header(text.replace("#define KERNEL_VERSION", "#define VERSION"), MAX_DEPTH)
+
+
+def _edited_header(old: str, new: str) -> tuple[int, type[ctypes.Structure]]:
+    text = kernel.HEADER.read_text()
+    assert text.count(old) == 1
+    return kernel.read_header(text.replace(old, new), MAX_DEPTH)
+
+
+def test_a_header_the_library_was_not_built_from_is_refused():
+    # The cache key covers the header, so an edited header is always rebuilt; these are
+    # what the loader's check finds if a library and the header read disagree anyway.
+    lib = kernel.library(TINY_MODEL.width)
+    version = kernel.INTERFACE_VERSION
+    bumped = _edited_header(f"#define KERNEL_VERSION {version}", f"#define KERNEL_VERSION {version + 1}")
+    assert kernel._interface_mismatch(lib, *bumped) == f"version {version} in C, {version + 1} in Python"
+    size = ctypes.sizeof(kernel._StepArgs)
+    added = _edited_header("double *loss;", "double *loss;\n    int64_t extra;")
+    assert kernel._interface_mismatch(lib, *added) == f"step_args is {size} bytes in C, {size + 8} in Python"
+    split = _edited_header("*grad_base[MAX_DEPTH + 1]", "*grad_base[MAX_DEPTH], *spare")  # same bytes
+    assert kernel._interface_mismatch(lib, *split) == "step_args has 39 fields in C, 40 in Python"
+    wider = _edited_header("float input_scale;", "double input_scale;")
+    assert kernel._interface_mismatch(lib, *wider) == f"step_args is {size} bytes in C, {size + 8} in Python"
+    narrower = _edited_header("int64_t n_motion;", "int32_t n_motion, spare;")
+    assert kernel._interface_mismatch(lib, *narrower) == "step_args has 39 fields in C, 40 in Python"
+    assert kernel._interface_mismatch(lib, version, kernel._StepArgs) is None
+
+
+def test_a_header_field_the_step_does_not_set_is_an_error(monkeypatch):
+    monkeypatch.setattr(kernel, "_StepArgs", _edited_header("double *loss;", "double *loss, *extra;")[1])
+    model, sampler, draw = _model_and_draw(TINY_MODEL, 16, False)
+    with pytest.raises(TypeError, match=r"kernel.h's fields \['extra'\] not set, \[\] not in kernel.h"):
+        _both_losses(TINY_MODEL, model, sampler, draw, 1)
+
+
 def test_an_interface_mismatch_is_refused_and_the_fit_uses_pytorch(monkeypatch):
-    monkeypatch.setattr(kernel, "INTERFACE_VERSION", kernel.INTERFACE_VERSION + 1)
+    version = kernel.INTERFACE_VERSION
+    bumped, _ = _edited_header(f"#define KERNEL_VERSION {version}", f"#define KERNEL_VERSION {version + 1}")
+    monkeypatch.setattr(kernel, "INTERFACE_VERSION", bumped)
     kernel.library.cache_clear()
     try:
         with pytest.warns(UserWarning, match=r"interface mismatch \(version \d+ in C, \d+ in Python"):

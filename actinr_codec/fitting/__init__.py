@@ -1,2 +1,2 @@
-"""Fitting a GOP's model to its frames: the optimiser loop, the pixel sampler and the
-native C kernel."""
+"""Fitting a GOP's model to its frames: the optimiser loop and the pixel sampler (the
+native C kernel it steps with is in native/)."""

@@ -19,10 +19,10 @@ class FitConfig:
     independent networks, so each one then learns at the same pace whatever the frame
     size, and a step count means the same fit at any resolution (a step's cost grows with
     the tile count).
-    ``native`` computes each step's tile networks with the C kernel of kernel.py where it
-    applies (CPU, sine activation, a working C compiler); otherwise ``compile`` runs them
-    through torch.compile: faster steps after a one-off compile of some seconds, worth it
-    for whole videos, not for tiny fits.
+    ``native`` computes each step's tile networks with the C kernel of native/kernel.py
+    where it applies (CPU, sine activation, a working C compiler); otherwise ``compile``
+    runs them through torch.compile: faster steps after a one-off compile of some seconds,
+    worth it for whole videos, not for tiny fits.
     A cold fit's displacement head (ModelConfig.motion) learns only after the first
     ``motion_from`` of the steps: moving the coordinates of tile networks that do not yet
     draw the picture shook the early fit, and once the price starts (at a running PSNR

@@ -22,10 +22,10 @@ from ..model.config import ModelConfig
 from ..model.network import GOPModel, evaluate_tiles
 from ..model.render import render_gop
 from ..model.schema import format_parameters, load_tensors, model_tensors
+from ..native.kernel import native_tile_loss, step_inputs, supported
 from ..quantization.quantize import dequantize, quantize, straight_through
 from ..runtime import compiled, freeze_long_lived, parallel_chunks, resolve_device, tune_allocator
 from .config import FitConfig
-from .kernel import native_tile_loss, step_inputs, supported
 from .sampler import Sampler
 
 # A running PSNR this far below the best seen so far counts as a divergence.

@@ -11,6 +11,7 @@ import functools
 
 import torch
 
+from ..native.kernel import render_tiles, supported
 from ..runtime import parallel_chunks
 from .network import GOPModel, evaluate_tiles
 from .tiling import Tiling, pixel_centres
@@ -84,8 +85,6 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int,
     biases = model.frame_biases(t, tiles)
     layers = [w[tiles] for w in model.weights]
     if _native(model.cfg, device):
-        from ..fitting.kernel import render_tiles
-
         def blended(part: slice) -> torch.Tensor:
             return render_tiles(model.cfg, [w[part] for w in layers], coords[part],
                                 biases[part], weight[part]).view(-1, n_frames, 3)
@@ -111,11 +110,9 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int,
 
 
 def _native(cfg, device: torch.device) -> bool:
-    """Whether the fitting kernel's forward pass renders this model (on CPU, with the sine
+    """Whether the native kernel's forward pass renders this model (on CPU, with the sine
     activation, where the kernel builds): faster than PyTorch's products, see
     docs/performance.md."""
-    from ..fitting.kernel import supported
-
     return supported(cfg, device)
 
 

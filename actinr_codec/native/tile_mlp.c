@@ -1,7 +1,8 @@
 /* One fitting step of a GOP model: the loss and the gradient of every parameter, per tile.
 
-   Built at run time by actinr_codec/kernel.py with WIDTH (the hidden width) fixed, so that
-   a layer's rows are a known number of 8-float vectors the compiler keeps in registers.
+   Built at run time by actinr_codec/native/kernel.py with WIDTH (the hidden width) fixed,
+   so that a layer's rows are a known number of 8-float vectors the compiler keeps in
+   registers.
    For every tile, frame and block of points the forward and backward passes run back to
    back while the block's activations are still in L1, which PyTorch's one-operator-at-a-
    time kernels cannot do. The tile's biases come from the bias network (bias_net.c), and
@@ -448,10 +449,10 @@ void tile_render(int64_t depth, int64_t T, int64_t P, int64_t F, int64_t NB, flo
     }
 }
 
-/* What kernel.py compares with its ctypes mirror of step_args before it calls tile_step:
-   KERNEL_VERSION, MAX_DEPTH, sizeof(struct step_args), the number of fields, then each
-   field's offset in declaration order. Writes the first `capacity` of these to out and
-   returns how many there are. */
+/* What kernel.py compares with step_args as it reads it from kernel.h before it calls
+   tile_step: KERNEL_VERSION, MAX_DEPTH, sizeof(struct step_args), the number of fields,
+   then each field's offset in kernel.h's declaration order (which the list below follows).
+   Writes the first `capacity` of these to out and returns how many there are. */
 int64_t kernel_layout(int64_t *out, int64_t capacity) {
 #define AT(field) (int64_t)offsetof(struct step_args, field)
     static const int64_t fields[] = {

@@ -1,4 +1,6 @@
-/* Declarations shared by the native fitting kernel's C files (tile_mlp.c, bias_net.c). */
+/* Declarations shared by the native kernel's C files (tile_mlp.c, bias_net.c), and the one
+   definition of its interface: kernel.py reads KERNEL_VERSION and struct step_args from
+   this file (read_header) instead of keeping a copy. */
 
 #ifndef ACTINR_KERNEL_H
 #define ACTINR_KERNEL_H
@@ -12,8 +14,9 @@
 #error "compile with -DMAX_DEPTH=<most hidden layers>"
 #endif
 
-/* Raised with any change to step_args or tile_step that kernel.py must follow; it checks
-   this and the struct's layout (kernel_layout in tile_mlp.c) before it calls the kernel. */
+/* Raised with any change to step_args or tile_step; kernel.py checks that a built library
+   reports the version and struct layout (kernel_layout in tile_mlp.c) it read here before
+   it calls the kernel. */
 #define KERNEL_VERSION 3
 
 typedef float v8 __attribute__((vector_size(32)));
@@ -25,7 +28,10 @@ static inline v8 splat(float x) { return (v8){x, x, x, x, x, x, x, x}; }
    float32 in C order with PyTorch's shapes: tile weights (T, in, out) for the layers
    2 -> width, depth - 1 times width -> width, width -> 3; base biases (T, out); the bias
    network's Linear weights (out, in). Arrays indexed by tile are written only at the
-   tiles a call covers, so calls on disjoint tiles can run at once. */
+   tiles a call covers, so calls on disjoint tiles can run at once.
+   kernel.py builds its ctypes Structure from this declaration and sets the fields by name:
+   each declares int64_t, int32_t, float or double values (const or not), plain, pointers
+   or arrays whose size is an expression of integers and MAX_DEPTH. */
 struct step_args {
     int64_t frames, points, depth, n_time, n_latent, hidden, n_bias;
     /* Displacement outputs of the bias network (ModelConfig.motion): 0, or 2 for (y, x).
