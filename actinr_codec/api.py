@@ -46,7 +46,7 @@ from .pipeline.times import output_size, output_times
 from .restoration.denoise import denoise_settings
 from .restoration.masks import mask_from_array, read_mask
 from .restoration.noise import estimate_noise, sampled_frames
-from .runtime import resolve_device, tune_allocator
+from .runtime import resolve_device
 
 # Frame rate of an array of frames given without one.
 DEFAULT_FPS = Fraction(25)
@@ -129,7 +129,6 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     is written to ``output`` unless the encode completes.
     """
     started = time.perf_counter()
-    tune_allocator()
     cut_scenes = options.scenecut if settings is None else settings.scenecut
     src, rate, holes = _source(source, options, start, frames, fps, mask, cut_scenes)
     noise_level = None

@@ -35,7 +35,7 @@ BODY_HEAD = {1: struct.Struct("<IIIHBII"), 2: struct.Struct("<IIIBIHBII"),
              3: struct.Struct("<IIIBIHBII")}
 CHUNK_OVERHEAD = FRAME.size + 4
 TABLE_RAW, TABLE_ZSTD = 0, 1
-ZSTD_LEVEL = 19
+ZSTD_LEVEL = 19  # the tensor table's; bitstream.stats compares tensors at the same level
 
 
 def _float32_step(name: str, step: float) -> float:

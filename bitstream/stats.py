@@ -8,11 +8,10 @@ from dataclasses import dataclass
 import numpy as np
 import zstandard
 
+from .chunk import ZSTD_LEVEL
 from .entropy import encode_symbols
 from .models import KIND_NAMES, fit_model, ideal_bits, pack_model
 from .records import GOPRecord
-
-ZSTD_LEVEL = 19
 
 
 @dataclass(frozen=True)

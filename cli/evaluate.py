@@ -14,6 +14,7 @@ from actinr_codec.pipeline.options import EncodeOptions
 from actinr_codec.pipeline.presets import MAX_QUALITY, MIN_QUALITY, PRESETS
 
 from .errors import exits_cleanly, refuse_overwrite
+from .process import tune_process
 
 # actinr encodes in an evaluation as `actinr encode` does unless told otherwise.
 DEFAULTS = EncodeOptions()
@@ -110,6 +111,7 @@ def _begin(out: Path, protocol: str, overwrite: bool, clips, start, frames) -> l
     refuse_overwrite(out / f"{protocol}.json", overwrite)
     loaded = _load(clips, start, frames)
     (out / "anr").mkdir(parents=True, exist_ok=True)
+    tune_process()
     return loaded
 
 
@@ -201,11 +203,12 @@ def rd(clips, qualities, crfs, codecs, keyint, out, overwrite, start, frames, **
     bd = bd_table(points)
     origin = _save(out, "rd", options, loaded, points, bd=bd)
     write_csv(out / "bd.csv", bd, {"git_commit": origin["git_commit"]})
-    click.echo(f"{'clip':<16} {'codec':<7} {'set':>3} {'bpp':>8} {'PSNR-RGB':>8} "
+    click.echo(f"{'clip':<16} {'codec':<7} {'set':>3} {'bpp':>8} {'YUV420':>8} {'PSNR-RGB':>8} "
                f"{'PSNR-YUV':>8} {'MS-SSIM':>7} {'enc s':>7} {'dec s':>6}")
     for p in points:
         click.echo(f"{p['clip']:<16} {p['codec']:<7} {p['setting']:>3} {p['bpp']:8.4f} "
-                   f"{p['psnr_rgb']:8.2f} {p['psnr_yuv']:8.2f} {_fmt(p['ms_ssim'], '7.4f')} "
+                   f"{p['psnr_yuv420']:8.2f} {p['psnr_rgb']:8.2f} {p['psnr_yuv']:8.2f} "
+                   f"{_fmt(p['ms_ssim'], '7.4f')} "
                    f"{p['encode_s']:7.2f} {p['decode_s']:6.2f}")
     for row in bd:
         click.echo(f"BD {row['test']} vs {row['anchor']} ({row['metric']}, {row['clip']}): "

@@ -18,6 +18,7 @@ from bitstream.limits import MAX_SIDE
 
 from .errors import exits_cleanly, refuse_overwrite
 from .evaluate import evaluate
+from .process import tune_process
 
 # What `actinr encode IN OUT` does: every encode option's default is read from here.
 DEFAULTS = EncodeOptions()
@@ -191,6 +192,7 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
         keyint=keyint, scenecut=scenecut, jobs=jobs or DEFAULTS.jobs, segment=segment,
         scheduler=scheduler, shared_input=shared_input, denoise=denoise, native=not no_asm,
         compile=compile_, resume=resume)
+    tune_process()
     progress = EncodeProgress(scheduler, options.jobs)
     try:
         report = encode_video(source, output, options, start=start, frames=frames,

@@ -17,6 +17,8 @@ from av.video.reformatter import ColorRange, Interpolation
 
 from actinr_codec.media.videoio import BT601, SWS_FLAGS, yuv_frame
 
+from .quality import Planes, frame_planes
+
 # name -> (FFmpeg encoder, FFmpeg decoder)
 CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
 PRESET = "medium"
@@ -62,12 +64,14 @@ def codec_settings(name: str, crf: int, keyint: int | None = None) -> dict:
     }
 
 
-def code(frames: np.ndarray, settings: dict, fps: Fraction) -> tuple[int, np.ndarray, float, float]:
+def code(frames: np.ndarray, settings: dict, fps: Fraction
+         ) -> tuple[int, np.ndarray, float, float, list[Planes]]:
     """Encode RGB frames with ``codec_settings`` and decode them back.
 
     Returns the coded size in bytes (the sum of the packets' sizes: the elementary stream
-    with its parameter sets and SEI, no container), the decoded RGB frames, and the encode
-    and decode seconds, each including its RGB/YUV conversion.
+    with its parameter sets and SEI, no container), the decoded RGB frames, the encode
+    and decode seconds, each including its RGB/YUV conversion, and the decoded yuv420p
+    planes of each frame (for PSNR-YUV420).
     """
     n, height, width, _ = frames.shape
     if width % 2 or height % 2:
@@ -91,12 +95,12 @@ def code(frames: np.ndarray, settings: dict, fps: Fraction) -> tuple[int, np.nda
 
     start = time.perf_counter()
     dec = av.CodecContext.create(decoder, "r")
-    decoded = [f.to_ndarray(format="rgb24", interpolation=SWS_FLAGS)
-               for packet in [*packets, None] for f in dec.decode(packet)]
+    pictures = [f for packet in [*packets, None] for f in dec.decode(packet)]
+    decoded = [f.to_ndarray(format="rgb24", interpolation=SWS_FLAGS) for f in pictures]
     decode_s = time.perf_counter() - start
     if len(decoded) != n:
         raise RuntimeError(f"{encoder} returned {len(decoded)} of {n} frames")
-    return size, np.stack(decoded), encode_s, decode_s
+    return size, np.stack(decoded), encode_s, decode_s, [frame_planes(f) for f in pictures]
 
 
 def repeat_frames(frames: np.ndarray, factor: int) -> np.ndarray:

@@ -91,7 +91,7 @@ def _mean(values: list[float | None]) -> float | None:
 
 
 def bd_table(points: list[dict], test: str = "actinr",
-             metrics: tuple[str, ...] = ("psnr_rgb", "psnr_yuv")) -> list[dict]:
+             metrics: tuple[str, ...] = ("psnr_yuv420", "psnr_rgb", "psnr_yuv")) -> list[dict]:
     """Deltas of ``test`` against every other codec in ``points``, per clip and metric,
     then their mean over the clips (clip "mean") where defined."""
     clips = list(dict.fromkeys(p["clip"] for p in points))

@@ -64,19 +64,20 @@ def rd_clip(clip: str, frames: np.ndarray, fps: Fraction, qualities: list[int],
     n, height, width, _ = frames.shape
     points = []
 
-    def add(codec: str, setting: int, measured: dict, decoded: np.ndarray) -> None:
+    def add(codec: str, setting: int, measured: dict, decoded: np.ndarray,
+            planes: list | None = None) -> None:
         points.append({"clip": clip, "codec": codec, "setting": setting, "width": width,
                        "height": height, "frames": n, **measured,
-                       **summarize(frames, decoded)})
+                       **summarize(frames, decoded, planes)})
 
     # Baselines first: they are quick, and fail early on frames they cannot code.
     for codec in codecs:
         for crf in crfs:
             settings = baselines.codec_settings(codec, crf, keyint)
-            nbytes, decoded, encode_s, decode_s = baselines.code(frames, settings, fps)
+            nbytes, decoded, encode_s, decode_s, planes = baselines.code(frames, settings, fps)
             add(codec, crf, {"bytes": nbytes, "bpp": nbytes * 8 / (width * height * n),
                              "encode_s": encode_s, "decode_s": decode_s,
-                             "settings": settings}, decoded)
+                             "settings": settings}, decoded, planes)
     for quality in qualities:
         measured, decoded = actinr_code(frames, fps, quality, options,
                                         anr_dir / f"{clip}.q{quality}.anr")

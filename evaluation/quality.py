@@ -1,8 +1,14 @@
-"""Distortion of decoded RGB frames against the originals: PSNR-RGB, PSNR-YUV, MS-SSIM.
+"""Distortion of decoded RGB frames against the originals: PSNR-RGB, PSNR-YUV420,
+PSNR-YUV, MS-SSIM.
 
 Every metric is computed per frame and averaged over frames. PSNR-RGB is the PSNR over the
-three RGB channels (``actinr_codec.metrics``). PSNR-YUV converts both RGB frames to full-range
-BT.601 YCbCr in float, without chroma subsampling, and weights the channel PSNRs 6:1:1.
+three RGB channels (``actinr_codec.metrics``). PSNR-YUV420, the headline metric as JVET and
+Cool-chic report it, compares 8-bit yuv420p pictures made the way x264's input is made
+(``media.videoio.yuv_frame``: BT.601, limited range, filtered chroma): the source's, and the
+decode's (a codec that decodes to yuv420p itself, as x264 does, gives its own planes); each
+of Y, Cb and Cr is scored on its own grid at peak 255, and the plane PSNRs are weighted
+6:1:1. PSNR-YUV converts both RGB frames to full-range BT.601 YCbCr in float, without
+chroma subsampling, and weights the channel PSNRs 6:1:1.
 MS-SSIM is pytorch_msssim's on RGB at data range 255, averaged over the channels; frames
 too small for its five scales use fewer (see ``ms_ssim_scales``).
 """
@@ -13,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from actinr_codec.media.videoio import yuv_frame
 from actinr_codec.metrics import frame_psnrs, mse_to_psnr
 
 from . import require
@@ -71,17 +78,44 @@ def _psnr_yuv(ref: torch.Tensor, test: torch.Tensor) -> list[float]:
             for row in mse.tolist()]
 
 
-def frame_metrics(reference: np.ndarray, decoded: np.ndarray) -> dict[str, list]:
-    """Per-frame PSNR-RGB, PSNR-YUV and MS-SSIM (None where too small) of two videos.
+Planes = tuple[np.ndarray, np.ndarray, np.ndarray]
 
-    Both are (N, H, W, 3) uint8 RGB of the same shape.
+
+def yuv420_planes(rgb: np.ndarray) -> Planes:
+    """An (H, W, 3) uint8 RGB frame as x264's input has it: yuv420p planes Y, Cb, Cr."""
+    return frame_planes(yuv_frame(rgb, "yuv420p"))
+
+
+def frame_planes(frame) -> Planes:
+    """The Y, Cb and Cr planes of a decoded yuv420p PyAV frame, without line padding."""
+    return tuple(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:, :plane.width]
+                 .copy() for plane in frame.planes)
+
+
+def psnr_yuv420(reference: Planes, decoded: Planes) -> float:
+    """6:1:1-weighted PSNR of two yuv420p pictures, each plane on its own grid."""
+    values = [mse_to_psnr(float(np.mean((d.astype(np.float64) - r) ** 2)), peak=255.0)
+              for r, d in zip(reference, decoded, strict=True)]
+    return sum(w * v for w, v in zip(YUV_WEIGHTS, values)) / sum(YUV_WEIGHTS)
+
+
+def frame_metrics(reference: np.ndarray, decoded: np.ndarray,
+                  decoded_yuv420: list[Planes] | None = None) -> dict[str, list]:
+    """Per-frame PSNR-RGB, PSNR-YUV420, PSNR-YUV and MS-SSIM (None where too small) of two
+    videos.
+
+    Both are (N, H, W, 3) uint8 RGB of the same shape; decoded_yuv420: the decode's own
+    yuv420p planes per frame, for a codec that decodes to yuv420p (else made from its RGB).
     """
     if reference.shape != decoded.shape or reference.ndim != 4 or reference.shape[3] != 3:
         raise ValueError(f"cannot compare videos of shapes {reference.shape} and {decoded.shape}")
     n, h, w, _ = reference.shape
     scales = ms_ssim_scales(h, w)
     step = max(1, CHUNK_PIXELS // (h * w))
-    out: dict[str, list] = {"psnr_rgb": [], "psnr_yuv": [], "ms_ssim": []}
+    out: dict[str, list] = {"psnr_rgb": [], "psnr_yuv420": [], "psnr_yuv": [], "ms_ssim": []}
+    for k, (ref, test) in enumerate(zip(reference, decoded)):
+        planes = yuv420_planes(test) if decoded_yuv420 is None else decoded_yuv420[k]
+        out["psnr_yuv420"].append(psnr_yuv420(yuv420_planes(ref), planes))
     for lo in range(0, n, step):
         ref = torch.from_numpy(reference[lo:lo + step]).double()
         test = torch.from_numpy(decoded[lo:lo + step]).double()
@@ -95,9 +129,11 @@ def frame_metrics(reference: np.ndarray, decoded: np.ndarray) -> dict[str, list]
     return out
 
 
-def summarize(reference: np.ndarray, decoded: np.ndarray) -> dict:
-    """Frame-mean metrics of two videos, with the MS-SSIM scale count and a note if reduced."""
-    per_frame = frame_metrics(reference, decoded)
+def summarize(reference: np.ndarray, decoded: np.ndarray,
+              decoded_yuv420: list[Planes] | None = None) -> dict:
+    """Frame-mean metrics of two videos, with the MS-SSIM scale count and a note if reduced
+    (decoded_yuv420 as in frame_metrics)."""
+    per_frame = frame_metrics(reference, decoded, decoded_yuv420)
     h, w = reference.shape[1:3]
     scales = ms_ssim_scales(h, w)
     note = None
@@ -106,6 +142,7 @@ def summarize(reference: np.ndarray, decoded: np.ndarray) -> dict:
                 else f"{min(h, w)} px short side is too small for MS-SSIM")
     return {
         "psnr_rgb": float(np.mean(per_frame["psnr_rgb"])),
+        "psnr_yuv420": float(np.mean(per_frame["psnr_yuv420"])),
         "psnr_yuv": float(np.mean(per_frame["psnr_yuv"])),
         "ms_ssim": float(np.mean(per_frame["ms_ssim"])) if scales else None,
         "ms_ssim_scales": scales,

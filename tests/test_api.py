@@ -142,3 +142,27 @@ def test_a_diverged_fit_never_reaches_the_writer(frames, tmp_path, monkeypatch):
                                            r"that are not finite"):
         actinr.encode(frames, out, dataclasses.replace(OPTIONS, iters=5))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_library_leaves_its_host_process_alone():
+    """Encoding and decoding through the library neither tunes the allocator nor freezes
+    the garbage collector, and leaves torch's thread count as it was; the actinr command,
+    which owns its process, does (cli/process.py)."""
+    import subprocess
+    import sys
+
+    script = (
+        "import gc, numpy as np, torch\n"
+        "import actinr_codec as actinr\n"
+        "from actinr_codec import process\n"
+        "threads = torch.get_num_threads()\n"
+        "clip = np.zeros((3, 16, 16, 3), np.uint8)\n"
+        "report = actinr.encode(clip, None, actinr.EncodeOptions(preset='fast', iters=5))\n"
+        "actinr.open(report.data, 'cpu').render()\n"
+        "assert torch.get_num_threads() == threads\n"
+        "assert gc.get_freeze_count() == 0\n"
+        "assert process.tune_allocator.cache_info().currsize == 0\n"
+        "print('untouched')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=300)
+    assert done.stdout.strip() == "untouched", done.stderr

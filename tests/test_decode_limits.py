@@ -29,7 +29,9 @@ PROBE = textwrap.dedent("""
     from click.testing import CliRunner
     from cli.main import main
     result = CliRunner().invoke(main, sys.argv[2:])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    # The image's own high-water mark: ru_maxrss would carry the parent's over exec.
+    status = open("/proc/self/status").read()
+    peak = int(status.split("VmHWM:")[1].split()[0]) * 1024
     print(json.dumps({"code": result.exit_code, "output": result.output,
                       "error": repr(result.exception), "peak": peak}))
 """)

@@ -61,7 +61,7 @@ def test_table_averages_per_clip_deltas():
         for codec, scale in (("x264", 1.0), ("actinr", factor)):
             points += [{"clip": clip, "codec": codec, "bpp": r * scale, "psnr_rgb": p,
                         "psnr_yuv": p + 2} for r, p in zip(RATES, PSNRS)]
-    rows = bd_table(points)
+    rows = bd_table(points, metrics=("psnr_rgb", "psnr_yuv"))
     by = {(r["clip"], r["metric"]): r for r in rows}
     assert len(rows) == 6
     assert by["a", "psnr_rgb"]["bd_rate"] == pytest.approx(-50.0, abs=0.5)

@@ -41,7 +41,9 @@ def test_rd_writes_points_bd_rates_and_plots(tiny_clip, tmp_path):
     high, low = sorted((p for p in points if p["codec"] == "actinr"), key=lambda p: p["setting"])
     assert high["bytes"] > low["bytes"]
     assert {(r["anchor"], r["metric"]) for r in document["bd"]} == {
-        (a, m) for a in ("x264", "x265") for m in ("psnr_rgb", "psnr_yuv")}
+        (a, m) for a in ("x264", "x265") for m in ("psnr_yuv420", "psnr_rgb", "psnr_yuv")}
+    for p in points:
+        assert 10 < p["psnr_yuv420"] < 70
     assert document["provenance"]["actinr_version"] and document["provenance"]["machine"]["cores"]
     assert (out / "rd.csv").read_text().count("\n") == 1 + len(points)
     assert (out / "bd.csv").read_text().startswith("git_commit,clip,anchor")

@@ -79,3 +79,28 @@ def test_mismatched_videos_are_refused():
 def test_missing_optional_library_names_the_extra():
     with pytest.raises(RuntimeError, match=r"pip install 'actinr\[eval\]'"):
         require("actinr_no_such_module")
+
+
+def test_psnr_yuv420_scores_x264s_input_planes_6_1_1():
+    """PSNR-YUV420 compares the yuv420p pictures x264 would be given (BT.601, limited
+    range): a grey offset of 5 moves Y by about 5 * 219/255 levels and leaves the chroma
+    planes, scored on their own half-size grids, unchanged; a codec's own decoded planes
+    are scored as given."""
+    from evaluation.quality import psnr_yuv420, yuv420_planes
+
+    ref = flat_noise((1, 20, 24, 3))
+    y, cb, cr = yuv420_planes(ref[0])
+    assert y.shape == (20, 24) and cb.shape == cr.shape == (10, 12)
+    result = summarize(ref, ref + 5)
+    luma = psnr_yuv420((y, cb, cr), yuv420_planes(ref[0] + 5))
+    assert result["psnr_yuv420"] == pytest.approx(luma)
+    shifted = yuv420_planes(ref[0] + 5)[0].astype(float) - y
+    assert abs(shifted.mean() - 5 * 219 / 255) < 0.2
+    assert np.array_equal(yuv420_planes(ref[0] + 5)[1], cb) or np.abs(
+        yuv420_planes(ref[0] + 5)[1].astype(int) - cb).max() <= 1
+    own = (y, cb, cr)
+    assert summarize(ref, ref, [own])["psnr_yuv420"] == PSNR_CAP
+    worse = (y.copy(), cb, cr)
+    worse[0][0, 0] ^= 16
+    expected = (6 * 10 * math.log10(255**2 / (16**2 / y.size)) + 2 * PSNR_CAP) / 8
+    assert summarize(ref, ref, [worse])["psnr_yuv420"] == pytest.approx(expected)

@@ -24,7 +24,7 @@ from ..model.render import render_gop
 from ..model.schema import format_parameters, load_tensors, model_tensors
 from ..native.kernel import native_tile_loss, step_inputs, supported
 from ..quantization.quantize import dequantize, quantize, straight_through
-from ..runtime import compiled, freeze_long_lived, parallel_chunks, resolve_device, tune_allocator
+from ..runtime import compiled, parallel_chunks, resolve_device
 from .config import FitConfig
 from .sampler import Sampler
 
@@ -153,8 +153,6 @@ def fit_gop(
     become prices(model, running_psnr); the schedule runs on undisturbed.
     The running PSNR reported and tracked is the distortion's alone.
     """
-    tune_allocator()
-    freeze_long_lived()
     dev = resolve_device(device)
     frames = frames.to(dev, torch.float32)
     weight = None if pixel_weight is None else pixel_weight.to(dev, torch.float32)

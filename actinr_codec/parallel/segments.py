@@ -16,6 +16,7 @@ from ..media.frames import Frames
 from ..pipeline.encoder import GOPReport, encode_segment
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
+from ..process import freeze_long_lived, tune_allocator
 
 
 def split_segments(plan: GOPPlan, parts: int) -> list[GOPPlan]:
@@ -79,6 +80,9 @@ def fit_segment(frames: Frames, segment: GOPPlan, settings: EncodeSettings,
     Pinning makes the result independent of how many cores the process happens to see,
     so the same segment gives the same bits in a local pool and on a cluster worker.
     """
+    # The task owns its worker process: it tunes it as the actinr command does its own.
+    tune_allocator()
+    freeze_long_lived()
     if threads is not None:
         torch.set_num_threads(threads)
     return encode_segment(frames, segment.gops, settings, device, on_gop=on_gop, mask=mask,
