@@ -25,6 +25,7 @@ QUALITY_OPTION = click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY
 EPILOG_RD = """\b
 Examples:
   actinr eval rd clip.mkv --out results/rd
+  actinr eval rd clip.mkv --out results/intra --intra 10     frame 10 alone, x264 keyint 1
   actinr eval rd a.mkv b.mkv --out r --qualities 2,5,8 --crfs 22,27,32,37 --frames 48
 """
 
@@ -174,9 +175,12 @@ def evaluate() -> None:
 @click.option("--keyint", type=click.IntRange(1), default=None,
               help="The baselines' fixed GOP length, scene cuts off.  "
                    "[default: their own, 250 with scene cuts]")
+@click.option("--intra", type=click.IntRange(0), default=None, metavar="FRAME",
+              help="Single-frame protocol: frame FRAME of each clip alone, the baselines "
+                   "at keyint 1 (intra); excludes --start, --frames and --keyint.")
 @_shared_options
 @exits_cleanly
-def rd(clips, qualities, crfs, codecs, keyint, out, overwrite, start, frames, **kwargs):
+def rd(clips, qualities, crfs, codecs, keyint, intra, out, overwrite, start, frames, **kwargs):
     """Rate-distortion curves of actinr and x264/x265 on each CLIP, with BD-rates."""
     from evaluation.baselines import CODECS
     from evaluation.bdrate import bd_table
@@ -189,11 +193,14 @@ def rd(clips, qualities, crfs, codecs, keyint, out, overwrite, start, frames, **
         raise click.BadParameter(f"unknown baseline {sorted(unknown)[0]!r}", param_hint="--codecs")
     if not qualities:
         raise click.BadParameter("no quality given", param_hint="--qualities")
+    if intra is not None:
+        if start or frames is not None or keyint is not None:
+            raise click.UsageError("--intra excludes --start, --frames and --keyint")
+        start, frames, keyint = intra, 1, 1
     actinr = _actinr_options(kwargs)
     loaded = _begin(out, "rd", overwrite, clips, start, frames)
     options = {"qualities": qualities, "crfs": crfs, "codecs": codecs, "keyint": keyint,
-               "start": start,
-               "frames": frames, **kwargs}
+               "start": start, "frames": frames, "intra": intra, **kwargs}
     points = []
     for name, _, video, info in loaded:
         clip_points = rd_clip(name, video, info.fps, qualities, crfs, codecs, actinr,

@@ -93,3 +93,17 @@ def test_bad_input_fails_in_one_line(tiny_clip, tmp_path):
     (tmp_path / "done" / "rd.json").write_text("{}")
     again = run("rd", tiny_clip, "--out", tmp_path / "done")
     assert again.exit_code == 1 and "--overwrite" in again.output
+
+
+def test_rd_intra_codes_one_frame_against_intra_baselines(tiny_clip, tmp_path):
+    """--intra 6: frame 6 alone for every codec, the baselines at keyint 1."""
+    out = tmp_path / "intra"
+    result = run("rd", tiny_clip, "--out", out, "--intra", 6, "--qualities", "6,3",
+                 "--crfs", "20,35", "--codecs", "x264", *TINY)
+    assert result.exit_code == 0, result.output
+    document = json.loads((out / "rd.json").read_text())
+    assert all(p["frames"] == 1 for p in document["rows"])
+    assert all(p["settings"]["keyint"] == 1 for p in document["rows"] if p["codec"] == "x264")
+    assert {r["metric"] for r in document["bd"]} >= {"psnr_yuv420"}
+    result = run("rd", tiny_clip, "--out", tmp_path / "x", "--intra", 6, "--frames", 2)
+    assert result.exit_code == 2 and "--intra excludes" in result.output
