@@ -107,9 +107,9 @@ def test_a_model_over_the_memory_limit_is_refused_before_allocating(tmp_path):
 def test_an_output_size_over_the_memory_limit_is_refused_before_rendering(tmp_path):
     path = tmp_path / "small.anr"
     path.write_bytes(crafted(48, 32, consistent=True, frames=1))
-    with actinr.open(path.read_bytes(), "cpu", max_memory=256 << 20) as video:
+    with actinr.open(path.read_bytes(), "cpu", max_memory=384 << 20) as video:
         assert video.frame(0, size=(1024, 1024)).shape == (1024, 1024, 3)
-        with pytest.raises(ValueError, match="4000x4000 frames, over the limit of 256 MiB"):
+        with pytest.raises(ValueError, match="4000x4000 frames, over the limit of 384 MiB"):
             video.frame(0, size=(4000, 4000))
     result = probe("decode", path, tmp_path / "big.y4m", "--size", "16384x16384",
                    address_space=1500 << 20)
