@@ -19,8 +19,7 @@ every GOP to the tensor layout of the mutated configuration, so that model build
 reached too.
 
 Anything but BitstreamError is a crash, recorded by exception type and the innermost
-project line it came from (an exception from a file whose configuration holds a
-non-finite float is labelled "known" instead: that is being fixed in model/config.py).
+project line it came from.
 An input taking more than 1 s, or raising peak resident memory by more than
 --memory-flag-mb (measured per input by resetting the kernel's peak mark), is flagged.
 The process running the inputs has its address space limited (--memory-limit-mb), so a
@@ -994,16 +993,6 @@ def outcome_key(outcome: str) -> str:
     return re.sub(r"-?\d+(\.\d+)?(e-?\d+)?", "#", re.sub(r"'[^']*'|\"[^\"]*\"", "'_'", outcome))
 
 
-def known_issue(layer: str, data: bytes) -> str | None:
-    """Issues being fixed elsewhere, recorded but not counted as new crashes."""
-    if layer != "container":
-        return None
-    anr = parse_file(data)
-    if anr and any(tag == T_FLOAT and not math.isfinite(value) for _, tag, value in anr.config):
-        return "known: non-finite config float passes ModelConfig's range checks"
-    return None
-
-
 def current_rss_kb() -> tuple[int, int]:
     """(VmRSS, VmHWM) in KiB from /proc, or (0, maxrss) where /proc is unavailable."""
     try:
@@ -1026,7 +1015,7 @@ def reset_peak() -> bool:
 
 @dataclass
 class Finding:
-    kind: str            # crash, slow, memory, known
+    kind: str            # crash, slow, memory
     signature: str
     message: str
     data: bytes
@@ -1078,19 +1067,12 @@ class Campaign:
             signature = f"{type(problem).__name__} at {where(problem)}"
             if isinstance(problem, FuzzTimeout):
                 kind, signature = "slow", f"hang over {self.timeout_s:g} s at {where(problem)}"
-            label = known_issue(self.layer, data)
-            if label:
-                kind, signature = "known", f"{label}: {signature}"
             self.record(kind, signature, message, data, seconds, grown_mb)
-        # A GOP whose tensors the decoder then finds not to match the layout was entropy
-        # decoded first: the known issue, labelled as such.
-        late = " (known: decoded before the layout check)" if key and (
-            "do not match the model" in key or "expected (" in key) else ""
         if seconds > SLOW_S and key is not None:
-            self.record("slow", f"slow input ({self.layer}){late}: {key[:80]}", f"{seconds:.2f} s",
+            self.record("slow", f"slow input ({self.layer}): {key[:80]}", f"{seconds:.2f} s",
                         data, seconds, grown_mb)
         if grown_mb > self.memory_flag_mb:
-            self.record("memory", f"large allocation ({self.layer}){late}: {(key or '')[:80]}",
+            self.record("memory", f"large allocation ({self.layer}): {(key or '')[:80]}",
                         f"peak RSS +{grown_mb:.0f} MB", data, seconds, grown_mb)
         new = key is not None and key not in self.outcomes
         if new:
