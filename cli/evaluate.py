@@ -171,7 +171,8 @@ def evaluate() -> None:
 @click.option("--crfs", default="22,27,32,37", show_default=True, callback=_ints(0, 51),
               help="x264/x265 CRFs, comma-separated.")
 @click.option("--codecs", default="x264,x265", show_default=True,
-              help="Baselines, comma-separated (x264, x265); empty for none.")
+              help="Baselines, comma-separated (x264, x265, x264-444: x264 in yuv444p, the "
+                   "PSNR-RGB anchor); empty for none.")
 @click.option("--keyint", type=click.IntRange(1), default=None,
               help="The baselines' fixed GOP length, scene cuts off.  "
                    "[default: their own, 250 with scene cuts]")

@@ -19,17 +19,21 @@ from actinr_codec.media.videoio import BT601, SWS_FLAGS, yuv_frame
 
 from .quality import Planes, frame_planes
 
-# name -> (FFmpeg encoder, FFmpeg decoder)
-CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc")}
+# name -> (FFmpeg encoder, FFmpeg decoder). "x264-444" is x264 on full-resolution chroma,
+# the anchor for PSNR-RGB (4:2:0 alone caps a colourful picture's PSNR-RGB).
+CODECS = {"x264": ("libx264", "h264"), "x265": ("libx265", "hevc"),
+          "x264-444": ("libx264", "h264")}
 PRESET = "medium"
 PIX_FMT = "yuv420p"
+PIX_FMTS = {"x264": PIX_FMT, "x265": PIX_FMT, "x264-444": "yuv444p"}
 # x265 would repeat a 2.3 KB text SEI of its version and options at every keyframe
 # (info=0 stops it); x264 writes its 0.7 KB one once and has no switch for it.
-EXTRA = {"x264": {}, "x265": {"x265-params": "info=0:log-level=error"}}
+EXTRA = {"x264": {}, "x265": {"x265-params": "info=0:log-level=error"}, "x264-444": {}}
 # With a fixed keyint, scene-cut detection would start extra GOPs: keyint alone then sets
 # the GOP length. At the encoders' default keyint their scene-cut detection stays on.
 FIXED_KEYINT = {"x264": {"sc_threshold": "0"},
-                "x265": {"x265-params": "scenecut=0:info=0:log-level=error"}}
+                "x265": {"x265-params": "scenecut=0:info=0:log-level=error"},
+                "x264-444": {"sc_threshold": "0"}}
 DEFAULT_KEYINT = 250  # x264's and x265's
 # FFmpeg's defaults (obmc, bilateral epzs search, 16 px blocks) with motion-compensated
 # interpolation; its scene-change detector is off, as it falls back to repeating frames
@@ -49,44 +53,45 @@ def codec_settings(name: str, crf: int, keyint: int | None = None) -> dict:
     """
     if name not in CODECS:
         raise ValueError(f"unknown baseline codec {name!r} (use {', '.join(CODECS)})")
-    encoder = CODECS[name][0]
+    encoder, pix_fmt = CODECS[name][0], PIX_FMTS[name]
     extras = EXTRA[name] if keyint is None else FIXED_KEYINT[name]
     options = {"preset": PRESET, "crf": str(crf), **extras}
     extra = " ".join(f"-{k} {v}" for k, v in extras.items())
     gop = "" if keyint is None else f"-g {keyint} "
     return {
         "codec": name, "encoder": encoder, "crf": crf,
-        "keyint": DEFAULT_KEYINT if keyint is None else keyint, "pix_fmt": PIX_FMT,
+        "keyint": DEFAULT_KEYINT if keyint is None else keyint, "pix_fmt": pix_fmt,
         "options": options, "colour": "BT.601, limited range",
         "ffmpeg": (f"ffmpeg -i SOURCE -c:v {encoder} -preset {PRESET} -crf {crf} {gop}"
-                   f"{extra} -pix_fmt {PIX_FMT} -colorspace smpte170m -color_range tv "
+                   f"{extra} -pix_fmt {pix_fmt} -colorspace smpte170m -color_range tv "
                    "-sws_flags bicubic+accurate_rnd+full_chroma_int+full_chroma_inp OUT.mkv"),
     }
 
 
 def code(frames: np.ndarray, settings: dict, fps: Fraction
-         ) -> tuple[int, np.ndarray, float, float, list[Planes]]:
+         ) -> tuple[int, np.ndarray, float, float, list[Planes] | None]:
     """Encode RGB frames with ``codec_settings`` and decode them back.
 
     Returns the coded size in bytes (the sum of the packets' sizes: the elementary stream
     with its parameter sets and SEI, no container), the decoded RGB frames, the encode
-    and decode seconds, each including its RGB/YUV conversion, and the decoded yuv420p
-    planes of each frame (for PSNR-YUV420).
+    and decode seconds, each including its RGB/YUV conversion, and for a yuv420p codec
+    the decoded planes of each frame (for PSNR-YUV420; None for yuv444p).
     """
     n, height, width, _ = frames.shape
-    if width % 2 or height % 2:
+    pix_fmt = settings["pix_fmt"]
+    if pix_fmt == PIX_FMT and (width % 2 or height % 2):
         raise ValueError(f"the {PIX_FMT} baselines need an even width and height, not "
                          f"{width}x{height}")
     encoder, decoder = CODECS[settings["codec"]]
     start = time.perf_counter()
     enc = av.CodecContext.create(encoder, "w")
-    enc.width, enc.height, enc.pix_fmt = width, height, PIX_FMT
+    enc.width, enc.height, enc.pix_fmt = width, height, pix_fmt
     enc.time_base, enc.framerate, enc.gop_size = 1 / fps, fps, settings["keyint"]
     enc.colorspace, enc.color_range = BT601, ColorRange.MPEG
     enc.options = settings["options"]
     packets = []
     for i, rgb in enumerate(frames):
-        frame = yuv_frame(rgb, PIX_FMT)
+        frame = yuv_frame(rgb, pix_fmt)
         frame.pts, frame.time_base = i, 1 / fps
         packets += enc.encode(frame)
     packets += enc.encode(None)
@@ -100,7 +105,8 @@ def code(frames: np.ndarray, settings: dict, fps: Fraction
     decode_s = time.perf_counter() - start
     if len(decoded) != n:
         raise RuntimeError(f"{encoder} returned {len(decoded)} of {n} frames")
-    return size, np.stack(decoded), encode_s, decode_s, [frame_planes(f) for f in pictures]
+    planes = [frame_planes(f) for f in pictures] if pix_fmt == PIX_FMT else None
+    return size, np.stack(decoded), encode_s, decode_s, planes
 
 
 def repeat_frames(frames: np.ndarray, factor: int) -> np.ndarray:

@@ -76,3 +76,17 @@ def test_upscalers_beat_pixel_repetition_on_smooth_content():
 def test_area_downscale_averages_blocks():
     frame = (np.arange(16, dtype=np.uint8) * 4).reshape(1, 4, 4, 1).repeat(3, axis=3)
     assert downscale_area(frame, 2)[0, :, :, 0].tolist() == [[10, 18], [42, 50]]
+
+
+def test_x264_in_444_keeps_the_chroma_that_420_loses():
+    """x264-444, the PSNR-RGB anchor: the same encoder on yuv444p, whose RGB fidelity is
+    not capped by 4:2:0 (PSNR-YUV420 is then scored from its RGB decode, as actinr's)."""
+    clip = moving_pattern(3, 48, 64)
+    measured = {}
+    for codec in ("x264", "x264-444"):
+        settings = baselines.codec_settings(codec, 18, keyint=1)
+        size, decoded, _, _, planes = baselines.code(clip, settings, Fraction(25))
+        assert (planes is None) == (codec == "x264-444")
+        assert settings["pix_fmt"] == ("yuv444p" if codec == "x264-444" else "yuv420p")
+        measured[codec] = summarize(clip, decoded, planes)["psnr_rgb"]
+    assert measured["x264-444"] > measured["x264"] + 3
