@@ -76,12 +76,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from actinr_codec.model.config import KEYS  # noqa: E402
-from actinr_codec.model.schema import parse_config, tensor_layout, tile_count  # noqa: E402
+from actinr_codec.model.schema import GOP_SIZE_KEY, parse_config, tensor_layout, tile_count  # noqa: E402
 from actinr_codec.pipeline.decoder import AnrDecoder  # noqa: E402
 from bitstream.chunk import decode_chunk  # noqa: E402
 from bitstream.container import AnrReader  # noqa: E402
 from bitstream.entropy import decode_symbols, encode_symbols  # noqa: E402
 from bitstream.errors import BitstreamError  # noqa: E402
+from bitstream.header import MAGIC, NO_REFERENCE, T_BOOL, T_FLOAT, T_INT, T_NONE, T_STR  # noqa: E402
 from bitstream.limits import MAX_GOP_ALPHABET, MAX_GOP_ELEMENTS, MAX_SYMBOL  # noqa: E402
 from bitstream.models import CONSTANT, HISTOGRAM, LAPLACE, SymbolModel, fit_model, read_model  # noqa: E402
 from bitstream.records import INTRA, PREDICTED, GopIndexEntry  # noqa: E402
@@ -99,12 +100,9 @@ ENTROPY_MAX_ELEMENTS = 1 << 16
 # Symbols re-encoded by one mutation at most, to keep each execution short.
 REENCODE_MAX_ELEMENTS = 1 << 16
 
-MAGIC = b"\x89ANR\r\n\x1a\n"
-NO_REFERENCE = 0xFFFFFFFF
-T_NONE, T_BOOL, T_INT, T_FLOAT, T_STR = range(5)
-CONFIG_KEYS = ("tile", "overlap", "width", "depth", "activation", "omega", "gabor_scale",
-               "n_freqs", "max_freq", "bias_hidden", "latent_dim", "seed", "motion", "gop_size",
-               "seconds", "", "tile ", "x" * 64, "x" * 65)
+# The model layer's keys, and names a reader must refuse.
+CONFIG_KEYS = (*(key.name for key in KEYS), GOP_SIZE_KEY, "seconds", "", "tile ", "x" * 64,
+               "x" * 65)
 
 INTS = [0, 1, 2, 3, 4, 5, 7, 8, 15, 16, 31, 32, 63, 64, 127, 128, 255, 256, 512, 1023, 1024, 1025,
         4095, 4096, 4097, 65535, 65536, 2**20 - 1, 2**20, 2**20 + 1, 2**21, 2**23, 2**24, 2**26,

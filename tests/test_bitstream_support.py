@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import zstandard
 
-from bitstream import AnrReader, GOPRecord, TensorRecord, VideoInfo
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.fuzz import fix_crcs  # noqa: E402,F401 - the byte surgery the fuzzer does, re-exported
+from bitstream import AnrReader, GOPRecord, TensorRecord, VideoInfo  # noqa: E402
 
 HEADER_PREFIX = 16
 INDEX_ENTRY_BYTES = 25  # format version 2: offset, length, start, stop, kind, reference
@@ -81,26 +86,6 @@ def fix_header_crc(data: bytes | bytearray) -> bytes:
     (body,) = struct.unpack_from("<I", data, 12)
     end = HEADER_PREFIX + body
     struct.pack_into("<I", data, end, zlib.crc32(data[:end]))
-    return bytes(data)
-
-
-def fix_all_crcs(data: bytes | bytearray) -> bytes:
-    """Recompute the header and chunk CRCs wherever the framing still parses, so that
-    mutations reach the parsers behind the checksums."""
-    data = bytearray(data)
-    if len(data) < HEADER_PREFIX:
-        return bytes(data)
-    pos = HEADER_PREFIX + struct.unpack_from("<I", data, 12)[0]
-    if pos + 4 > len(data):
-        return bytes(data)
-    struct.pack_into("<I", data, pos, zlib.crc32(data[:pos]))
-    pos += 4
-    while pos + 8 <= len(data):
-        end = pos + 8 + struct.unpack_from("<I", data, pos + 4)[0]
-        if end + 4 > len(data):
-            break
-        struct.pack_into("<I", data, end, zlib.crc32(data[pos:end]))
-        pos = end + 4
     return bytes(data)
 
 
