@@ -54,14 +54,17 @@ class Key:
 
 # Upper bounds keep a decoder from building absurd models out of a hostile header.
 MAX_DEPTH = 8
+MIN_SCALE = 1e-30
 KEYS = (
     Key("tile", int, 4, 4096),
     Key("overlap", int, 0, 2047),  # and 2 * overlap < tile
     Key("width", int, 1, 256),
     Key("depth", int, 1, MAX_DEPTH),
     Key("activation", str, choices=ACTIVATIONS),
-    Key("omega", float, 0.0, 1000.0, lo_open=True),
-    Key("gabor_scale", float, 0.0, 1000.0, lo_open=True),
+    # The model computes with factors up to 1000 / scale in float32, which overflow below
+    # about 3e-36 (torch then refuses to build it); useful scales are near 1-100.
+    Key("omega", float, MIN_SCALE, 1000.0),
+    Key("gabor_scale", float, MIN_SCALE, 1000.0),
     Key("n_freqs", int, 1, 64),
     Key("max_freq", float, 0.0, 0.5, lo_open=True),
     Key("bias_hidden", int, 1, 512),

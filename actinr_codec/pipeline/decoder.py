@@ -52,10 +52,6 @@ FRAME_COPIES = 4
 # frame or a band) in float RGB: the float frames, the pixel grid
 # (twice, cached), the tiles' outputs in flight and the uint8 conversion.
 RENDER_BATCHES = 8
-# Smallest omega and gabor_scale a decoder builds a model for. The model computes in
-# float32 with factors up to 1000 / scale (the ranges of model/config.py), which overflow
-# below about 3e-36 and make torch refuse to build the model; useful scales are near 1-100.
-MIN_SCALE = 1e-30
 
 
 def stream_model(config: dict, info: VideoInfo, version: int
@@ -66,24 +62,27 @@ def stream_model(config: dict, info: VideoInfo, version: int
         cfg, _ = parse_config(config, version)
     except ValueError as exc:
         raise BitstreamError(f"invalid model configuration: {exc}") from None
-    for name in ("omega", "gabor_scale"):
-        if getattr(cfg, name) < MIN_SCALE:
-            raise BitstreamError(f"invalid model configuration: {name} {getattr(cfg, name)!r} "
-                                 f"is below {MIN_SCALE:g}")
     tiles = tile_count(cfg, info.height, info.width)
     if tiles > MAX_TILES:
         raise BitstreamError(f"{tiles} tiles exceeds the limit of {MAX_TILES}")
     layout = tensor_layout(cfg, tiles)
-    elements = sum(check_shape(name, shape) for name, shape in layout)
+    for name, shape in layout:
+        check_shape(name, shape)
+    elements = parameter_count(layout)
     if elements > MAX_GOP_ELEMENTS:
         raise BitstreamError(f"the model has {elements} parameters per GOP "
                              f"(limit {MAX_GOP_ELEMENTS})")
     return cfg, layout
 
 
+def parameter_count(layout: list[tuple[str, tuple]]) -> int:
+    """Parameters of one GOP's model with this tensor layout."""
+    return sum(math.prod(shape) for _, shape in layout)
+
+
 def model_memory(layout: list[tuple[str, tuple]]) -> int:
     """Bytes a decoder holds for the models of a file with this tensor layout."""
-    return sum(math.prod(shape) for _, shape in layout) * BYTES_PER_PARAMETER
+    return parameter_count(layout) * BYTES_PER_PARAMETER
 
 
 def decode_memory(layout: list[tuple[str, tuple]], height: int, width: int) -> int:
@@ -130,8 +129,8 @@ class AnrDecoder:
             self.config = dict(self._reader.config)
             self.model_config, self._layout = stream_model(self.config, self.info,
                                                              self._reader.version)
-            self._check_memory(model_memory(self._layout), f"its models "
-                               f"({sum(math.prod(s) for _, s in self._layout)} parameters a GOP)")
+            self._check_memory(model_memory(self._layout),
+                               f"its models ({parameter_count(self._layout)} parameters a GOP)")
         except BaseException:
             self._reader.close()
             raise
