@@ -23,13 +23,13 @@ ROWS = 1024
 
 
 @functools.lru_cache(maxsize=2)  # a 4x grid holds about 100 MB
-def _tile_grid(tiling: Tiling, height: int, width: int, rows: tuple[int, int],
+def _tile_grid(tiling: Tiling, height: int, width: int, band: tuple[int, int],
                device: torch.device):
     """Per-tile output pixel indices, local coordinates and blend weights, padded to one
-    size, and each pixel's total blend weight, for the grid's rows [rows[0], rows[1]) and
+    size, and each pixel's total blend weight, for the grid's rows [band[0], band[1]) and
     the tiles that reach them (a contiguous slice, also returned). Depends only on the
     grid, so decoding many batches of frames builds it once."""
-    top, bottom = rows
+    top, bottom = band
     boxes = tiling.pixel_boxes(height, width)
     boxes[:, 0].clamp_(min=top)
     boxes[:, 1].clamp_(max=bottom)
@@ -42,19 +42,19 @@ def _tile_grid(tiling: Tiling, height: int, width: int, rows: tuple[int, int],
     hmax, wmax = int(hs.max()), int(ws.max())
     iy = torch.arange(hmax)
     ix = torch.arange(wmax)
-    rows_ = (boxes[:, :1] + iy[None]).clamp(max=bottom - 1)  # (T, hmax)
+    rows = (boxes[:, :1] + iy[None]).clamp(max=bottom - 1)  # (T, hmax)
     cols = (boxes[:, 2:3] + ix[None]).clamp(max=width - 1)  # (T, wmax)
     valid = (iy[None] < hs[:, None])[:, :, None] & (ix[None] < ws[:, None])[:, None, :]
     tile_idx = torch.arange(tiles.start, tiles.stop)
     tr, tc = tile_idx // tiling.cols.count, tile_idx % tiling.cols.count
-    yc, xc = pixel_centres(height)[rows_], pixel_centres(width)[cols]
+    yc, xc = pixel_centres(height)[rows], pixel_centres(width)[cols]
     ly = tiling.rows.to_local(yc, tr[:, None])
     lx = tiling.cols.to_local(xc, tc[:, None])
     wy = torch.stack([tiling.rows.weight(yc[k], int(tr[k])) for k in range(count)])
     wx = torch.stack([tiling.cols.weight(xc[k], int(tc[k])) for k in range(count)])
     coords = torch.stack(torch.broadcast_tensors(ly[:, :, None], lx[:, None, :]), dim=-1)
     weight = ((wy[:, :, None] * wx[:, None, :]) * valid).reshape(count, -1)
-    flat = ((rows_[:, :, None] - top) * width + cols[:, None, :]).reshape(count, -1)
+    flat = ((rows[:, :, None] - top) * width + cols[:, None, :]).reshape(count, -1)
     norm = torch.zeros((bottom - top) * width).index_add_(0, flat.reshape(-1), weight.reshape(-1))
     return (tiles, coords.reshape(count, -1, 2).to(device), weight.to(device),
             flat.to(device), norm.to(device))
