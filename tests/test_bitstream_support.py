@@ -12,7 +12,7 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.fuzz import fix_crcs  # noqa: E402,F401 - the byte surgery the fuzzer does, re-exported
+from bench.fuzz_inputs import fix_crcs  # noqa: E402,F401 - the fuzzer's CRC repair, re-exported
 from bitstream import AnrReader, GOPRecord, TensorRecord, VideoInfo  # noqa: E402
 
 HEADER_PREFIX = 16
