@@ -59,6 +59,7 @@ def test_a_failing_segment_stops_the_others_and_is_reported_first():
     """Under --jobs the first failure ends the encode at once: the segment still fitting
     (here for 10**7 steps, hours) is stopped instead of waited for."""
     import dataclasses
+    import multiprocessing
     import time
 
     from synthetic import FailingFrames, moving_pattern
@@ -76,3 +77,5 @@ def test_a_failing_segment_stops_the_others_and_is_reported_first():
     with pytest.raises(ValueError, match="frame 7 cannot be read"):
         encode_gops(frames, plan, settings, jobs=2, device="cpu", segment=2)
     assert time.monotonic() - begin < 120
+    # The segment still fitting was ended, not left running on its own.
+    assert not [p for p in multiprocessing.active_children() if "Manager" not in p.name]

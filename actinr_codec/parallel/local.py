@@ -38,11 +38,15 @@ def _fit_and_send(frames: Frames, segment: GOPPlan, settings: EncodeSettings, de
 
 def _stop(pool: ProcessPoolExecutor) -> None:
     """Cancel a pool's queued tasks and end its running ones."""
-    pool.shutdown(wait=False, cancel_futures=True)
     # The executor has no public way to end a running task (terminate_workers() came in
-    # Python 3.14): its worker processes are ended directly.
-    for process in list((pool._processes or {}).values()):
+    # Python 3.14): its worker processes are ended directly, taken before shutdown, which
+    # forgets them.
+    processes = list((pool._processes or {}).values())
+    for process in processes:
         process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.join()
 
 
 def encode_gops(
