@@ -35,7 +35,7 @@ from .model.config import ModelConfig
 from .model.schema import stream_config
 from .parallel.local import encode_gops
 from .pipeline.decoder import DEFAULT_MAX_MEMORY, AnrDecoder, decode_memory, stream_model
-from .pipeline.encoder import GOPReport
+from .pipeline.encoder import EncodedGOP
 from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
@@ -46,7 +46,7 @@ from .pipeline.times import output_size, output_times
 from .restoration.denoise import denoise_settings
 from .restoration.masks import mask_from_array, read_mask
 from .restoration.noise import estimate_noise, sampled_frames
-from .runtime import resolve_device
+from .runtime import kernel_threads, resolve_device
 
 # Frame rate of an array of frames given without one.
 DEFAULT_FPS = Fraction(25)
@@ -84,7 +84,7 @@ class Progress:
     step: int = 0
     seconds: float = 0.0
     psnr: float = math.nan
-    report: GOPReport | None = None
+    report: EncodedGOP | None = None
 
 
 @dataclass
@@ -92,7 +92,7 @@ class EncodeReport:
     """What an encode produced and measured."""
 
     plan: EncodePlan
-    gops: list[GOPReport]
+    gops: list[EncodedGOP]
     size: int  # bytes of the .anr file
     seconds: float
     path: Path | None = None
@@ -105,7 +105,7 @@ class EncodeReport:
     @property
     def psnr(self) -> float:
         """Mean over GOPs of each GOP's PSNR as decoded (dB)."""
-        return float(np.mean([r.psnr for r in self.gops]))
+        return float(np.mean([r.stats.psnr for r in self.gops]))
 
 
 def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | None = None,
@@ -149,17 +149,18 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     notify = progress or (lambda event: None)
     notify(Progress("start", plan))
     for k in sorted(done):
-        notify(Progress("resume", plan, gop=k, step=done[k].iters, seconds=done[k].seconds,
-                        psnr=done[k].psnr, report=done[k]))
+        stats = done[k].stats
+        notify(Progress("resume", plan, gop=k, step=stats.iters, seconds=stats.seconds,
+                        psnr=stats.psnr, report=done[k]))
     current = [0]
 
-    def on_gop(k: int, report: GOPReport) -> None:
+    def on_gop(k: int, report: EncodedGOP) -> None:
         current[0] = k + 1
-        report.seal(k)
         if journal is not None:
             journal.add(report)
-        notify(Progress("gop", plan, gop=k, step=report.iters, seconds=report.seconds,
-                        psnr=report.psnr, report=report))
+        stats = report.stats
+        notify(Progress("gop", plan, gop=k, step=stats.iters, seconds=stats.seconds,
+                        psnr=stats.psnr, report=report))
 
     def on_check(step: int, seconds: float, psnr: float) -> None:
         notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
@@ -167,7 +168,7 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     try:
         if options.scheduler is None:
             reports = encode_gops(src.frames, gops, settings, options.jobs, device, on_gop,
-                                  on_check, options.segment, holes, done)
+                                  on_check, options.segment, holes, done, options.threads)
         else:
             from .parallel.cluster import encode_on_cluster
 
@@ -182,12 +183,8 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
         raise
     if journal is not None:
         journal.close()  # complete: kept until the output is in place
-    for k, report in enumerate(reports):
-        report.seal(k)
     data = assemble_file(info, stream_config(settings.model, settings.gop_size),
-                         [(r.frames.start, r.frames.stop) for r in reports],
-                         [(r.kind, reference_of(k, r.kind)) for k, r in enumerate(reports)],
-                         [r.chunk for r in reports])
+                         [r.coded for r in reports])
     if output is not None:
         write_atomically(output, data)
         journal.discard()
@@ -258,7 +255,7 @@ def _noise_level(src: Source, holes: Frames | None) -> float:
 
 
 def _journal(output, options: EncodeOptions, plan: EncodePlan, src: Source,
-             holes: Frames | None) -> tuple[Journal | None, dict[int, GOPReport]]:
+             holes: Frames | None) -> tuple[Journal | None, dict[int, EncodedGOP]]:
     """The journal of an encode to ``output`` (none for bytes), and the GOPs it already
     holds when resuming."""
     if output is None:
@@ -295,7 +292,7 @@ def _identity(options: EncodeOptions, plan: EncodePlan, src: Source,
         "settings": repr(plan.settings), "plan": [[g.start, g.stop] for g in plan.gops],
         "kinds": plan.kinds, "device": plan.device, "jobs": options.jobs,
         "segment": options.segment, "scheduler": options.scheduler,
-        "threads": torch.get_num_threads(),
+        "threads": kernel_threads(options.threads), "torch_threads": torch.get_num_threads(),
     }
 
 
@@ -307,8 +304,8 @@ class AnrVideo:
     """
 
     def __init__(self, source: str | os.PathLike | bytes, device: str = "auto",
-                 max_memory: int = DEFAULT_MAX_MEMORY):
-        self._decoder = AnrDecoder(source, resolve_device(device), max_memory)
+                 max_memory: int = DEFAULT_MAX_MEMORY, threads: int | None = None):
+        self._decoder = AnrDecoder(source, resolve_device(device), max_memory, threads)
         self.info: VideoInfo = self._decoder.info
 
     @property
@@ -375,11 +372,11 @@ class AnrVideo:
 
 
 def open(source: str | os.PathLike | bytes, device: str = "auto",  # noqa: A001
-         max_memory: int = DEFAULT_MAX_MEMORY) -> AnrVideo:
+         max_memory: int = DEFAULT_MAX_MEMORY, threads: int | None = None) -> AnrVideo:
     """Open an .anr file (a path or its bytes) for rendering; BitstreamError if invalid,
     or if its models, or later the frames asked for, would need more than max_memory
-    bytes."""
-    return AnrVideo(source, device, max_memory)
+    bytes. threads: the CPU render pool's size (runtime.kernel_threads)."""
+    return AnrVideo(source, device, max_memory, threads)
 
 
 @dataclass(frozen=True)
@@ -398,11 +395,12 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
            scale: float | None = None, size: tuple[int, int] | None = None,
            fps_scale: float | None = None, fps: Fraction | None = None,
            start: float | None = None, end: float | None = None, lossless: bool = False,
-           device: str = "auto", max_memory: int = DEFAULT_MAX_MEMORY) -> DecodeReport:
+           device: str = "auto", max_memory: int = DEFAULT_MAX_MEMORY,
+           threads: int | None = None) -> DecodeReport:
     """Render an .anr into a video file (mp4, mkv, mov, y4m or a %d PNG pattern), with the
     playback options of ``AnrVideo.times`` and ``AnrVideo.size``; refused before anything
     is allocated or written if it would need more than max_memory bytes."""
-    with AnrVideo(source, device, max_memory) as video:
+    with AnrVideo(source, device, max_memory, threads) as video:
         times, rate = video.times(fps_scale, fps, start, end)
         height, width = video.size(scale, size)
         began = time.perf_counter()

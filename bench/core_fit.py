@@ -28,6 +28,7 @@ from actinr_codec.metrics import psnr  # noqa: E402
 from actinr_codec.model.render import render_gop  # noqa: E402
 from actinr_codec.pipeline.options import EncodeOptions  # noqa: E402
 from actinr_codec.pipeline.presets import settings_for  # noqa: E402
+from actinr_codec.process import kernel_cores  # noqa: E402
 
 DEFAULT_CLIP = Path(__file__).resolve().parents[2] / "shared" / "clips" / "carphone.mkv"
 
@@ -75,24 +76,29 @@ def main() -> None:
     def on_gop(event):
         if event.kind != "gop":
             return
-        result = event.report
+        result = event.report.stats
         report["gops"].append({"psnr": round(result.psnr, 3), "iters": result.iters,
                                "seconds": round(result.seconds, 2), "params": result.params})
         print(f"gop {event.gop}: {result.psnr:.2f} dB in {result.seconds:.1f} s", file=sys.stderr)
 
-    encoded = actinr.encode(video, None, settings=settings, progress=on_gop)
-    with actinr.open(encoded.data, "cpu") as decoded:
+    # This script owns its process, and gives its cores to the kernel as the command does.
+    threads = kernel_cores("cpu")
+    encoded = actinr.encode(video, None, actinr.EncodeOptions(threads=threads),
+                            settings=settings, progress=on_gop)
+    with actinr.open(encoded.data, "cpu", threads=threads) as decoded:
         model = decoded.gop_model(0)
         t1 = torch.arange(float(len(decoded.gops[0])))
-    report["decode_s_per_frame_1x"] = median_seconds(lambda: render_gop(model, t1, h, w), args.runs) / len(t1)
+    report["decode_s_per_frame_1x"] = median_seconds(
+        lambda: render_gop(model, t1, h, w, threads=threads), args.runs) / len(t1)
     report["decode_s_per_frame_4x"] = median_seconds(
-        lambda: render_gop(model, torch.tensor([0.5]), 4 * h, 4 * w), args.runs)
+        lambda: render_gop(model, torch.tensor([0.5]), 4 * h, 4 * w, threads=threads), args.runs)
 
     # Slow motion: fit the even frames of the first 2 * gop - 1, render the odd ones.
     full = torch.tensor(video[: 2 * args.gop - 1]).float() / 255
     even, odd = full[0::2], full[1::2]
-    res = fit_gop(even, model_cfg, fit_cfg)
-    mid = render_gop(res.model, torch.arange(float(len(odd))) + 0.5, h, w).clamp(0, 1)
+    res = fit_gop(even, model_cfg, fit_cfg, threads=threads)
+    mid = render_gop(res.model, torch.arange(float(len(odd))) + 0.5, h, w,
+                     threads=threads).clamp(0, 1)
     report["slow_motion"] = {
         "fit_psnr": round(res.psnr, 3),
         "bias_network": round(psnr(mid, odd), 3),

@@ -5,7 +5,7 @@ mutator:
 
 - container: whole files through AnrReader (every GOP) and AnrDecoder (tensors(k) and
   model(k) for every GOP; no rendering);
-- chunk: one GOP chunk through decode_chunk, with an index entry matching its head (the
+- chunk: one GOP chunk through decode_chunk, with a span matching its head (the
   input is one version byte, then the chunk);
 - entropy: decode_symbols on models read by read_model and a payload (the input is a
   count byte, then per tensor its element count and model as a chunk stores them, then
@@ -100,7 +100,7 @@ from bitstream.errors import BitstreamError  # noqa: E402
 from bitstream.header import NO_REFERENCE  # noqa: E402
 from bitstream.limits import MAX_GOP_ALPHABET, MAX_GOP_ELEMENTS  # noqa: E402
 from bitstream.models import CONSTANT, read_model  # noqa: E402
-from bitstream.records import INTRA, GopIndexEntry  # noqa: E402
+from bitstream.records import INTRA, GopSpan  # noqa: E402
 from bitstream.wire import Cursor  # noqa: E402
 
 LAYERS = ("container", "chunk", "entropy")
@@ -132,16 +132,15 @@ def run_container(data: bytes) -> str:
 
 
 def run_chunk(data: bytes) -> str:
-    """decode_chunk on the chunk, with the index entry its own head describes."""
+    """decode_chunk on the chunk, with the span its own head describes."""
     version, chunk = chunk_version(data), data[1:]
     fmt = "<III" if version == 1 else "<IIIBI"
     fields = (struct.unpack_from(fmt, chunk, 8) if len(chunk) >= 8 + struct.calcsize(fmt)
               else (0, 0, 1, INTRA, NO_REFERENCE))
     number, start, stop, kind, reference = (*fields, INTRA, NO_REFERENCE)[:5]
-    entry = GopIndexEntry(start, stop, 0, len(chunk), kind,
-                          None if reference == NO_REFERENCE else reference)
+    span = GopSpan(start, stop, kind, None if reference == NO_REFERENCE else reference)
     try:
-        record = decode_chunk(chunk, number, entry, version)
+        record = decode_chunk(chunk, number, span, version)
     except BitstreamError as exc:
         return str(exc)
     for tensor in record.tensors:

@@ -54,10 +54,11 @@ def main() -> None:
                   "ideal_bits": 0.0}
         payload_bits = 0
         for r in reports:
+            record = r.coded.record()
             # As in the file: all of a GOP's tensors share one range-coder stream.
             payload_bits += 8 * len(encode_symbols(
-                [(t.symbols, fit_model(t.symbols)[0]) for t in r.record.tensors]))
-            for s in measure(r.record):
+                [(t.symbols, fit_model(t.symbols)[0]) for t in record.tensors]))
+            for s in measure(record):
                 g = groups.setdefault(group_of(s.name), {"params": 0, "bytes": 0.0})
                 g["params"] += s.elements
                 g["bytes"] += (s.coded_bits + s.side_bits) / 8
@@ -65,11 +66,11 @@ def main() -> None:
                     totals[key] += getattr(s, key)
         entry = {
             "quality": q, "width": settings.model.width, "noise_db": settings.noise_db,
-            "params": sum(r.params for r in reports), "file_bytes": size,
+            "params": sum(r.stats.params for r in reports), "file_bytes": size,
             "bpp": size * 8 / (w * h * n), "encode_seconds": round(encoded.seconds, 1),
-            "psnr_float": [round(r.psnr_float, 2) for r in reports],
-            "psnr_quantized": [round(r.psnr_quantized, 2) for r in reports],
-            "psnr_after_qat": [round(r.psnr, 2) for r in reports],
+            "psnr_float": [round(r.stats.psnr_float, 2) for r in reports],
+            "psnr_quantized": [round(r.stats.psnr_quantized, 2) for r in reports],
+            "psnr_after_qat": [round(r.stats.psnr, 2) for r in reports],
             "bytes_per_group": {k: round(v["bytes"]) for k, v in groups.items()},
             "params_per_group": {k: v["params"] for k, v in groups.items()},
             "payload_vs_model_ideal": payload_bits / totals["ideal_bits"] - 1,

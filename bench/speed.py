@@ -73,6 +73,17 @@ def step_flops(model: GOPModel, frames: int, points: int) -> float:
 
 
 def encode(args: argparse.Namespace) -> dict:
+    # This script owns its process: it tunes it as `actinr encode` does, which it measures.
+    # Older encoders, which it measures too, tuned their process themselves.
+    args.pool = {}  # the library's threads option, where it has one
+    try:
+        from actinr_codec.process import freeze_long_lived, kernel_cores, tune_allocator
+    except ImportError:
+        pass
+    else:
+        tune_allocator()
+        freeze_long_lived()
+        args.pool = {"threads": kernel_cores(args.device)}
     video, info = read_video(args.clip, count=args.frames)
     runs = [encode_one(args, video, info.fps, preset) for preset in args.preset.split(",")]
     if len(runs) > 1:
@@ -99,18 +110,18 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
     native = getattr(settings.fit, "native", False) and _native_kernel_applies(settings, args.device)
     out = args.out / f"{args.clip.stem}.{preset}.anr"
     start = time.perf_counter()
-    reports = actinr.encode(video, out, actinr.EncodeOptions(device=args.device), fps=fps,
-                            settings=settings).gops
+    reports = actinr.encode(video, out, actinr.EncodeOptions(device=args.device, **args.pool),
+                            fps=fps, settings=settings).gops
     seconds = time.perf_counter() - start
     probes.append(matmul_peak())
     peak = max(probes)
-    with actinr.open(out, args.device) as anr:
+    with actinr.open(out, args.device, **args.pool) as anr:
         decoded = anr.render()
         # A step fits one of fit.groups(frames) interleaved groups of the GOP's frames.
         flops = sum(step_flops(anr.gop_model(k), len(r.frames) / settings.fit.groups(len(r.frames)),
-                               settings.fit.points) * r.iters
+                               settings.fit.points) * r.stats.iters
                     for k, r in enumerate(reports))
-    fit_seconds = sum(r.seconds for r in reports)
+    fit_seconds = sum(r.stats.seconds for r in reports)
     return {
         "clip": args.clip.name, "frames": n, "width": w, "height": h,
         "preset": preset, "quality": args.quality, "gop": args.gop,
@@ -120,8 +131,9 @@ def encode_one(args: argparse.Namespace, video: np.ndarray, fps, preset: str) ->
         "bpp": round(out.stat().st_size * 8 / (n * h * w), 4),
         "psnr": round(psnr(torch.from_numpy(decoded).float() / 255,
                            torch.from_numpy(video).float() / 255), 3),
-        "gops": [{"frames": f"{r.frames.start}-{r.frames.stop - 1}", "steps": r.iters,
-                  "fit_s": round(r.seconds, 1), "psnr": round(r.psnr, 3)} for r in reports],
+        "gops": [{"frames": f"{r.frames.start}-{r.frames.stop - 1}", "steps": r.stats.iters,
+                  "fit_s": round(r.stats.seconds, 1), "psnr": round(r.stats.psnr, 3)}
+                 for r in reports],
         "fit_gflops": round(flops / fit_seconds / 1e9, 2),
         "matmul_peak_gflops": round(peak, 1),
         "matmul_probes_gflops": [round(p, 1) for p in probes],

@@ -3,9 +3,11 @@ entropy-coded symbols, framed by a tag, a length and a CRC32."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import struct
 import zlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import zstandard
@@ -25,7 +27,7 @@ from .limits import (
     check_shape,
 )
 from .models import CONSTANT, SymbolModel, fit_model, pack_model, read_model
-from .records import GopIndexEntry, GOPRecord, TensorRecord
+from .records import GOPRecord, GopSpan, TensorRecord, reference_of
 from .wire import Cursor, pack_str
 
 CHUNK_TAG = b"ANRG"
@@ -111,6 +113,26 @@ def encode_chunk(k: int, gop: GOPRecord) -> bytes:
     return framed + struct.pack("<I", zlib.crc32(framed))
 
 
+@dataclass(frozen=True)
+class CodedGOP:
+    """GOP ``index`` of a video as its file holds it: the chunk and the span it claims."""
+
+    index: int
+    span: GopSpan
+    chunk: bytes = field(repr=False)
+
+    def record(self) -> GOPRecord:
+        """The GOP's symbols, decoded back from the chunk."""
+        return decode_chunk(self.chunk, self.index, self.span, VERSION)
+
+
+def code_gop(k: int, gop: GOPRecord) -> CodedGOP:
+    """Entropy-code ``gop`` as GOP k of its video, predicted (if it is) from GOP k - 1."""
+    span = GopSpan(gop.start, gop.stop, gop.kind, reference_of(k, gop.kind))
+    gop = dataclasses.replace(gop, reference=span.reference)
+    return CodedGOP(k, span, encode_chunk(k, gop))
+
+
 def _unpack_table(data: bytes, stored: int, raw: int, coding: int) -> bytes:
     if coding == TABLE_RAW:
         if raw != stored:
@@ -171,10 +193,10 @@ def _check_layout(rows: list, layout: list[tuple[str, tuple[int, ...]]]) -> None
                                  f"{tuple(expected)}")
 
 
-def decode_chunk(data: bytes, k: int, entry: GopIndexEntry, version: int,
+def decode_chunk(data: bytes, k: int, entry: GopSpan, version: int,
                  layout: list[tuple[str, tuple[int, ...]]] | None = None) -> GOPRecord:
-    """GOP k from its chunk bytes in a file of this format version, checked against its
-    index entry and, when given, against the tensors (name, shape) the file's model layer
+    """GOP k from its chunk bytes in a file of this format version, checked against the
+    span its index entry gives and, when given, against the tensors (name, shape) the file's model layer
     declares, before any symbol is decoded."""
     if len(data) < CHUNK_OVERHEAD:
         raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")
@@ -192,7 +214,7 @@ def decode_chunk(data: bytes, k: int, entry: GopIndexEntry, version: int,
         raise BitstreamError(f"GOP {k}: {exc}") from None
 
 
-def _decode_body(cursor: Cursor, k: int, entry: GopIndexEntry, version: int,
+def _decode_body(cursor: Cursor, k: int, entry: GopSpan, version: int,
                  layout: list[tuple[str, tuple[int, ...]]] | None) -> GOPRecord:
     number, start, stop, *kind, count, coding, stored, raw = cursor.unpack(
         BODY_HEAD[version].format)

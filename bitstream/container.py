@@ -9,33 +9,35 @@ import os
 import secrets
 from collections.abc import Iterable
 
-from .chunk import decode_chunk, encode_chunk
+from .chunk import CodedGOP, decode_chunk, encode_chunk
 from .errors import BitstreamError
 from .header import PREFIX, VERSION, ConfigValue, decode_header, encode_header, header_size, pack_config
 from .limits import check_gop_kinds, check_gop_ranges, check_info
-from .records import GopIndexEntry, GOPRecord, VideoInfo
+from .records import GopIndexEntry, GOPRecord, GopSpan, VideoInfo
 
 
 def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
                 gops: Iterable[GOPRecord]) -> bytes:
     """The complete .anr file for a video; raises BitstreamError on invalid input."""
-    gops = list(gops)
-    return assemble_file(info, config, [(g.start, g.stop) for g in gops],
-                         [(g.kind, g.reference) for g in gops],
-                         [encode_chunk(k, g) for k, g in enumerate(gops)])
+    gops = [CodedGOP(k, GopSpan(g.start, g.stop, g.kind, g.reference), encode_chunk(k, g))
+            for k, g in enumerate(gops)]
+    return assemble_file(info, config, gops)
 
 
 def assemble_file(info: VideoInfo, config: dict[str, ConfigValue],
-                  ranges: list[tuple[int, int]], kinds: list[tuple[int, int | None]],
-                  chunks: list[bytes]) -> bytes:
-    """The complete .anr file from GOP chunks already encoded (encode_chunk), with each
-    GOP's frames [start, stop) and (kind, reference); raises BitstreamError on invalid
-    input."""
+                  gops: list[CodedGOP]) -> bytes:
+    """The complete .anr file from its GOPs, already coded (code_gop), in order; raises
+    BitstreamError on invalid input."""
     check_info(info)
+    if [g.index for g in gops] != list(range(len(gops))):
+        raise BitstreamError("GOPs are not numbered in order from 0")
+    spans = [g.span for g in gops]
+    ranges = [(s.start, s.stop) for s in spans]
+    kinds = [(s.kind, s.reference) for s in spans]
     check_gop_ranges(ranges, info.frames, VERSION)
     check_gop_kinds(kinds)
-    header = encode_header(info, pack_config(config), ranges, kinds, [len(c) for c in chunks])
-    return b"".join([header, *chunks])
+    header = encode_header(info, pack_config(config), ranges, kinds, [len(g.chunk) for g in gops])
+    return b"".join([header, *(g.chunk for g in gops)])
 
 
 def write_anr(path: str | os.PathLike, info: VideoInfo, config: dict[str, ConfigValue],
@@ -113,7 +115,7 @@ class AnrReader:
         if not 0 <= k < len(self.index):
             raise IndexError(f"GOP {k} out of range (the file has {len(self.index)})")
         entry = self.index[k]
-        return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry,
+        return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry.span,
                             self.version, layout)
 
     def gops_for_range(self, t0: float, t1: float) -> list[int]:

@@ -48,6 +48,17 @@ def reference_of(k: int, kind: int) -> int | None:
 
 
 @dataclass(frozen=True)
+class GopSpan:
+    """What a GOP chunk claims and its index entry must agree with: the frames
+    [start, stop) it covers, its kind and its reference."""
+
+    start: int
+    stop: int
+    kind: int = INTRA
+    reference: int | None = None
+
+
+@dataclass(frozen=True)
 class GopIndexEntry:
     """Where GOP chunk k lies in the file and which frames [start, stop) it covers."""
 
@@ -57,3 +68,7 @@ class GopIndexEntry:
     length: int
     kind: int = INTRA
     reference: int | None = None
+
+    @property
+    def span(self) -> GopSpan:
+        return GopSpan(self.start, self.stop, self.kind, self.reference)

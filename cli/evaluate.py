@@ -3,6 +3,7 @@ saved as JSON, CSV and PNG."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from pathlib import Path
@@ -103,8 +104,10 @@ def _load(clips: tuple[str, ...], start: int, frames: int | None) -> list[tuple]
     return loaded
 
 
-def _begin(out: Path, protocol: str, overwrite: bool, clips, start, frames) -> list[tuple]:
-    """Check the optional libraries and the output folder, then read the clips."""
+def _begin(out: Path, protocol: str, overwrite: bool, clips, start, frames,
+           actinr: EncodeOptions) -> tuple[list[tuple], EncodeOptions]:
+    """Check the optional libraries and the output folder, read the clips and tune the
+    process: the clips, and actinr's options with the cores the process gives it."""
     from evaluation import OPTIONAL, require
 
     for name in OPTIONAL:
@@ -112,8 +115,7 @@ def _begin(out: Path, protocol: str, overwrite: bool, clips, start, frames) -> l
     refuse_overwrite(out / f"{protocol}.json", overwrite)
     loaded = _load(clips, start, frames)
     (out / "anr").mkdir(parents=True, exist_ok=True)
-    tune_process()
-    return loaded
+    return loaded, dataclasses.replace(actinr, threads=tune_process(actinr.device))
 
 
 def _save(out: Path, protocol: str, options: dict, loaded: list[tuple], rows: list[dict],
@@ -199,7 +201,7 @@ def rd(clips, qualities, crfs, codecs, keyint, intra, out, overwrite, start, fra
             raise click.UsageError("--intra excludes --start, --frames and --keyint")
         start, frames, keyint = intra, 1, 1
     actinr = _actinr_options(kwargs)
-    loaded = _begin(out, "rd", overwrite, clips, start, frames)
+    loaded, actinr = _begin(out, "rd", overwrite, clips, start, frames, actinr)
     options = {"qualities": qualities, "crfs": crfs, "codecs": codecs, "keyint": keyint,
                "start": start, "frames": frames, "intra": intra, **kwargs}
     points = []
@@ -248,7 +250,7 @@ def restore(clips, steps, scale, combined, quality, out, overwrite, start, frame
         raise click.UsageError("nothing to do: give --steps, a --scale above 1, or both "
                                "with --combined")
     actinr = _actinr_options(kwargs)
-    loaded = _begin(out, "restore", overwrite, clips, start, frames)
+    loaded, actinr = _begin(out, "restore", overwrite, clips, start, frames, actinr)
     options = {"steps": steps, "scale": scale, "combined": combined, "quality": quality,
                "start": start, "frames": frames, **kwargs}
     rows = []
@@ -291,7 +293,7 @@ def denoise(clips, noise_seed, plain, quality, out, overwrite, start, frames, **
     from evaluation.denoise import DENOISERS, PHOTONS, READ_NOISE, denoise_clip
 
     actinr = _actinr_options(kwargs)
-    loaded = _begin(out, "denoise", overwrite, clips, start, frames)
+    loaded, actinr = _begin(out, "denoise", overwrite, clips, start, frames, actinr)
     options = {"noise_seed": noise_seed, "plain": plain, "quality": quality, "start": start,
                "frames": frames, **kwargs}
     rows = [row for name, _, video, info in loaded
@@ -322,7 +324,7 @@ def inpaint(clips, quality, out, overwrite, start, frames, **kwargs):
     from evaluation.inpaint import FILLS, inpaint_clip
 
     actinr = _actinr_options(kwargs)
-    loaded = _begin(out, "inpaint", overwrite, clips, start, frames)
+    loaded, actinr = _begin(out, "inpaint", overwrite, clips, start, frames, actinr)
     options = {"quality": quality, "start": start, "frames": frames, **kwargs}
     rows = [row for name, _, video, info in loaded
             for row in inpaint_clip(name, video, info.fps, quality, actinr, out / "anr")]

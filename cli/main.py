@@ -191,8 +191,7 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
         quality=quality, preset=preset, gop=gop, iters=iters, seed=seed, device=device,
         keyint=keyint, scenecut=scenecut, jobs=jobs or DEFAULTS.jobs, segment=segment,
         scheduler=scheduler, shared_input=shared_input, denoise=denoise, native=not no_asm,
-        compile=compile_, resume=resume)
-    tune_process()
+        compile=compile_, resume=resume, threads=tune_process(device))
     progress = EncodeProgress(scheduler, options.jobs)
     try:
         report = encode_video(source, output, options, start=start, frames=frames,
@@ -238,9 +237,10 @@ def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, de
     if start is not None and end is not None and end < start:
         raise click.UsageError("--end lies before --start")
     refuse_overwrite(Path(output), overwrite)
+    threads = tune_process(device, fitting=False)
     report = decode_video(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
                           fps=_positive_fraction(fps), start=start, end=end, lossless=lossless,
-                          device=device, max_memory=_bytes(max_memory))
+                          device=device, max_memory=_bytes(max_memory), threads=threads)
     rate = report.frames / report.seconds
     click.echo(f"wrote {output}: {report.frames} frames, {report.width}x{report.height} at "
                f"{report.fps} fps in {report.seconds:.2f}s ({rate:.1f} frames/s)", err=True)

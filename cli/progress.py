@@ -75,8 +75,8 @@ class EncodeProgress:
 
     def _count(self, event: Progress) -> None:
         self.frames_done += self.own[event.gop]
-        self.bytes += len(event.report.chunk)
-        self.psnrs.append(event.report.psnr)
+        self.bytes += len(event.report.coded.chunk)
+        self.psnrs.append(event.report.stats.psnr)
 
     def status(self, partial: float = 0.0) -> str:
         """The whole encode's state; ``partial``: frames of unfinished GOPs fitted so far.
@@ -114,10 +114,12 @@ class EncodeProgress:
         same line)."""
         self._announce()
         self._count(event)
-        r, total = event.report, len(event.plan.gops)
-        line = (f"GOP {event.gop + 1}/{total} {GOP_KINDS[r.kind]}: frames "
-                f"{r.frames.start}-{r.frames.stop - 1}, {len(r.chunk)} bytes, {r.psnr:.2f} dB "
-                f"(float {r.psnr_float:.2f}), {r.iters} steps in {r.seconds:.1f}s")
+        gop, total = event.report, len(event.plan.gops)
+        r = gop.stats
+        line = (f"GOP {event.gop + 1}/{total} {GOP_KINDS[gop.kind]}: frames "
+                f"{gop.frames.start}-{gop.frames.stop - 1}, {len(gop.coded.chunk)} bytes, "
+                f"{r.psnr:.2f} dB (float {r.psnr_float:.2f}), {r.iters} steps in "
+                f"{r.seconds:.1f}s")
         if self.live:
             self.stream.write(f"\r{line}\x1b[K\n{self.status()}\x1b[K")
         else:

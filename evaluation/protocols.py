@@ -39,7 +39,7 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Encode
                                                               denoise=denoise),
                             fps=fps, mask=mask)
     start = time.perf_counter()
-    with actinr.open(path, options.device) as video:
+    with actinr.open(path, options.device, threads=options.threads) as video:
         times, _ = video.times(fps_scale=fps_scale if fps_scale > 1 else None)
         decoded = video.render(times, scale=scale)
     decode_s = time.perf_counter() - start
@@ -49,7 +49,7 @@ def actinr_code(frames: np.ndarray, fps: Fraction, quality: int, options: Encode
         "encode_s": encoded.seconds, "decode_s": decode_s,
         "settings": {"codec": "actinr", **dataclasses.asdict(options), "quality": quality,
                      "file": path.name,
-                     "gop_iters": [r.iters for r in encoded.gops],
+                     "gop_iters": [r.stats.iters for r in encoded.gops],
                      "encoder": dataclasses.asdict(encoded.plan.settings)},
     }, decoded
 
@@ -146,7 +146,7 @@ def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step:
     if scale == 1:
         coded = decoded[::step]
     else:
-        with actinr.open(path, options.device) as video:
+        with actinr.open(path, options.device, threads=options.threads) as video:
             coded = video.render()
     # How faithfully actinr holds the frames it was given: restored frames and pixels are
     # bounded by it, while the baselines start from those frames uncompressed.

@@ -48,7 +48,7 @@ def test_encode_to_bytes_reports_what_it_wrote(encoded, frames):
     assert plan.gops == [range(0, 3), range(2, 6)] and len(report.gops) == 2
     assert plan.kinds == [INTRA, PREDICTED]  # the second GOP predicts from the first
     assert report.bpp == pytest.approx(report.size * 8 / (48 * 32 * 6))
-    assert report.psnr == pytest.approx(np.mean([g.psnr for g in report.gops]))
+    assert report.psnr == pytest.approx(np.mean([g.stats.psnr for g in report.gops]))
 
 
 def test_progress_events_come_in_order(encoded):
@@ -84,7 +84,7 @@ def test_rendering_at_times_and_sizes(encoded, frames):
         assert whole.shape == frames.shape and whole.dtype == np.uint8
         # Frames 2-5 are the second GOP's: their PSNR is the one the encoder measured.
         mse = np.mean((whole[2:].astype(float) - frames[2:]) ** 2)
-        assert 10 * np.log10(255**2 / mse) == pytest.approx(report.gops[1].psnr, abs=0.02)
+        assert 10 * np.log10(255**2 / mse) == pytest.approx(report.gops[1].stats.psnr, abs=0.02)
         assert np.array_equal(video.frame(2.0), whole[2])
         assert video.frame(2.5, scale=2).shape == (64, 96, 3)
         assert video.frame(1, size=(30, 20)).shape == (20, 30, 3)
@@ -146,8 +146,8 @@ def test_a_diverged_fit_never_reaches_the_writer(frames, tmp_path, monkeypatch):
 
 def test_the_library_leaves_its_host_process_alone():
     """Encoding and decoding through the library neither tunes the allocator nor freezes
-    the garbage collector, and leaves torch's thread count as it was; the actinr command,
-    which owns its process, does (cli/process.py)."""
+    the garbage collector, and never sets torch's thread count, not even for a while; the
+    actinr command, which owns its process, does (cli/process.py)."""
     import subprocess
     import sys
 
@@ -156,10 +156,12 @@ def test_the_library_leaves_its_host_process_alone():
         "import actinr_codec as actinr\n"
         "from actinr_codec import process\n"
         "threads = torch.get_num_threads()\n"
+        "calls, real = [], torch.set_num_threads\n"
+        "torch.set_num_threads = lambda n: (calls.append(n), real(n))\n"
         "clip = np.zeros((3, 16, 16, 3), np.uint8)\n"
         "report = actinr.encode(clip, None, actinr.EncodeOptions(preset='fast', iters=5))\n"
         "actinr.open(report.data, 'cpu').render()\n"
-        "assert torch.get_num_threads() == threads\n"
+        "assert torch.get_num_threads() == threads and calls == [], calls\n"
         "assert gc.get_freeze_count() == 0\n"
         "assert process.tune_allocator.cache_info().currsize == 0\n"
         "print('untouched')\n")

@@ -38,7 +38,7 @@ def test_stream_decodes_to_the_quantized_models(encoded):
     for k, report in enumerate(reports):
         model = video.model(k)
         state = model_tensors(model)
-        for t in report.record.tensors:
+        for t in report.coded.record().tensors:
             # Identical symbols: the stored parameters are exactly symbol * step.
             assert np.array_equal(np.round(state[t.name].numpy() / np.float32(t.step)), t.symbols)
         times = torch.arange(float(len(report.frames)))
@@ -46,14 +46,14 @@ def test_stream_decodes_to_the_quantized_models(encoded):
         recon = render_gop(model, times, 48, 40).clamp(0, 1)
         mse = float(((recon - clip) ** 2).mean())
         # The decoder reproduces the PSNR the encoder measured on its in-memory model.
-        assert 10 * np.log10(1 / mse) == pytest.approx(report.psnr, abs=1e-4)
+        assert 10 * np.log10(1 / mse) == pytest.approx(report.stats.psnr, abs=1e-4)
 
 
 def test_quantization_reports_and_qat(encoded):
     _, reports, _, _ = encoded
     for r in reports:
-        assert r.psnr >= r.psnr_quantized  # fine-tuning is kept only when it helps
-        assert r.psnr_float > 30 and r.psnr > 30
+        assert r.stats.psnr >= r.stats.psnr_quantized  # fine-tuning is kept only when it helps
+        assert r.stats.psnr_float > 30 and r.stats.psnr > 30
 
 
 def test_more_quantization_noise_makes_smaller_files(tmp_path):
@@ -82,11 +82,11 @@ def test_stream_whose_tensors_do_not_match_its_config_is_rejected(encoded, tmp_p
         info, config = reader.info, dict(reader.config)
     config["width"] = 16  # tensors were stored for width 24
     bad = tmp_path / "bad.anr"
-    write_anr(bad, info, config, [r.record for r in reports])
+    write_anr(bad, info, config, [r.coded.record() for r in reports])
     with pytest.raises(BitstreamError, match="shape"):
         AnrDecoder(bad).model(0)
     config["depth"] = 99
-    write_anr(bad, info, config, [r.record for r in reports])
+    write_anr(bad, info, config, [r.coded.record() for r in reports])
     with pytest.raises(BitstreamError, match="depth"):
         AnrDecoder(bad).model(0)
 
@@ -104,7 +104,7 @@ def test_pricing_the_intra_fit_for_rate_makes_smaller_files(tmp_path, native, on
         reports.append(actinr.encode(frames, None, settings=s))
     plain, priced = reports
     assert priced.size < 0.5 * plain.size
-    zeros = [np.mean(np.concatenate([t.symbols.ravel() for t in r.gops[0].record.tensors]) == 0)
-             for r in reports]
+    zeros = [np.mean(np.concatenate([t.symbols.ravel() for t in r.gops[0].coded.record().tensors])
+                     == 0) for r in reports]
     assert zeros[1] > zeros[0]
     assert priced.psnr > 27

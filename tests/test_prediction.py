@@ -116,15 +116,15 @@ def test_predicted_gops_of_a_still_scene_cost_little(single_thread):
     report = actinr.encode(still, None, OPTIONS)
     assert report.plan.kinds == [INTRA, PREDICTED, PREDICTED]
     for gop in report.gops[1:]:
-        residuals = np.concatenate([t.symbols.ravel() for t in gop.record.tensors])
+        residuals = np.concatenate([t.symbols.ravel() for t in gop.coded.record().tensors])
         assert np.mean(residuals == 0) > 0.9  # most parameters stay at the reference
     intra = actinr.encode(still, None, dataclasses.replace(OPTIONS, keyint=1))
-    lengths = [len(g.chunk) for g in report.gops]
+    lengths = [len(g.coded.chunk) for g in report.gops]
     # Tiny tiles: the tensor tables alone are a few hundred bytes of each chunk, against
     # the same frames coded intra.
-    assert all(length < 0.5 * len(g.chunk) for length, g in zip(lengths[1:], intra.gops[1:]))
+    assert all(length < 0.5 * len(g.coded.chunk) for length, g in zip(lengths[1:], intra.gops[1:]))
     # ...and lose nothing against the picture they predict from.
-    assert all(g.psnr > report.gops[0].psnr - 0.1 for g in report.gops[1:])
+    assert all(g.stats.psnr > report.gops[0].stats.psnr - 0.1 for g in report.gops[1:])
     assert report.size < 0.7 * intra.size
 
 

@@ -53,25 +53,22 @@ def test_render_memory_is_chunked(fitted, monkeypatch):
 
 @pytest.mark.parametrize("bands", [[0, 37, 96], [0, 1, 2, 50, 95, 96]])
 def test_a_frame_rendered_in_bands_of_rows_is_the_whole_frame(fitted, bands):
-    """Huge outputs render in bands (pipeline/decoder.py): each band is exactly its rows
-    of the whole render, whichever tiles it crosses."""
+    """Huge outputs render in bands (pipeline/decoder.py): each band is its rows of the
+    whole render, whichever tiles it crosses. To float rounding only: the kernel's loops
+    group a tile's points by how many it has, and a one-row band's tiles have few (they
+    differ by up to 2.4e-7; bands of many rows match exactly)."""
     t = torch.tensor([1.0, 4.5])
     whole = render_gop(fitted.model, t, 96, 80)
     parts = [render_gop(fitted.model, t, 96, 80, (a, b)) for a, b in zip(bands, bands[1:])]
-    assert torch.equal(torch.cat(parts, dim=1), whole)
+    assert torch.allclose(torch.cat(parts, dim=1), whole, rtol=0, atol=1e-6)
     with pytest.raises(ValueError):
         render_gop(fitted.model, t, 96, 80, (50, 97))
 
 
 def test_render_threads_share_the_work_without_changing_it(fitted):
     before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = render_gop(fitted.model, torch.tensor([1.0, 4.5]), 96, 80)
-        torch.set_num_threads(2)
-        two = render_gop(fitted.model, torch.tensor([1.0, 4.5]), 96, 80)
-    finally:
-        torch.set_num_threads(before)
+    one = render_gop(fitted.model, torch.tensor([1.0, 4.5]), 96, 80, threads=1)
+    two = render_gop(fitted.model, torch.tensor([1.0, 4.5]), 96, 80, threads=2)
     assert torch.get_num_threads() == before
     assert torch.allclose(one, two, atol=1e-6)
 

@@ -128,7 +128,7 @@ def test_mask_reaches_the_right_frames_of_a_segment():
     # Both GOPs hold frame 4; measured on its known pixels they fit far better once the
     # spoiled block is ignored.
     for p, m in zip(plain, masked):
-        assert m.psnr > p.psnr + 3
+        assert m.stats.psnr > p.stats.psnr + 3
 
 
 def test_harmonic_fill_is_exact_on_a_ramp_and_masks_match_the_protocol():

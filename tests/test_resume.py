@@ -23,9 +23,10 @@ from synthetic import moving_pattern, write_clip
 import actinr_codec as actinr
 from actinr_codec.media.frames import StreamedFrames
 from actinr_codec.media.videoio import read_video
-from actinr_codec.pipeline.encoder import GOPReport
+from actinr_codec.pipeline.encoder import EncodedGOP, FitStats
 from actinr_codec.pipeline.journal import Journal, JournalMismatch, journal_path, read_journal
 from actinr_codec.pipeline.source import array_source, file_source
+from bitstream.chunk import code_gop
 from bitstream.records import INTRA, PREDICTED, GOPRecord, TensorRecord
 from cli.main import main
 
@@ -71,20 +72,18 @@ def test_encoding_a_file_streams_it_to_the_same_bytes_as_its_array(clip, one_thr
     assert from_file.data == from_array.data
 
 
-def _sealed(k: int, kind: int, values: np.ndarray) -> GOPReport:
+def _coded(k: int, kind: int, values: np.ndarray) -> EncodedGOP:
     record = GOPRecord(k, k + 3, [TensorRecord("w", values.shape, 0.5, values)], kind)
-    report = GOPReport(range(k, k + 3), 30.0 + k, 29.5, 29.75 + k / 7, 1.5, 40, values.size,
-                       kind, held=record)
-    report.seal(k)
-    return report
+    stats = FitStats(30.0 + k, 29.5, 29.75 + k / 7, 1.5, 40, values.size)
+    return EncodedGOP(stats, code_gop(k, record))
 
 
-def test_journal_keeps_sealed_gops_and_drops_a_torn_tail(tmp_path):
+def test_journal_keeps_finished_gops_and_drops_a_torn_tail(tmp_path):
     path = tmp_path / "out.anr.journal"
     identity = {"source": "abc", "quality": 4}
     journal = Journal.create(path, identity)
-    gops = [_sealed(0, INTRA, np.arange(6, dtype=np.int32).reshape(2, 3)),
-            _sealed(1, PREDICTED, np.array([0, -1, 2], np.int32))]
+    gops = [_coded(0, INTRA, np.arange(6, dtype=np.int32).reshape(2, 3)),
+            _coded(1, PREDICTED, np.array([0, -1, 2], np.int32))]
     for report in gops:
         journal.add(report)
     journal.close()
@@ -95,9 +94,9 @@ def test_journal_keeps_sealed_gops_and_drops_a_torn_tail(tmp_path):
     journal.close()
     assert path.read_bytes() == whole and sorted(found) == [0, 1]
     for k, report in found.items():
-        assert report.chunk == gops[k].chunk and report.psnr == gops[k].psnr
-        assert report.frames == gops[k].frames and report.kind == gops[k].kind
-        assert np.array_equal(report.record.tensors[0].symbols, gops[k].record.tensors[0].symbols)
+        assert report == gops[k]
+        assert np.array_equal(report.coded.record().tensors[0].symbols,
+                              gops[k].coded.record().tensors[0].symbols)
     # A damaged entry ends the journal there.
     damaged = bytearray(whole)
     damaged[-10] ^= 1

@@ -24,7 +24,7 @@ from ..model.render import render_gop
 from ..model.schema import format_parameters, load_tensors, model_tensors
 from ..native.kernel import native_tile_loss, step_inputs, supported
 from ..quantization.quantize import dequantize, quantize, straight_through
-from ..runtime import compiled, parallel_chunks, resolve_device
+from ..runtime import compiled, kernel_threads, parallel_chunks, resolve_device
 from .config import FitConfig
 from .sampler import Sampler
 
@@ -80,8 +80,8 @@ def _compiled_tile_loss() -> Callable:
 
 
 @contextlib.contextmanager
-def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: torch.device
-               ) -> Iterator[tuple[_Inputs, Callable, Callable]]:
+def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: torch.device,
+               threads: int | None) -> Iterator[tuple[_Inputs, Callable, Callable]]:
     """How a step finds its loss: the module of the loss's inputs, a function drawing the
     points (from points and a generator), and the loss of a draw and the inputs. The native
     kernel where it applies, else tile_loss, compiled or not."""
@@ -96,9 +96,8 @@ def _step_loss(model: GOPModel, sampler: Sampler, fit_cfg: FitConfig, device: to
 
         yield _Inputs(model, native=False), sampler.draw, torch_loss
         return
-    # The kernel splits the tiles over a pool of its own; torch's remaining small ops run
-    # on one thread, since idle torch workers spinning for work would take its cores.
-    threads = torch.get_num_threads()
+    # The kernel splits the tiles over a pool of its own (runtime.kernel_threads).
+    threads = kernel_threads(threads)
     with parallel_chunks(threads) as pool:
         yield (_Inputs(model, native=True), sampler.uniforms, functools.partial(
             native_tile_loss, sampler=sampler, cfg=cfg, pool=pool, threads=threads))
@@ -136,6 +135,7 @@ def fit_gop(
     reference: dict[str, torch.Tensor] | None = None,
     rate_weights: dict[str, float] | None = None,
     price_later: tuple[float, Callable[[GOPModel, float], dict[str, float]]] | None = None,
+    threads: int | None = None,
 ) -> FitResult:
     """Fit an ActINR model to frames (F, H, W, 3) float in [0, 1].
 
@@ -151,6 +151,7 @@ def fit_gop(
     costs (see encoder.py).
     price_later: (fraction, prices): once that fraction of the steps is done, rate_weights
     become prices(model, running_psnr); the schedule runs on undisturbed.
+    threads: the native kernel's pool size on CPU (runtime.kernel_threads).
     The running PSNR reported and tracked is the distortion's alone.
     """
     dev = resolve_device(device)
@@ -167,7 +168,7 @@ def fit_gop(
 
     # The next step's points are drawn on a thread of their own while this step's kernel
     # runs: the draw does not depend on the parameters, and would otherwise leave a core idle.
-    with (_step_loss(model, sampler, fit_cfg, dev) as (inputs, draw, loss_of),
+    with (_step_loss(model, sampler, fit_cfg, dev, threads) as (inputs, draw, loss_of),
           ThreadPoolExecutor(1) as drawer):
         params = format_parameters(model)
         # functional_call addresses parameters by module path, the format by its own names.
@@ -263,11 +264,13 @@ def fit_gop(
                                        quant_steps, reference))
     seconds = time.perf_counter() - start
     model.eval()
-    return FitResult(model, reconstruction_psnr(model, frames, weight), it, seconds, recoveries, history)
+    return FitResult(model, reconstruction_psnr(model, frames, weight, threads), it, seconds,
+                     recoveries, history)
 
 
 def reconstruction_psnr(
-    model: GOPModel, frames: torch.Tensor, pixel_weight: torch.Tensor | None = None
+    model: GOPModel, frames: torch.Tensor, pixel_weight: torch.Tensor | None = None,
+    threads: int | None = None,
 ) -> float:
     """PSNR of the model's blended, clipped frames against frames (F, H, W, 3) in [0, 1].
 
@@ -279,7 +282,8 @@ def reconstruction_psnr(
     group = max(1, PSNR_GROUP_BYTES // (height * width * 3 * 4))
     if n_frames <= group:
         frames = frames.to(device)
-        recon = render_gop(model, torch.arange(float(n_frames)), height, width).clamp(0, 1)
+        recon = render_gop(model, torch.arange(float(n_frames)), height, width,
+                           threads=threads).clamp(0, 1)
         if pixel_weight is None:
             return psnr(recon, frames)
         weight = pixel_weight.to(device)
@@ -289,7 +293,7 @@ def reconstruction_psnr(
     for start in range(0, n_frames, group):
         part = slice(start, min(start + group, n_frames))
         recon = render_gop(model, torch.arange(float(part.start), float(part.stop)), height,
-                           width).clamp(0, 1)
+                           width, threads=threads).clamp(0, 1)
         err = ((recon - frames[part].to(device)) ** 2).mean(dim=-1)
         weight = (torch.ones_like(err) if pixel_weight is None
                   else pixel_weight[part].to(device))

@@ -12,7 +12,7 @@ import functools
 import torch
 
 from ..native.kernel import render_tiles, supported
-from ..runtime import parallel_chunks
+from ..runtime import kernel_threads, parallel_chunks
 from .network import GOPModel, evaluate_tiles
 from .tiling import Tiling, pixel_centres
 
@@ -62,10 +62,12 @@ def _tile_grid(tiling: Tiling, height: int, width: int, band: tuple[int, int],
 
 @torch.inference_mode()
 def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int,
-               rows: tuple[int, int] | None = None) -> torch.Tensor:
+               rows: tuple[int, int] | None = None, threads: int | None = None
+               ) -> torch.Tensor:
     """Frames of one GOP at local times t (F,), as (F, height, width, 3) floats, unclipped;
     with ``rows`` (top, bottom), only those rows of the height x width grid, as
-    (F, bottom - top, width, 3): a frame too large to hold in float renders in bands."""
+    (F, bottom - top, width, 3): a frame too large to hold in float renders in bands.
+    threads: the CPU pool's size (runtime.kernel_threads)."""
     device = next(model.parameters()).device
     t = t.to(device=device, dtype=torch.float32)
     top, bottom = (0, height) if rows is None else rows
@@ -79,7 +81,7 @@ def render_gop(model: GOPModel, t: torch.Tensor, height: int, width: int,
     # and runs at half speed or less, so frames are evaluated in groups.
     group = max(1, ROWS // n_points)
     per_tile = min(group, n_frames) * n_points * model.cfg.width * 4 * 2
-    threads = torch.get_num_threads() if device.type == "cpu" else 1
+    threads = kernel_threads(threads) if device.type == "cpu" else 1
     # Within the memory budget, and enough chunks that every thread stays busy to the end.
     step = max(1, min(CHUNK_BYTES // per_tile, n_tiles // (4 * threads)))
     biases = model.frame_biases(t, tiles)

@@ -23,6 +23,7 @@ import operator
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,11 @@ def _cpu_identity() -> str:
 
 def _compiler() -> str:
     return os.environ.get("CC", "cc")
+
+
+def can_build() -> bool:
+    """Whether this machine has what building the kernel takes (a C compiler, not Windows)."""
+    return sys.platform != "win32" and shutil.which(_compiler().split()[0]) is not None
 
 
 @functools.cache

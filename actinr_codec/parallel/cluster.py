@@ -2,10 +2,10 @@
 
 Each segment is one task. Its frames travel inside the task (or, for an input every worker
 can read, a reader of the file does), so the scheduler can rerun it elsewhere when a
-worker dies. Tasks return GOPReports, whose records are the GOPs' integer symbols: the
-encoded GOP chunks that the client writes into the file, in order, once every segment is
-in. Without a shared input the client reads each segment's frames as it submits the
-segment, so the cluster holds the frames of every segment not yet fitted.
+worker dies. Tasks return EncodedGOPs, each holding its GOP's chunk exactly as the file
+will: the client writes them into the file, in order, once every segment is in. Without a
+shared input the client reads each segment's frames as it submits the segment, so the
+cluster holds the frames of every segment not yet fitted.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 
 from ..media.frames import ArrayFrames, Frames
-from ..pipeline.encoder import GOPReport
+from ..pipeline.encoder import EncodedGOP
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
 from .segments import SegmentResults, done_within, fit_segment, plan_segments
@@ -42,12 +42,12 @@ def _distributed():
 def encode_on_cluster(
     address: str, frames: Frames, plan: GOPPlan, settings: EncodeSettings,
     device: str | torch.device | None = None,
-    on_gop: Callable[[int, GOPReport], None] | None = None,
+    on_gop: Callable[[int, EncodedGOP], None] | None = None,
     segment: int | None = None,
     mask: Frames | None = None,
     shared: bool = False,
-    done: dict[int, GOPReport] | None = None,
-) -> list[GOPReport]:
+    done: dict[int, EncodedGOP] | None = None,
+) -> list[EncodedGOP]:
     """Encode every GOP on the cluster whose scheduler listens at ``address``; reports in order.
 
     frames, mask: readers (media.frames) of the video and of its optional (N, H, W) bool
@@ -84,7 +84,8 @@ def encode_on_cluster(
                 holes = None if mask is None else ArrayFrames(mask(a, b - a), a)
                 mine = done_within(done, results.first[i], len(seg.gops))
                 futures[client.submit(fit_segment, part, seg, settings, device, TASK_THREADS,
-                                      holes, mine, retries=RETRIES, pure=False)] = i
+                                      holes, mine, results.first[i], retries=RETRIES,
+                                      pure=False)] = i
         try:
             for future in distributed.as_completed(futures, loop=client.loop):
                 i = futures[future]
@@ -94,7 +95,7 @@ def encode_on_cluster(
     return results.in_order()
 
 
-def _result(future, segment: GOPPlan, killed_worker: type[Exception]) -> list[GOPReport]:
+def _result(future, segment: GOPPlan, killed_worker: type[Exception]) -> list[EncodedGOP]:
     """A finished task's reports, or a RuntimeError that names the segment and the cause."""
     frames = f"{segment.gops[0].start}-{segment.gops[-1].stop - 1}"
     try:

@@ -12,7 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 import torch
 
 from ..media.frames import Frames
-from ..pipeline.encoder import GOPReport, encode_segment
+from ..pipeline.encoder import EncodedGOP, encode_segment
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
 from .segments import done_within, fit_segment, plan_segments
@@ -21,7 +21,7 @@ from .segments import done_within, fit_segment, plan_segments
 POLL_SECONDS = 0.5
 
 
-def _shifted(on_gop: Callable[[int, GOPReport], None] | None, first: int):
+def _shifted(on_gop: Callable[[int, EncodedGOP], None] | None, first: int):
     """on_gop for a segment whose first GOP is video GOP ``first``."""
     if on_gop is None:
         return None
@@ -29,10 +29,10 @@ def _shifted(on_gop: Callable[[int, GOPReport], None] | None, first: int):
 
 
 def _fit_and_send(frames: Frames, segment: GOPPlan, settings: EncodeSettings, device,
-                  threads: int, mask: Frames | None, done: dict[int, GOPReport], sink,
+                  threads: int, mask: Frames | None, done: dict[int, EncodedGOP], sink,
                   first: int) -> None:
     """A pool task: fit a segment, sending each GOP to the parent as soon as it is done."""
-    fit_segment(frames, segment, settings, device, threads, mask, done,
+    fit_segment(frames, segment, settings, device, threads, mask, done, first,
                 on_gop=lambda k, report: sink.put((first + k, report)))
 
 
@@ -52,13 +52,15 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 def encode_gops(
     frames: Frames, plan: GOPPlan, settings: EncodeSettings, jobs: int = 1,
     device: str | torch.device | None = None,
-    on_gop: Callable[[int, GOPReport], None] | None = None,
+    on_gop: Callable[[int, EncodedGOP], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     segment: int | None = None,
     mask: Frames | None = None,
-    done: dict[int, GOPReport] | None = None,
-) -> list[GOPReport]:
-    """Encode every GOP of a video with ``jobs`` processes; reports in order.
+    done: dict[int, EncodedGOP] | None = None,
+    threads: int | None = None,
+) -> list[EncodedGOP]:
+    """Encode every GOP of a video with ``jobs`` processes, on ``threads`` cores in all
+    (runtime.kernel_threads; the processes share them); reports in order.
 
     frames, mask: readers (media.frames) of the video and of its optional (N, H, W) bool
     mask, True where a pixel is unknown. segment: GOPs per segment (cut at intra GOPs); by
@@ -72,13 +74,14 @@ def encode_gops(
     workers = min(jobs, len(segments))
     if workers <= 1:
         # In this process, so that on_check can show live progress.
-        reports: list[GOPReport] = []
+        reports: list[EncodedGOP] = []
         for seg, first in zip(segments, firsts):
             reports += encode_segment(frames, seg.gops, settings, device,
                                       _shifted(on_gop, first), on_check, mask=mask,
-                                      kinds=seg.kinds, done=done_within(done, first, len(seg.gops)))
+                                      kinds=seg.kinds, done=done_within(done, first, len(seg.gops)),
+                                      first=first, threads=threads)
         return reports
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, (threads or os.cpu_count() or 1) // workers)
     finished = dict(done)
 
     def collect(sink) -> None:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 import torch
 
 from ..media.frames import Frames
-from ..pipeline.encoder import GOPReport, encode_segment
+from ..pipeline.encoder import EncodedGOP, encode_segment
 from ..pipeline.gop import GOPPlan
 from ..pipeline.settings import EncodeSettings
-from ..process import freeze_long_lived, tune_allocator
+from ..process import freeze_long_lived, kernel_cores, tune_allocator
 
 
 def split_segments(plan: GOPPlan, parts: int) -> list[GOPPlan]:
@@ -61,7 +61,7 @@ def plan_segments(plan: GOPPlan, parts: int, length: int | None = None) -> list[
     return [_subplan(plan, indices) for indices in segments]
 
 
-def done_within(done: dict[int, GOPReport], first: int, count: int) -> dict[int, GOPReport]:
+def done_within(done: dict[int, EncodedGOP], first: int, count: int) -> dict[int, EncodedGOP]:
     """The already encoded GOPs of a segment of ``count`` GOPs from video GOP ``first``,
     numbered within the segment."""
     return {k - first: r for k, r in done.items() if first <= k < first + count}
@@ -69,43 +69,45 @@ def done_within(done: dict[int, GOPReport], first: int, count: int) -> dict[int,
 
 def fit_segment(frames: Frames, segment: GOPPlan, settings: EncodeSettings,
                 device: str | torch.device | None = None, threads: int | None = None,
-                mask: Frames | None = None, done: dict[int, GOPReport] | None = None,
-                on_gop: Callable[[int, GOPReport], None] | None = None) -> list[GOPReport]:
-    """Encode one segment as a task; ``threads`` pins torch's intra-op threads first.
+                mask: Frames | None = None, done: dict[int, EncodedGOP] | None = None,
+                first: int = 0, on_gop: Callable[[int, EncodedGOP], None] | None = None
+                ) -> list[EncodedGOP]:
+    """Encode one segment as a task; ``threads`` pins it to that many cores first.
 
     frames, mask: readers (media.frames) of the segment's frames and unknown-pixel mask,
     as ``part`` gives them, read where the task runs. done: the segment's GOPs already
-    encoded by an interrupted run (by position in the segment), to carry on from.
+    encoded by an interrupted run (by position in the segment), to carry on from. first:
+    the video's number for the segment's first GOP.
 
-    Pinning makes the result independent of how many cores the process happens to see,
-    so the same segment gives the same bits in a local pool and on a cluster worker.
+    Pinning the cores makes the result independent of how many the process happens to
+    see, so the same segment gives the same bits in a local pool and on a cluster worker.
     """
     # The task owns its worker process: it tunes it as the actinr command does its own.
     tune_allocator()
     freeze_long_lived()
     if threads is not None:
-        torch.set_num_threads(threads)
+        threads = kernel_cores(device, threads)
     return encode_segment(frames, segment.gops, settings, device, on_gop=on_gop, mask=mask,
-                          kinds=segment.kinds, done=done)
+                          kinds=segment.kinds, done=done, first=first, threads=threads)
 
 
 class SegmentResults:
     """Segment results arriving in any order: reported per GOP on arrival, returned in order."""
 
     def __init__(self, segments: list[GOPPlan],
-                 on_gop: Callable[[int, GOPReport], None] | None = None):
+                 on_gop: Callable[[int, EncodedGOP], None] | None = None):
         self.first = list(itertools.accumulate((len(s.gops) for s in segments), initial=0))
         self.on_gop = on_gop
-        self.done: dict[int, list[GOPReport]] = {}
+        self.done: dict[int, list[EncodedGOP]] = {}
 
-    def add(self, index: int, reports: list[GOPReport]) -> None:
+    def add(self, index: int, reports: list[EncodedGOP]) -> None:
         """Record segment ``index``'s reports, calling on_gop with video-wide GOP numbers."""
         self.done[index] = reports
         if self.on_gop is not None:
             for k, report in enumerate(reports):
                 self.on_gop(self.first[index] + k, report)
 
-    def in_order(self) -> list[GOPReport]:
+    def in_order(self) -> list[EncodedGOP]:
         """Every GOP's report in video order; fails unless every segment was added."""
         if len(self.done) != len(self.first) - 1:
             raise RuntimeError(f"only {len(self.done)} of {len(self.first) - 1} segments finished")

@@ -121,7 +121,7 @@ class AnrDecoder:
     """
 
     def __init__(self, source: str | os.PathLike | bytes, device: torch.device | str = "cpu",
-                 max_memory: int = DEFAULT_MAX_MEMORY):
+                 max_memory: int = DEFAULT_MAX_MEMORY, threads: int | None = None):
         self._reader = AnrReader(source)
         self.max_memory = max_memory
         try:
@@ -137,6 +137,7 @@ class AnrDecoder:
         self.gops = [range(e.start, e.stop) for e in self._reader.index]
         self.kinds = [e.kind for e in self._reader.index]
         self.device = torch.device(device)
+        self.threads = threads  # the CPU render pool's size (runtime.kernel_threads)
         self._tensors: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
         self._models: OrderedDict[int, GOPModel] = OrderedDict()
         self._read: set[int] = set()
@@ -209,14 +210,15 @@ class AnrDecoder:
             model = self.model(k)
             if band >= height:
                 yield from to_uint8(render_gop(model, torch.tensor(local_times), height,
-                                               width)).numpy()
+                                               width, threads=self.threads)).numpy()
                 continue
             for local in local_times:
                 frame = np.empty((height, width, 3), np.uint8)
                 for top in range(0, height, band):
                     bottom = min(top + band, height)
                     frame[top:bottom] = to_uint8(render_gop(
-                        model, torch.tensor([local]), height, width, (top, bottom)))[0].numpy()
+                        model, torch.tensor([local]), height, width, (top, bottom),
+                        self.threads))[0].numpy()
                 yield frame
 
     def close(self) -> None:

@@ -1,4 +1,4 @@
-"""From frames to GOP records: fit each GOP, quantize it, hand its symbols to the bitstream.
+"""From frames to coded GOPs: fit each GOP, quantize it, entropy-code its symbols.
 
 Encoding one GOP: fit in float, pick one quantization step per tensor, fine-tune briefly
 with the rounding in the loop (quantization-aware), keep whichever of plain or fine-tuned
@@ -14,14 +14,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from bitstream.chunk import decode_chunk, encode_chunk
-from bitstream.header import VERSION
-from bitstream.records import INTRA, PREDICTED, GopIndexEntry, GOPRecord, TensorRecord, reference_of
+from bitstream.chunk import CodedGOP, code_gop
+from bitstream.records import INTRA, PREDICTED, GOPRecord, TensorRecord
 
 from ..fitting.fit import fit_gop, reconstruction_psnr, warm_start_config
 from ..media.frames import Frames
@@ -32,40 +31,33 @@ from ..quantization.sensitivity import output_sensitivity
 from .settings import EncodeSettings
 
 
-@dataclass
-class GOPReport:
-    """What encoding one GOP measured (PSNR in dB over its frames), and its symbols.
+@dataclass(frozen=True)
+class FitStats:
+    """What fitting and quantizing one GOP measured (PSNR in dB over its frames)."""
 
-    The symbols are held as a GOPRecord until ``seal`` encodes them into the GOP's chunk,
-    its bytes in the file, once the GOP's place in the video is known; ``record`` then
-    decodes them back on demand, so that a long encode holds only compressed GOPs.
-    """
-
-    frames: range
     psnr_float: float
     psnr_quantized: float  # plain rounding of the float fit
     psnr: float  # what the stream decodes to
     seconds: float
     iters: int
     params: int
-    kind: int
-    held: GOPRecord | None = field(default=None, repr=False)
-    chunk: bytes | None = field(default=None, repr=False)
-    index: int = 0  # the GOP's number in the video, once sealed
 
-    def seal(self, index: int) -> None:
-        """Encode the symbols as GOP ``index``'s chunk and let the record go."""
-        if self.held is not None:
-            self.held.reference = reference_of(index, self.kind)
-            self.chunk, self.index, self.held = encode_chunk(index, self.held), index, None
+
+@dataclass(frozen=True)
+class EncodedGOP:
+    """One finished GOP: what its fit measured, and the GOP as the file will hold it.
+    Only the entropy-coded chunk is kept, so that a long encode holds compressed GOPs."""
+
+    stats: FitStats
+    coded: CodedGOP
 
     @property
-    def record(self) -> GOPRecord:
-        if self.held is not None:
-            return self.held
-        entry = GopIndexEntry(self.frames.start, self.frames.stop, 0, len(self.chunk),
-                              self.kind, reference_of(self.index, self.kind))
-        return decode_chunk(self.chunk, self.index, entry, VERSION)
+    def frames(self) -> range:
+        return range(self.coded.span.start, self.coded.span.stop)
+
+    @property
+    def kind(self) -> int:
+        return self.coded.span.kind
 
 
 @dataclass(frozen=True)
@@ -123,7 +115,8 @@ def encode_gop(
     on_check: Callable[[int, float, float], None] | None = None,
     weight: torch.Tensor | None = None,
     reference: Reference | None = None,
-) -> tuple[GOPReport, Reference]:
+    threads: int | None = None,
+) -> tuple[FitStats, GOPRecord, Reference]:
     """Fit and quantize one GOP of frames (F, H, W, 3) in [0, 1], warm-started from init.
 
     reference: code the GOP as residuals against it (predicted), starting the fit there
@@ -131,8 +124,9 @@ def encode_gop(
     weight: optional (F, H, W) loss weights, 0 for unknown pixels, which the model fills;
     the PSNRs reported and compared are then over the known pixels. The rounding is still
     allocated by the output's sensitivity over every pixel, since filled pixels are
-    decoded too.
-    Returns the report and what a decoder will hold of this GOP, the next GOP's reference.
+    decoded too. threads: the native kernel's pool size on CPU (runtime.kernel_threads).
+    Returns what the fit measured, the GOP's symbols (covering frames [0, F): the caller
+    places them), and what a decoder will hold of this GOP, the next GOP's reference.
     """
     ref_tensors = None if reference is None else reference.tensors
     if reference is not None:
@@ -148,14 +142,14 @@ def encode_gop(
                  lambda model, psnr: intra_prices(model, psnr, clip, settings))
     fitted = fit_gop(clip, settings.model, fit_cfg, init=init, pixel_weight=weight,
                      device=device, on_check=on_check, reference=ref_tensors, rate_weights=prices,
-                     price_later=later)
+                     price_later=later, threads=threads)
     state = model_tensors(fitted.model)
     reference_mse = _picture_mse(10 ** (-fitted.psnr / 10), settings)
     noise_mse = reference_mse * 10 ** (-settings.noise_db / 10)
     steps = allocate_steps(state, output_sensitivity(fitted.model, clip), noise_mse)
     rounded = GOPModel(settings.model, clip.shape[1], clip.shape[2]).to(fitted.model.weights[0].device)
     load_tensors(rounded, dequantize(quantize(state, steps, ref_tensors), steps, ref_tensors))
-    psnr_quantized = reconstruction_psnr(rounded, clip, weight)
+    psnr_quantized = reconstruction_psnr(rounded, clip, weight, threads)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
     qat_prices = prices
     if priced_intra:
@@ -170,43 +164,46 @@ def encode_gop(
         )
         tuned = fit_gop(clip, settings.model, qat_cfg, init=state, pixel_weight=weight,
                         device=device, quant_steps=steps, reference=ref_tensors,
-                        rate_weights=qat_prices)
+                        rate_weights=qat_prices, threads=threads)
         seconds, iters = seconds + tuned.seconds, iters + tuned.iters
         if tuned.psnr > best_psnr:
             best, best_psnr = tuned.model, tuned.psnr
     symbols = quantize(model_tensors(best), steps, ref_tensors)
     kind = INTRA if reference is None else PREDICTED
-    report = GOPReport(
-        frames=range(0), psnr_float=fitted.psnr, psnr_quantized=psnr_quantized, psnr=best_psnr,
-        seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()), kind=kind,
-        held=GOPRecord(0, 0, [TensorRecord(n, tuple(x.shape), steps[n], x)
-                              for n, x in symbols.items()], kind),
-    )
+    stats = FitStats(psnr_float=fitted.psnr, psnr_quantized=psnr_quantized, psnr=best_psnr,
+                     seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()))
+    record = GOPRecord(0, clip.shape[0], [TensorRecord(n, tuple(x.shape), steps[n], x)
+                                          for n, x in symbols.items()], kind)
     decoded = {n: t.detach().cpu() for n, t in model_tensors(best).items()}
-    return report, Reference(decoded, steps, 10 ** (-best_psnr / 10))
+    return stats, record, Reference(decoded, steps, 10 ** (-best_psnr / 10))
 
 
-def decoded_reference(report: GOPReport, previous: Reference | None) -> Reference:
+def decoded_reference(gop: EncodedGOP, previous: Reference | None) -> Reference:
     """What a decoder holds of an already encoded GOP (given the one before's), rebuilt
-    from its symbols: resuming an encode continues from exactly this."""
-    record = report.record
+    from its chunk: resuming an encode continues from exactly this."""
+    record = gop.coded.record()
     steps = {t.name: t.step for t in record.tensors}
     base = previous.tensors if record.kind == PREDICTED else None
     tensors = dequantize({t.name: t.symbols for t in record.tensors}, steps, base)
-    return Reference(tensors, steps, 10 ** (-report.psnr / 10))
+    return Reference(tensors, steps, 10 ** (-gop.stats.psnr / 10))
 
 
 def encode_segment(
     frames: Frames, gops: list[range], settings: EncodeSettings,
     device: str | torch.device | None = None,
-    on_gop: Callable[[int, GOPReport], None] | None = None,
+    on_gop: Callable[[int, EncodedGOP], None] | None = None,
     on_check: Callable[[int, float, float], None] | None = None,
     mask: Frames | None = None,
     kinds: list[int] | None = None,
-    done: dict[int, GOPReport] | None = None,
-) -> list[GOPReport]:
+    done: dict[int, EncodedGOP] | None = None,
+    first: int = 0,
+    threads: int | None = None,
+) -> list[EncodedGOP]:
     """Encode consecutive GOPs of a video, each warm-starting the next.
 
+    first: the video's number for the first of these GOPs, which a GOP's chunk carries;
+    GOPs are otherwise numbered by position in ``gops`` (``done``, ``on_gop``).
+    threads: the native kernel's pool size on CPU (runtime.kernel_threads).
     frames: a reader of the video's frames (media.frames), read a GOP at a time.
     mask: optional reader of (N, H, W) bool masks of the same frames, True where unknown.
     kinds: INTRA or PREDICTED for each GOP (default all intra); the first must be intra,
@@ -229,16 +226,17 @@ def encode_segment(
         weight = None if mask is None else torch.from_numpy(~mask(gop.start, len(gop))).float()
         init = prev.tensors if settings.fit.warm_start and prev is not None else None
         try:
-            report, prev = encode_gop(clip, settings, init=init, device=device,
-                                      on_check=on_check, weight=weight,
-                                      reference=prev if kinds[k] == PREDICTED else None)
+            stats, record, prev = encode_gop(clip, settings, init=init, device=device,
+                                             on_check=on_check, weight=weight,
+                                             reference=prev if kinds[k] == PREDICTED else None,
+                                             threads=threads)
         except ValueError as exc:
             # Parameters that cannot be coded (a diverged fit) never reach the writer.
             raise RuntimeError(f"GOP of frames {gop.start}-{gop.stop - 1}: {exc}") from None
         del clip, weight  # not held while the next GOP's frames are read
-        report.frames = gop
-        report.held.start, report.held.stop = gop.start, gop.stop
-        reports.append(report)
+        record.start, record.stop = gop.start, gop.stop
+        encoded = EncodedGOP(stats, code_gop(first + k, record))
+        reports.append(encoded)
         if on_gop is not None:
-            on_gop(k, report)
+            on_gop(k, encoded)
     return reports

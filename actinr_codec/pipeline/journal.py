@@ -19,16 +19,18 @@ actinr and may change between versions: a journal from another version is refuse
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import struct
 import zlib
 from pathlib import Path
 
+from bitstream.chunk import CodedGOP
 from bitstream.errors import BitstreamError
-from bitstream.records import INTRA, PREDICTED
+from bitstream.records import INTRA, PREDICTED, GopSpan, reference_of
 
-from .encoder import GOPReport
+from .encoder import EncodedGOP, FitStats
 
 MAGIC = b"ANRJ"
 VERSION = 1
@@ -79,7 +81,7 @@ class Journal:
         return cls(path, handle)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike, identity: dict) -> tuple[Journal, dict[int, GOPReport]]:
+    def resume(cls, path: str | os.PathLike, identity: dict) -> tuple[Journal, dict[int, EncodedGOP]]:
         """Reopen the journal at ``path`` for the encode ``identity`` names: the journal,
         to append to, and the GOPs it holds by number. Raises JournalMismatch, naming the
         first difference, when the journal is another encode's, and ValueError when it is
@@ -99,15 +101,14 @@ class Journal:
         handle.seek(end)
         return cls(path, handle, len(gops)), gops
 
-    def add(self, report: GOPReport) -> None:
-        """Record a sealed GOP, on disk before this returns."""
+    def add(self, gop: EncodedGOP) -> None:
+        """Record a finished GOP, on disk before this returns."""
+        span = gop.coded.span
         meta = json.dumps({
-            "gop": report.index, "frames": [report.frames.start, report.frames.stop],
-            "kind": report.kind, "psnr_float": report.psnr_float,
-            "psnr_quantized": report.psnr_quantized, "psnr": report.psnr,
-            "seconds": report.seconds, "iters": report.iters, "params": report.params,
+            "gop": gop.coded.index, "frames": [span.start, span.stop], "kind": span.kind,
+            **dataclasses.asdict(gop.stats),
         }).encode()
-        payload = _U32.pack(len(meta)) + meta + report.chunk
+        payload = _U32.pack(len(meta)) + meta + gop.coded.chunk
         framed = _U32.pack(len(payload)) + payload
         self._handle.write(framed + _crc(framed))
         _fsync(self._handle)
@@ -122,7 +123,7 @@ class Journal:
             self.path.unlink()
 
 
-def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, GOPReport], int]:
+def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, EncodedGOP], int]:
     """A journal's identity, its intact GOPs by number, and where its intact part ends.
     Raises ValueError when ``path`` is not a journal of this version."""
     path = Path(path)
@@ -143,7 +144,7 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, GOPReport], i
     if not isinstance(identity, dict):
         raise damaged
     offset += _U32.size
-    gops: dict[int, GOPReport] = {}
+    gops: dict[int, EncodedGOP] = {}
     while offset + _U32.size <= len(data):
         length = _U32.unpack_from(data, offset)[0]
         end = offset + _U32.size + length
@@ -152,26 +153,27 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, GOPReport], i
         # Past its CRC an entry is what a writer meant: one that does not parse was not
         # written by this code, so the journal is refused rather than half trusted.
         try:
-            report = _report(data[offset + _U32.size:end])
+            gop = _entry(data[offset + _U32.size:end])
         except (ValueError, KeyError, TypeError, struct.error, BitstreamError):
             raise damaged from None
-        gops[report.index] = report
+        gops[gop.coded.index] = gop
         offset = end + _U32.size
     return identity, gops, offset
 
 
-def _report(payload: bytes) -> GOPReport:
-    """A journal entry's GOP, sealed as it was when written."""
+def _entry(payload: bytes) -> EncodedGOP:
+    """A journal entry's GOP, as it was when written."""
     length = _U32.unpack_from(payload)[0]
     meta = json.loads(payload[_U32.size:_U32.size + length])
     start, stop = meta["frames"]
     numbers = [start, stop, meta["kind"], meta["gop"], meta["iters"], meta["params"]]
     if not all(type(n) is int for n in numbers) or meta["kind"] not in (INTRA, PREDICTED):
         raise ValueError("journal entry fields have the wrong types")
-    report = GOPReport(frames=range(start, stop), psnr_float=float(meta["psnr_float"]),
-                       psnr_quantized=float(meta["psnr_quantized"]), psnr=float(meta["psnr"]),
-                       seconds=float(meta["seconds"]), iters=meta["iters"],
-                       params=meta["params"], kind=meta["kind"],
-                       chunk=payload[_U32.size + length:], index=meta["gop"])
-    report.record  # noqa: B018 - decodes the chunk: the file will hold it as it is
-    return report
+    stats = FitStats(psnr_float=float(meta["psnr_float"]),
+                     psnr_quantized=float(meta["psnr_quantized"]), psnr=float(meta["psnr"]),
+                     seconds=float(meta["seconds"]), iters=meta["iters"], params=meta["params"])
+    k, kind = meta["gop"], meta["kind"]
+    coded = CodedGOP(k, GopSpan(start, stop, kind, reference_of(k, kind)),
+                     payload[_U32.size + length:])
+    coded.record()  # decodes the chunk: the file will hold it as it is
+    return EncodedGOP(stats, coded)

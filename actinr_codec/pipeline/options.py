@@ -22,6 +22,8 @@ class EncodeOptions:
     (None: when the fit is long enough to repay it). model: the architecture, whose width
     the quality level then sets. resume: carry on from the journal an interrupted encode
     to the same output left (av1an's --resume); without one, start from the beginning.
+    threads: the cores the native kernel's pool uses (None: torch's thread count); the
+    library never changes torch's own thread count (actinr_codec/process.py).
     """
 
     quality: int = 4
@@ -45,3 +47,4 @@ class EncodeOptions:
     compile: bool | None = None
     model: ModelConfig = ModelConfig()
     resume: bool = False
+    threads: int | None = None
