@@ -42,6 +42,9 @@ MINTERPOLATE = "mi_mode=mci:scd=none"
 # The prefix of a restoration baseline's method name when it starts from actinr's 1x decode
 # of the degraded clip instead of the degraded clip itself.
 DECODED_INPUT = "actinr 1x"
+# The prefix of a restoration baseline's method name when it starts from x264's decode of
+# the degraded clip, coded in no more bytes than actinr's file.
+EQUAL_BYTES = "x264 same bytes"
 UPSCALERS = {"bicubic": Interpolation.BICUBIC, "lanczos": Interpolation.LANCZOS}
 
 
@@ -107,6 +110,27 @@ def code(frames: np.ndarray, settings: dict, fps: Fraction
         raise RuntimeError(f"{encoder} returned {len(decoded)} of {n} frames")
     planes = [frame_planes(f) for f in pictures] if pix_fmt == PIX_FMT else None
     return size, np.stack(decoded), encode_s, decode_s, planes
+
+
+def code_within(frames: np.ndarray, fps: Fraction, budget: int
+                ) -> tuple[int, int, np.ndarray] | None:
+    """x264 medium (default keyint) at the lowest crf whose stream takes at most ``budget``
+    bytes: the crf, the bytes and the decoded RGB frames; None where even crf 51 takes more,
+    or the frames' width or height is odd (yuv420p cannot hold them).
+
+    Found by bisection over the integer crfs, the size falling as the crf rises.
+    """
+    if frames.shape[1] % 2 or frames.shape[2] % 2:
+        return None
+    found, low, high = None, 0, 51
+    while low <= high:
+        crf = (low + high) // 2
+        size, decoded, *_ = code(frames, codec_settings("x264", crf), fps)
+        if size <= budget:
+            found, high = (crf, size, decoded), crf - 1
+        else:
+            low = crf + 1
+    return found
 
 
 def repeat_frames(frames: np.ndarray, factor: int) -> np.ndarray:

@@ -59,9 +59,14 @@ def test_restore_scores_actinr_and_baselines(tiny_clip, tmp_path):
     rows = json.loads((out / "restore.json").read_text())["rows"]
     methods = {(r["task"], r["method"]): r for r in rows}
     filters = {"slowmo": ("repeat", "blend", "minterpolate"), "superres": ("bicubic", "lanczos")}
-    # Each filter runs twice: on the degraded frames, and on actinr's 1x decode of them.
+    # Each filter runs three times: on the degraded frames, on actinr's 1x decode of them,
+    # and on x264's decode of them in no more bytes than actinr's file.
     assert set(methods) == {(task, m) for task, names in filters.items()
-                            for m in ("actinr", *names, *(f"actinr 1x+{n}" for n in names))}
+                            for m in ("actinr", *names, *(f"actinr 1x+{n}" for n in names),
+                                      *(f"x264 same bytes+{n}" for n in names))}
+    for task, names in filters.items():
+        same = methods[task, f"x264 same bytes+{names[0]}"]
+        assert same["bytes"] <= methods[task, "actinr"]["bytes"] and 0 <= same["crf"] <= 51
     for task, names in filters.items():
         for name in names:
             assert methods[task, f"actinr 1x+{name}"]["psnr_rgb"] != methods[task, name]["psnr_rgb"]
