@@ -396,10 +396,13 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
            fps_scale: float | None = None, fps: Fraction | None = None,
            start: float | None = None, end: float | None = None, lossless: bool = False,
            device: str = "auto", max_memory: int = DEFAULT_MAX_MEMORY,
-           threads: int | None = None) -> DecodeReport:
-    """Render an .anr into a video file (mp4, mkv, mov, y4m or a %d PNG pattern), with the
-    playback options of ``AnrVideo.times`` and ``AnrVideo.size``; refused before anything
-    is allocated or written if it would need more than max_memory bytes."""
+           threads: int | None = None, format: str | None = None  # noqa: A002
+           ) -> DecodeReport:
+    """Render an .anr into a video file (mp4, mkv, mov, y4m or a %d PNG pattern), or with
+    output "-" to standard output (y4m, or mkv), with the playback options of
+    ``AnrVideo.times`` and ``AnrVideo.size``; ``format`` overrides the output's extension.
+    Refused before anything is allocated or written if it would need more than max_memory
+    bytes."""
     with AnrVideo(source, device, max_memory, threads) as video:
         times, rate = video.times(fps_scale, fps, start, end)
         height, width = video.size(scale, size)
@@ -408,7 +411,7 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
         # The first frame before the writer: a file whose first GOP cannot be decoded
         # fails before an encoder sized by its header is set up.
         first = next(frames)
-        with VideoWriter(output, width, height, rate, lossless=lossless,
+        with VideoWriter(output, width, height, rate, lossless=lossless, format=format,
                          colour=video.info.colour) as writer:
             for frame in itertools.chain([first], frames):
                 writer.write(frame)

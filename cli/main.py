@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from fractions import Fraction
@@ -10,6 +11,8 @@ from pathlib import Path
 import click
 
 from actinr_codec import __version__
+from actinr_codec.media.spool import spooled_stdin
+from actinr_codec.media.videoio import STDOUT
 from actinr_codec.pipeline.decoder import DEFAULT_MAX_MEMORY
 from actinr_codec.pipeline.gop import MAX_GOP
 from actinr_codec.pipeline.options import EncodeOptions
@@ -33,6 +36,7 @@ Examples:
   actinr encode noisy.mp4 out.anr --denoise        noise level estimated
   actinr encode noisy.mp4 out.anr --denoise 12     noise of 12 levels of 255
   actinr encode in.mp4 out.anr --mask logo.png     fill the white pixels of logo.png
+  ffmpeg -i in.mov -f yuv4mpegpipe - | actinr encode - out.anr
 """
 
 EPILOG_DECODE = """\b
@@ -42,6 +46,8 @@ Examples:
   actinr decode out.anr slow.mp4 --fps-scale 2     2x slow motion (same frame rate)
   actinr decode out.anr v.mkv --fps 60 --lossless  resample to 60 fps, lossless
   actinr decode out.anr 'png/%04d.png' --start 1 --end 2.5
+  actinr decode out.anr - | ffplay -               y4m to standard output
+  actinr decode out.anr - -f mkv | ffmpeg -i - ...
 """
 
 
@@ -172,7 +178,8 @@ def _size(value: str | None) -> tuple[int, int] | None:
 def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames, iters, fps,
            device, jobs, segment, scheduler, shared_input, denoise, mask_path, seed, no_asm,
            compile_, resume, overwrite):
-    """Encode SOURCE (any video PyAV reads, or a %d image pattern) into OUTPUT.anr."""
+    """Encode SOURCE (any video PyAV reads, a %d image pattern, or - for standard input)
+    into OUTPUT.anr."""
     from actinr_codec.api import encode as encode_video
     from actinr_codec.pipeline.journal import journal_path
 
@@ -192,10 +199,16 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
         keyint=keyint, scenecut=scenecut, jobs=jobs or DEFAULTS.jobs, segment=segment,
         scheduler=scheduler, shared_input=shared_input, denoise=denoise, native=not no_asm,
         compile=compile_, resume=resume, threads=tune_process(device))
+    if source == STDOUT and shared_input:
+        raise click.UsageError("--shared-input needs a SOURCE path the workers can read, not -")
     progress = EncodeProgress(scheduler, options.jobs)
     try:
-        report = encode_video(source, output, options, start=start, frames=frames,
-                              fps=_positive_fraction(fps), mask=mask_path, progress=progress)
+        with contextlib.ExitStack() as stack:
+            # Read twice (planning, then fitting), standard input goes to a file first.
+            path = stack.enter_context(spooled_stdin()) if source == STDOUT else source
+            report = encode_video(path, output, options, start=start, frames=frames,
+                                  fps=_positive_fraction(fps), mask=mask_path,
+                                  progress=progress)
     except KeyboardInterrupt:
         progress.finish()
         if journal.exists():
@@ -219,15 +232,19 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
 @click.option("--start", type=click.FloatRange(min=0), default=None, help="Start time, seconds.")
 @click.option("--end", type=click.FloatRange(min=0), default=None, help="End time, seconds.")
 @click.option("--lossless", is_flag=True, help="Lossless output (mp4/mkv).")
+@click.option("-f", "--format", "format_", type=click.Choice(["y4m", "mkv", "mp4", "mov"]),
+              default=None, help="Output format, overriding OUTPUT's extension.  "
+                                 "[default: y4m when OUTPUT is - (standard output)]")
 @click.option("--device", default="auto", show_default=True)
 @click.option("--max-memory", default=None, metavar="SIZE",
               help="Refuse files and output sizes that would need more memory than this "
                    f"(bytes, or with K, M, G).  [default: {DEFAULT_MAX_MEMORY >> 30}G]")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
-def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, device, max_memory,
-           overwrite):
-    """Decode SOURCE.anr into OUTPUT (mp4, mkv, mov, y4m, or a %d PNG pattern)."""
+def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, format_, device,
+           max_memory, overwrite):
+    """Decode SOURCE.anr into OUTPUT (mp4, mkv, mov, y4m, a %d PNG pattern, or - for
+    standard output)."""
     from actinr_codec.api import decode as decode_video
 
     if scale is not None and size is not None:
@@ -240,9 +257,11 @@ def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, de
     threads = tune_process(device, fitting=False)
     report = decode_video(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
                           fps=_positive_fraction(fps), start=start, end=end, lossless=lossless,
-                          device=device, max_memory=_bytes(max_memory), threads=threads)
+                          device=device, max_memory=_bytes(max_memory), threads=threads,
+                          format=format_)
     rate = report.frames / report.seconds
-    click.echo(f"wrote {output}: {report.frames} frames, {report.width}x{report.height} at "
+    where = "standard output" if output == STDOUT else output
+    click.echo(f"wrote {where}: {report.frames} frames, {report.width}x{report.height} at "
                f"{report.fps} fps in {report.seconds:.2f}s ({rate:.1f} frames/s)", err=True)
 
 

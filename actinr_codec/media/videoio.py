@@ -26,6 +26,10 @@ BT601 = 6
 # FFmpeg zero-pads %d and %0Nd exactly as Python's % does; other directives differ.
 _PATTERN_TOKENS = re.compile(r"(%%|%(?:0\d+)?d)")
 _DEFAULT_FPS = Fraction(25)
+# The output path that means standard output, and what can be written there: a pipe
+# cannot seek back, which mp4 and mov need to finish their index.
+STDOUT = "-"
+PIPE_FORMATS = ("y4m", "mkv")
 # FFmpeg holds frame rates as ratios of 32-bit signed integers.
 MAX_RATE_TERM = 2**31 - 1
 # swscale's default YUV<->RGB path takes chroma from the nearest sample, which costs up to
@@ -211,6 +215,8 @@ def existing_outputs(path: str | Path) -> list[Path]:
     """The files that writing ``path`` would replace or delete: the file itself or, for a
     PNG pattern such as out/%04d.png, every file of the folder the pattern matches (a
     finished sequence replaces them all, see VideoWriter)."""
+    if str(path) == STDOUT:
+        return []
     path = Path(path)
     if path.suffix.lower() == ".png" and _PATTERN_TOKENS.search(path.name):
         if not path.parent.is_dir():
@@ -238,10 +244,16 @@ class VideoWriter:
     ``colour`` (a file's colour field) picks the YUV matrix of H.264 outputs and the
     primaries and transfer they are tagged with (OUTPUT_COLOUR); y4m keeps BT.601, which
     its readers assume.
+
+    ``path`` "-" streams to standard output, in ``format`` (one of PIPE_FORMATS, y4m by
+    default), as x264 and FFmpeg pipe; frames then leave as they are written. ``format``
+    (an extension without its dot) otherwise overrides the path's extension.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction,
-                 lossless: bool = False, crf: int = 18, colour: str = "srgb"):
+                 lossless: bool = False, crf: int = 18, colour: str = "srgb",
+                 format: str | None = None):  # noqa: A002 - ffmpeg's name for it
+        self._pipe = str(path) == STDOUT
         self.path = Path(path)
         if colour not in OUTPUT_COLOUR:
             raise ValueError(f"unknown colour description {colour!r}")
@@ -251,11 +263,15 @@ class VideoWriter:
         exact_rate = self.fps > 0 and max(self.fps.numerator, self.fps.denominator) <= MAX_RATE_TERM
         if width < 1 or height < 1 or not exact_rate or not 0 <= crf <= 51:
             raise ValueError(f"bad writer settings: {width}x{height}, fps {fps!r}, crf {crf}")
-        ext = self.path.suffix.lower()
+        chosen = format or (PIPE_FORMATS[0] if self._pipe else None)
+        ext = f".{chosen.lower()}" if chosen else self.path.suffix.lower()
         self._sequence = ext == ".png"
         if ext not in _MUXERS:
             raise VideoIOError(f"unsupported output format '{ext}' (use mp4, mkv, mov, y4m "
                                "or a %d PNG pattern)")
+        if self._pipe and ext[1:] not in PIPE_FORMATS:
+            raise VideoIOError(f"cannot stream {ext[1:]} to standard output, which cannot "
+                               f"seek (use {' or '.join(PIPE_FORMATS)})")
         pieces = _PATTERN_TOKENS.split(self.path.name)
         if self._sequence and ("%" in "".join(pieces[::2])
                                or sum(p != "%%" for p in pieces[1::2]) != 1):
@@ -264,13 +280,19 @@ class VideoWriter:
         if ext == ".y4m" and lossless:
             raise VideoIOError(f"{self.path}: y4m stores YUV, so lossless output needs mkv, "
                                "mp4, mov or a PNG pattern")
-        if not self.path.parent.is_dir():
+        if not self._pipe and not self.path.parent.is_dir():
             raise VideoIOError(f"{self.path}: folder {self.path.parent} does not exist")
-        if self.path.is_dir():
+        if not self._pipe and self.path.is_dir():
             raise VideoIOError(f"{self.path} is a folder")
 
         self._container = None
         self._written = 0
+        if self._pipe:
+            self._tmp = None
+            with self._discarding_on_failure():
+                self._container = av.open(sys.stdout.buffer, "w", format=_MUXERS[ext])
+                self._stream = self._add_stream(ext, lossless, crf)
+            return
         # No '%' in the temporary name: the image2 muxer would expand it in the folder too.
         hidden = f".{self.path.name.replace('%', '')}.{secrets.token_hex(4)}.tmp"
         self._tmp = self.path.parent / hidden
@@ -356,7 +378,9 @@ class VideoWriter:
             self._container.mux(self._stream.encode())
             self._container.close()
             self._container = None
-            if self._sequence:
+            if self._pipe:
+                sys.stdout.buffer.flush()
+            elif self._sequence:
                 self._publish_sequence()
             else:
                 os.replace(self._tmp, self.path)
@@ -377,6 +401,8 @@ class VideoWriter:
             with contextlib.suppress(Exception):
                 self._container.close()
             self._container = None
+        if self._tmp is None:
+            return
         if self._tmp.is_dir():
             shutil.rmtree(self._tmp, ignore_errors=True)
         else:
