@@ -188,16 +188,24 @@ def test_ctrl_c_exits_130_and_writes_nothing(encoded, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_demo_encodes_and_decodes_a_generated_clip(tmp_path, monkeypatch):
+def test_demo_compares_actinr_with_x264_at_the_same_bytes(tmp_path, monkeypatch):
     import cli.demo
 
     monkeypatch.setattr(cli.demo, "FRAMES", 5)
     result = run("demo", "--outdir", tmp_path, "--iters", "100")
     assert result.exit_code == 0, result.output
-    assert "bpp" in result.output and "PSNR" in result.output
+    assert "bpp" in result.output and "PSNR" in result.output and "x264 crf" in result.output
     big, _ = read_video(tmp_path / "scale2.mp4")
     slow, _ = read_video(tmp_path / "slowmo2.mp4")
-    assert big.shape == (5, 128, 192, 3) and slow.shape == (9, 64, 96, 3)
+    assert big.shape == (5, 192, 256, 3) and slow.shape == (9, 96, 128, 3)
+    # Original | actinr | x264, each 128 wide, 4 white pixels apart.
+    compare, _ = read_video(tmp_path / "compare.png")
+    assert compare.shape == (1, 96, 3 * 128 + 2 * 4, 3)
+    assert (compare[0, :, 128:132] == 255).all()
+    original, actinr_frame, x264_frame = (compare[0, :, k * 132:k * 132 + 128] for k in range(3))
+    assert not np.array_equal(original, x264_frame) and not np.array_equal(original, actinr_frame)
+    zoom, _ = read_video(tmp_path / "zoom4x.png")
+    assert zoom.shape == (1, 4 * 48, 2 * 4 * 64 + 4, 3)
 
 
 def test_decode_to_a_pattern_keeps_existing_frames_without_overwrite(encoded, tmp_path):
