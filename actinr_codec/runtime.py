@@ -51,11 +51,8 @@ def compiled(fn: Callable) -> Callable:
 def kernel_threads(threads: int | None) -> int:
     """The native kernel's pool size: ``threads`` as asked, else torch's thread count.
 
-    The library never changes torch's own thread count. Small cache-sized chunks run
-    fastest whole on one core each, and torch's intra-op workers, spinning for work after
-    each small op, take those cores: a process that owns its cores (the ``actinr``
-    command) gives them to the kernel and runs torch on one thread
-    (actinr_codec/process.py, kernel_cores), which fits carphone 23 % faster.
+    The library never changes torch's own thread count; a process that owns its cores
+    runs torch on one thread and gives them to the kernel (process.kernel_cores says why).
     """
     return max(1, torch.get_num_threads() if threads is None else threads)
 

@@ -46,7 +46,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
-from actinr_codec.metrics import mse_to_psnr  # noqa: E402
+from actinr_codec.metrics import psnr  # noqa: E402
+from bitstream.stats import tensor_stats  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
 from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
@@ -60,6 +61,10 @@ PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
 # whose last row is the latent's own, so the two rows above (5 each) and two to the left.
 CONTEXT = 12
 MIN_PROBABILITY = 2.0 ** -16
+
+
+def to_float(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).float() / 255
 
 
 def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -161,13 +166,6 @@ def fit(target: torch.Tensor, lam: float, iters: int, args) -> LatentFrame:
     return model
 
 
-def symbol_bits(symbols: np.ndarray) -> float:
-    """Empirical entropy of integer symbols, in bits (what a fitted static model gives)."""
-    _, counts = np.unique(symbols, return_counts=True)
-    p = counts / counts.sum()
-    return float(-(counts * np.log2(p)).sum())
-
-
 @torch.no_grad()
 def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
                       ) -> tuple[float, dict[str, float]]:
@@ -184,7 +182,7 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
             symbols = [torch.round(p / step) for p in original]
             for p, s in zip(net.parameters(), symbols):
                 p.copy_(s * step)
-            rate = sum(symbol_bits(s.numpy().astype(np.int64)) for s in symbols) + 16
+            rate = sum(tensor_stats(name, s.numpy()).entropy_bits for s in symbols) + 16
             cost = (float(distortion(model.rgb(latents), target))
                     + lam * (float(model.bits(latents)) + rate) / pixels)
             if best is None or cost < best[0]:
@@ -208,12 +206,8 @@ def range_coded_bits(model: LatentFrame, latents: list[torch.Tensor]) -> int:
     return 32 * len(encoder.get_compressed())
 
 
-def psnr_rgb(a: np.ndarray, b: np.ndarray) -> float:
-    return mse_to_psnr(float(np.mean((a.astype(np.float64) - b) ** 2)), peak=255.0)
-
-
 def latent_point(frame: np.ndarray, lam: float, args) -> dict:
-    target = torch.from_numpy(frame).float() / 255
+    target = to_float(frame)
     start = time.perf_counter()
     torch.manual_seed(0)
     model = fit(target, lam, args.iters, args)
@@ -230,7 +224,7 @@ def latent_point(frame: np.ndarray, lam: float, args) -> dict:
         "latent_bpp": latent_bits / (h * w), "network_bpp": net_bits / (h * w),
         "range_coder_overhead": coded_bits / latent_bits - 1,
         "psnr_yuv420": psnr_yuv420(yuv420_planes(frame), yuv420_planes(decoded)),
-        "psnr_rgb": psnr_rgb(frame, decoded), "fit_s": round(fit_s, 1),
+        "psnr_rgb": psnr(to_float(decoded), target), "fit_s": round(fit_s, 1),
         "network_steps": steps,
     }
 
@@ -241,7 +235,7 @@ def x264_point(frame: np.ndarray, crf: int) -> dict:
                                        Fraction(25))
     return {"codec": "x264", "crf": crf, "bpp": size * 8 / (h * w),
             "psnr_yuv420": psnr_yuv420(yuv420_planes(frame), planes[0]),
-            "psnr_rgb": psnr_rgb(frame, decoded[0])}
+            "psnr_rgb": psnr(to_float(decoded[0]), to_float(frame))}
 
 
 def main() -> None:

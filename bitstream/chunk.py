@@ -193,11 +193,11 @@ def _check_layout(rows: list, layout: list[tuple[str, tuple[int, ...]]]) -> None
                                  f"{tuple(expected)}")
 
 
-def decode_chunk(data: bytes, k: int, entry: GopSpan, version: int,
+def decode_chunk(data: bytes, k: int, span: GopSpan, version: int,
                  layout: list[tuple[str, tuple[int, ...]]] | None = None) -> GOPRecord:
     """GOP k from its chunk bytes in a file of this format version, checked against the
-    span its index entry gives and, when given, against the tensors (name, shape) the file's model layer
-    declares, before any symbol is decoded."""
+    span its index entry gives and, when given, against the tensors (name, shape) the
+    file's model layer declares, before any symbol is decoded."""
     if len(data) < CHUNK_OVERHEAD:
         raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")
     tag, body_length = FRAME.unpack_from(data)
@@ -208,22 +208,22 @@ def decode_chunk(data: bytes, k: int, entry: GopSpan, version: int,
     if zlib.crc32(data[:-4]) != struct.unpack_from("<I", data, len(data) - 4)[0]:
         raise BitstreamError(f"GOP {k} CRC mismatch")
     try:
-        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, entry, version,
+        return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, span, version,
                             layout)
     except BitstreamError as exc:
         raise BitstreamError(f"GOP {k}: {exc}") from None
 
 
-def _decode_body(cursor: Cursor, k: int, entry: GopSpan, version: int,
+def _decode_body(cursor: Cursor, k: int, span: GopSpan, version: int,
                  layout: list[tuple[str, tuple[int, ...]]] | None) -> GOPRecord:
     number, start, stop, *kind, count, coding, stored, raw = cursor.unpack(
         BODY_HEAD[version].format)
-    if number != k or (start, stop) != (entry.start, entry.stop):
+    if number != k or (start, stop) != (span.start, span.stop):
         raise BitstreamError(f"chunk says GOP {number} frames [{start}, {stop}), "
-                             f"index says frames [{entry.start}, {entry.stop})")
-    if kind and tuple(kind) != (entry.kind, wire_reference(entry.reference)):
+                             f"index says frames [{span.start}, {span.stop})")
+    if kind and tuple(kind) != (span.kind, wire_reference(span.reference)):
         raise BitstreamError(f"chunk says kind {kind[0]} with reference {kind[1]}, the index "
-                             f"says kind {entry.kind} with reference {entry.reference}")
+                             f"says kind {span.kind} with reference {span.reference}")
     if count > MAX_TENSORS:
         raise BitstreamError(f"{count} tensors exceeds limit {MAX_TENSORS}")
     rows = _read_table(_unpack_table(bytes(cursor.take(stored)), stored, raw, coding), count)
@@ -233,4 +233,4 @@ def _decode_body(cursor: Cursor, k: int, entry: GopSpan, version: int,
     flat = decode_symbols(payload, [(model, size) for _, _, _, model, size in rows])
     return GOPRecord(start, stop, [TensorRecord(name, tuple(shape), step, symbols.reshape(shape))
                                    for (name, shape, step, _, _), symbols in zip(rows, flat)],
-                     entry.kind, entry.reference)
+                     span.kind, span.reference)

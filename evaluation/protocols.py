@@ -158,12 +158,18 @@ def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step:
     shown = Shown(shown_index, [("original", truth[shown_index]),
                                 ("actinr", decoded[shown_index])])
 
-    def baseline_rows(source: np.ndarray, prefix: str):
+    def baseline_rows(source: np.ndarray, prefix: str, **extra):
         """(row, the shown frame) of every baseline restoring source."""
         for method, seconds, restored in _baseline_restorations(source, scale, step, fps / step,
                                                                 height, width):
-            yield ({**common, "method": prefix + method, "seconds": seconds,
+            yield ({**common, "method": prefix + method, "seconds": seconds, **extra,
                     **summarize(truth[scored], restored[scored])}, restored[shown_index])
+
+    def add_best_shown(pairs: list) -> None:
+        """Rows for every baseline of ``pairs``, and the picture of the best of them."""
+        rows.extend(row for row, _ in pairs)
+        best, picture = max(pairs, key=lambda pair: pair[0]["psnr_rgb"])
+        shown.pictures.append((best["method"], picture))
 
     for row, picture in baseline_rows(low, ""):
         rows.append(row)
@@ -172,18 +178,12 @@ def restore_clip(clip: str, frames: np.ndarray, fps: Fraction, scale: int, step:
     # runs FFmpeg, from the information actinr coded. Against these rows actinr's
     # restoration is judged as a method; against the rows above it also pays its coding
     # loss. The picture shows the best of them.
-    from_decode = list(baseline_rows(coded, f"{baselines.DECODED_INPUT}+"))
-    rows += [row for row, _ in from_decode]
-    best, picture = max(from_decode, key=lambda pair: pair[0]["psnr_rgb"])
-    shown.pictures.append((best["method"], picture))
+    add_best_shown(list(baseline_rows(coded, f"{baselines.DECODED_INPUT}+")))
     # What a user would otherwise do with the same bytes: x264 in no more than actinr's
     # file, decoded, then slowed or upscaled by the same filters.
     within = baselines.code_within(low, fps / step, measured["bytes"])
     if within is not None:
         crf, nbytes, x264_decoded = within
-        same = list(baseline_rows(x264_decoded, f"{baselines.EQUAL_BYTES}+"))
-        bpp = nbytes * 8 / low[..., 0].size
-        rows += [{**row, "crf": crf, "bytes": nbytes, "bpp": bpp} for row, _ in same]
-        best, picture = max(same, key=lambda pair: pair[0]["psnr_rgb"])
-        shown.pictures.append((best["method"], picture))
+        add_best_shown(list(baseline_rows(x264_decoded, f"{baselines.EQUAL_BYTES}+", crf=crf,
+                                          bytes=nbytes, bpp=nbytes * 8 / low[..., 0].size)))
     return rows, shown

@@ -287,20 +287,15 @@ class VideoWriter:
 
         self._container = None
         self._written = 0
-        if self._pipe:
-            self._tmp = None
-            with self._discarding_on_failure():
-                self._container = av.open(sys.stdout.buffer, "w", format=_MUXERS[ext])
-                self._stream = self._add_stream(ext, lossless, crf)
-            return
         # No '%' in the temporary name: the image2 muxer would expand it in the folder too.
         hidden = f".{self.path.name.replace('%', '')}.{secrets.token_hex(4)}.tmp"
-        self._tmp = self.path.parent / hidden
+        self._tmp = None if self._pipe else self.path.parent / hidden
         with self._discarding_on_failure():
             if self._sequence:
                 self._tmp.mkdir()
-            target = self._tmp / self.path.name if self._sequence else self._tmp
-            self._container = av.open(str(target), "w", format=_MUXERS[ext])
+            target = (sys.stdout.buffer if self._pipe else
+                      str(self._tmp / self.path.name if self._sequence else self._tmp))
+            self._container = av.open(target, "w", format=_MUXERS[ext])
             self._stream = self._add_stream(ext, lossless, crf)
 
     @contextlib.contextmanager
