@@ -48,14 +48,15 @@ def generated_clip(times: list[float], height: int = HEIGHT, width: int = WIDTH,
     fields = [np.fft.fft2(rng.standard_normal(size)) / radius ** 1.25 for _ in range(3)]
     # Luminance, and two colour differences at a quarter of its contrast.
     mixing = np.array([[1.0, 0.25, 0.0], [1.0, -0.15, 0.18], [1.0, -0.07, -0.3]])
-    frames = []
-    for t in times:
+
+    def view(t: float) -> np.ndarray:
+        """The whole periodic landscape shifted by t x PAN."""
         phase = np.exp(-2j * np.pi * (fy * PAN[0] * t + fx * PAN[1] * t))
-        planes = np.stack([np.fft.ifft2(f * phase).real[:height, :width] for f in fields],
-                          axis=-1)
-        frames.append(planes @ mixing.T)
-    video = np.stack(frames)
-    scale = 0.2 / np.std(video[0])  # one mapping for every frame
+        return np.stack([np.fft.ifft2(f * phase).real for f in fields], axis=-1) @ mixing.T
+
+    # One mapping to 8 bits for every time, from the whole landscape, which a shift keeps.
+    scale = 0.2 / np.std(view(0.0))
+    video = np.stack([view(t)[:height, :width] for t in times])
     return np.clip((video * scale + 0.45) * 255 + 0.5, 0, 255).astype(np.uint8)
 
 
