@@ -9,15 +9,15 @@ latents into RGB. Latents are coded under an auto-regressive model: a tiny netwo
 each latent's causal neighbours (two rows above, two to the left, the same grid) and
 gives the mean and scale of a Laplace distribution over the integer latent. The fit
 minimises distortion (YCbCr, 6:1:1, BT.601) plus lambda times the latents' bits, with
-uniform noise standing in for rounding for most of it and straight-through rounding at
-the end. The networks are then quantized with a searched step per network (its symbols
-priced at their empirical entropy), the latents' bits recomputed with the quantized
-context network.
+soft rounding around uniform noise (or plain noise) standing in for rounding for most of
+it and straight-through rounding at the end. The networks are then quantized with a
+searched step per network, each tensor priced as the codec's coder would code it.
 
-The rate is the model's own estimate (the ideal code length of the rounded latents under
-their probabilities, plus the networks' entropy and 2 bytes of step per network); the
-latents are also range-coded for real (constriction, float probabilities, so not yet
-bit-exact across machines) and the overhead over the estimate reported. Distortion is measured as the codec
+The rate is what a file would hold: the latents range-coded by bitstream.latents, whose
+context model runs in fixed point so that every decoder computes the same probabilities
+(the probe decodes them back and checks), plus the networks' coded size and 2 bytes of
+step per network. The float model's ideal code length is reported beside it, and so the
+cost of fixed point. Distortion is measured as the codec
 would: the decoded frame rounded to 8-bit RGB, converted to yuv420p as x264's input is,
 PSNR-YUV420 against the source's planes. x264 medium intra (keyint 1) codes the same
 frame at several crf values, and the BD-rate is reported.
@@ -37,7 +37,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-import constriction
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
+from bitstream.latents import SCALE_MAX, SCALE_MIN, ContextModel, decode_grids, encode_grids  # noqa: E402
 from bitstream.stats import tensor_stats  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
@@ -61,6 +61,9 @@ PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
 # whose last row is the latent's own, so the two rows above (5 each) and two to the left.
 CONTEXT = 12
 MIN_PROBABILITY = 2.0 ** -16
+# What a file would say of each grid beside its payload: its symbol range (two 16-bit
+# numbers; the shapes follow from the frame's).
+GRID_SIDE_BITS = 32
 
 
 def to_float(rgb: np.ndarray) -> torch.Tensor:
@@ -75,9 +78,14 @@ def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Ten
 class LatentFrame(nn.Module):
     """One frame as latent grids, a synthesis network and a context model."""
 
+    # Whether bitstream.latents can code the latents: its context model reads the grid's
+    # own causal neighbours only.
+    bit_exact = True
+
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int):
         super().__init__()
         self.size = (height, width)
+        self.shape = (height, width, 3)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, math.ceil(height / 2 ** k), math.ceil(width / 2 ** k)))
             for k in range(levels))
@@ -98,35 +106,51 @@ class LatentFrame(nn.Module):
     def networks(self) -> dict[str, nn.Module]:
         return {"synthesis": self.synthesis, "refine": self.refine, "arm": self.arm}
 
-    def coded_latents(self, mode: str) -> list[torch.Tensor]:
-        """The latents as the decoder sees them: with noise (``noise``), rounded with a
-        straight-through gradient (``ste``), or rounded (``round``)."""
-        out = []
+    def coded_latents(self, mode: str, temperature: float = 0.0
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The latents the synthesis sees and the ones the rate is priced on: with noise
+        (``noise``), soft-rounded around noise (``soft``, at a temperature), rounded with
+        a straight-through gradient (``ste``), or rounded (``round``)."""
+        seen, priced = [], []
         for y in self.latents:
-            if mode == "noise":
-                out.append(y + torch.empty_like(y).uniform_(-0.5, 0.5))
+            if mode in ("noise", "soft"):
+                u = torch.empty_like(y).uniform_(-0.5, 0.5)
+                if mode == "noise":
+                    seen.append(y + u)
+                    priced.append(seen[-1])
+                else:
+                    priced.append(soft_round(y, temperature) + u)
+                    seen.append(soft_round(priced[-1], temperature))
             elif mode == "ste":
-                out.append(y + (torch.round(y) - y).detach())
+                seen.append(y + (torch.round(y) - y).detach())
+                priced.append(seen[-1])
             else:
-                out.append(torch.round(y))
-        return out
+                seen.append(torch.round(y))
+                priced.append(seen[-1])
+        return seen, priced
+
+    def upsampled(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """One frame's grids at full size, stacked: (H, W, levels)."""
+        return torch.stack([rows @ y[0, 0] @ cols.T for y, (rows, cols)
+                            in zip(latents, self.upsample)], dim=-1)
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped."""
-        h, w = self.size
-        stack = torch.stack([rows @ y[0, 0] @ cols.T for y, (rows, cols)
-                             in zip(latents, self.upsample)], dim=-1)  # (H, W, levels)
-        base = self.synthesis(stack).permute(2, 0, 1)[None]
+        base = self.synthesis(self.upsampled(latents)).permute(2, 0, 1)[None]
         return (base + self.refine(base))[0].permute(1, 2, 0)
 
     def laplace(self, latents: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Every latent, flat, with the mean and scale the context model gives it."""
-        # Every grid's latents in one batch: the context model is shared by the grids.
-        windows = torch.cat([F.unfold(F.pad(y, (2, 2, 2, 0)), (3, 5))[0, :CONTEXT].T
-                             for y in latents])  # (latents, CONTEXT)
         flat = torch.cat([y.reshape(-1) for y in latents])
-        mu, log_b = self.arm(windows).unbind(dim=1)
-        return flat, mu, torch.exp(log_b).clamp(min=1e-2, max=1e2)
+        mu, log2_b = self.arm(self.contexts(latents)).unbind(dim=1)
+        # The scale as the fixed-point coder takes it: log2, in 2**-7 .. 2**7.
+        return flat, mu, torch.exp2(log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4))
+
+    def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Every latent's causal neighbours, (latents, CONTEXT): every grid in one batch,
+        since the context model is shared by the grids."""
+        return torch.cat([F.unfold(F.pad(y, (2, 2, 2, 0)), (3, 5))[0, :CONTEXT].T
+                          for y in latents])
 
     def bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Ideal code length of the latents under the context model, in bits."""
@@ -144,22 +168,34 @@ def _bicubic(n: int, size: int) -> torch.Tensor:
     return F.interpolate(eye, size=(size, n), mode="bicubic", align_corners=False)[0, 0]
 
 
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A differentiable stand-in for rounding that tends to it as temperature -> 0
+    (Agustsson and Theis, 2020)."""
+    centre = torch.floor(x) + 0.5
+    return centre + 0.5 * torch.tanh((x - centre) / temperature) / math.tanh(0.5 / temperature)
+
+
 def distortion(rgb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     err = ((rgb - target) @ YCBCR.T) ** 2
-    return (err.mean(dim=(0, 1)) * PLANE_WEIGHTS).sum()
+    return (err.reshape(-1, 3).mean(dim=0) * PLANE_WEIGHTS).sum()
 
 
-def fit(target: torch.Tensor, lam: float, iters: int, args) -> LatentFrame:
-    h, w, _ = target.shape
-    model = LatentFrame(h, w, args.levels, args.hidden, args.arm_hidden)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    pixels = h * w
+def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) -> LatentFrame:
+    """Fit the model's latents and networks to the target, (H, W, 3) or (frames, H, W, 3);
+    the rate is priced per pixel of the target."""
+    nets = [p for net in model.networks().values() for p in net.parameters()]
+    opt = torch.optim.Adam([{"params": nets, "lr": args.lr},
+                            {"params": model.latents.parameters(), "lr": args.latent_lr}])
+    pixels = target[..., 0].numel()
     noise_until = int(iters * args.noise_share)
     for it in range(iters):
-        for group in opt.param_groups:
-            group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * it / iters))
-        latents = model.coded_latents("noise" if it < noise_until else "ste")
-        loss = distortion(model.rgb(latents), target) + lam * model.bits(latents) / pixels
+        for group, lr in zip(opt.param_groups, (args.lr, args.latent_lr)):
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * it / iters))
+        # The soft-rounding temperature falls from 0.3 to 0.1 over the noisy phase.
+        temperature = 0.3 - 0.2 * it / max(1, noise_until)
+        seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
+                                           temperature)
+        loss = distortion(model.rgb(seen), target) + lam * model.bits(priced) / pixels
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -171,8 +207,8 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
                       ) -> tuple[float, dict[str, float]]:
     """Round each network's parameters to the step (a power of two) that minimises
     distortion + lambda x rate; returns the networks' bits and the steps chosen."""
-    pixels = target.shape[0] * target.shape[1]
-    latents = model.coded_latents("round")
+    pixels = target[..., 0].numel()
+    latents, _ = model.coded_latents("round")
     chosen, net_bits = {}, 0.0
     for name, net in model.networks().items():
         original = [p.detach().clone() for p in net.parameters()]
@@ -182,7 +218,7 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
             symbols = [torch.round(p / step) for p in original]
             for p, s in zip(net.parameters(), symbols):
                 p.copy_(s * step)
-            rate = sum(tensor_stats(name, s.numpy()).entropy_bits for s in symbols) + 16
+            rate = sum(tensor_bits(s) for s in symbols) + 16
             cost = (float(distortion(model.rgb(latents), target))
                     + lam * (float(model.bits(latents)) + rate) / pixels)
             if best is None or cost < best[0]:
@@ -194,38 +230,69 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
     return net_bits, chosen
 
 
-def range_coded_bits(model: LatentFrame, latents: list[torch.Tensor]) -> int:
-    """The latents' size when really range-coded (constriction) under the context model's
-    Laplace distributions: the ideal code length's overhead, measured."""
-    flat, mu, b = (t.double().numpy() for t in model.laplace(latents))
-    symbols = flat.astype(np.int32)
-    bound = int(np.abs(symbols).max()) + 1
-    laplace = constriction.stream.model.QuantizedLaplace(-bound, bound)
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(symbols, laplace, mu, b)
-    return 32 * len(encoder.get_compressed())
+def tensor_bits(symbols: torch.Tensor) -> float:
+    """A quantized tensor's cost in the codec's coder: its integer model's ideal code
+    length plus the model's parameters."""
+    stats = tensor_stats("", symbols.numpy())
+    return stats.ideal_bits + stats.side_bits
 
 
-def latent_point(frame: np.ndarray, lam: float, args) -> dict:
-    target = to_float(frame)
+def context_model(model: LatentFrame, step: float) -> ContextModel:
+    """The quantized context network as the bit-exact coder takes it."""
+    shift = round(-math.log2(step))
+    layers = tuple((torch.round(m.weight / step).long().numpy(),
+                    torch.round(m.bias / step).long().numpy())
+                   for m in model.arm if isinstance(m, nn.Linear))
+    return ContextModel(layers, shift)
+
+
+def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
+               ) -> tuple[int, float]:
+    """The latents range-coded under the fixed-point context model, decoded back and
+    checked: their size in bits and the decode's seconds."""
+    coder = context_model(model, step)
+    grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
+    payload = encode_grids(grids, coder)
     start = time.perf_counter()
-    torch.manual_seed(0)
-    model = fit(target, lam, args.iters, args)
+    decoded = decode_grids(payload, [(g.shape, int(g.min()), int(g.max())) for g in grids],
+                           coder)
+    decode_s = time.perf_counter() - start
+    if not all(np.array_equal(a, b) for a, b in zip(decoded, grids)):
+        raise AssertionError("latents did not decode to what was coded")
+    return 8 * len(payload), decode_s
+
+
+def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> dict:
+    """Fit, quantize and score a model of frames, (N, H, W, 3) uint8; PSNRs are the
+    frames' means and the rate is counted over all of them."""
+    target = to_float(frames).reshape(model.shape)
+    start = time.perf_counter()
+    fit(model, target, lam, args.iters, args)
     fit_s = time.perf_counter() - start
     net_bits, steps = quantize_networks(model, target, lam)
     with torch.no_grad():
-        latents = model.coded_latents("round")
+        latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
-        coded_bits = range_coded_bits(model, latents)
         decoded = (model.rgb(latents).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    h, w, _ = frame.shape
-    return {
-        "codec": "latent", "lambda": lam, "bpp": (latent_bits + net_bits) / (h * w),
-        "latent_bpp": latent_bits / (h * w), "network_bpp": net_bits / (h * w),
-        "range_coder_overhead": coded_bits / latent_bits - 1,
-        "psnr_yuv420": psnr_yuv420(yuv420_planes(frame), yuv420_planes(decoded)),
-        "psnr_rgb": psnr(to_float(decoded), target), "fit_s": round(fit_s, 1),
-        "network_steps": steps,
+    decoded = decoded.reshape(frames.shape)
+    pixels = frames[..., 0].size
+    point = {"codec": "latent", "lambda": lam}
+    if model.bit_exact:
+        # Spatial contexts only: the bit-exact coder applies, and its size is the rate.
+        coded_bits, decode_s = range_code(model, latents, steps["arm"])
+        coded_bits += GRID_SIDE_BITS * len(latents)
+        point.update(coded_latent_bpp=coded_bits / pixels, latent_decode_s=round(decode_s, 2),
+                     fixed_point_overhead=coded_bits / latent_bits - 1)
+    else:
+        coded_bits = latent_bits
+    return point | {
+        "bpp": (coded_bits + net_bits) / pixels,
+        "latent_bpp": latent_bits / pixels, "network_bpp": net_bits / pixels,
+        "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), yuv420_planes(d))
+                                      for f, d in zip(frames, decoded)])),
+        "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
+                                   for f, d in zip(frames, decoded)])),
+        "fit_s": round(fit_s, 1), "network_steps": steps,
     }
 
 
@@ -238,18 +305,25 @@ def x264_point(frame: np.ndarray, crf: int) -> dict:
             "psnr_rgb": psnr(to_float(decoded[0]), to_float(frame))}
 
 
+def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
+    """The model's size and the fit's schedule, shared with the GOP probe."""
+    ap.add_argument("--iters", type=int, default=3000)
+    ap.add_argument("--levels", type=int, default=7)
+    ap.add_argument("--hidden", type=int, default=16)
+    ap.add_argument("--arm-hidden", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=1e-2)
+    ap.add_argument("--latent-lr", type=float, default=1e-2)
+    ap.add_argument("--quantizer", choices=("noise", "soft"), default="noise")
+    ap.add_argument("--noise-share", type=float, default=0.7)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", nargs="+", default=["carphone", "city", "megamind", "tree"])
     ap.add_argument("--frame", type=int, default=10)
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4, 1e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[17, 22, 27, 32, 37])
-    ap.add_argument("--iters", type=int, default=3000)
-    ap.add_argument("--levels", type=int, default=7)
-    ap.add_argument("--hidden", type=int, default=16)
-    ap.add_argument("--arm-hidden", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--noise-share", type=float, default=0.7)
+    add_fit_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -258,7 +332,10 @@ def main() -> None:
         frame = read_video(CLIPS / f"{name}.mkv", start=args.frame, count=1)[0][0]
         points = [x264_point(frame, crf) for crf in args.crfs]
         for lam in args.lambdas:
-            points.append(latent_point(frame, lam, args))
+            torch.manual_seed(0)
+            h, w, _ = frame.shape
+            model = LatentFrame(h, w, args.levels, args.hidden, args.arm_hidden)
+            points.append(latent_point(frame[None], model, lam, args))
             p = points[-1]
             print(f"{name} lambda {lam:g}: {p['bpp']:.3f} bpp ({p['network_bpp']:.3f} networks) "
                   f"{p['psnr_yuv420']:.2f} dB YUV420, {p['psnr_rgb']:.2f} dB RGB, "

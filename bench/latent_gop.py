@@ -1,0 +1,155 @@
+"""Probe: latent grids for a group of pictures, with networks shared by its frames.
+
+The single-frame probe (`latent_intra.py`) pays for its networks in every frame and codes
+every frame's latents as if it were alone. ActINR's way is a model per GOP: the synthesis
+and the context model are fitted to all the GOP's frames and coded once, each frame keeps
+its own latent pyramid, and a small time-conditioned bias network gives each frame its own
+biases in the synthesis (ActINR's bias modulation). The context model may also read the
+previous frame's latents around the same place (a 3x3 window of the same grid, and a flag
+saying whether there is a previous frame), the way C3 conditions on the frame before. This
+probe measures what each of these buys over the same frames coded one at a time, and
+x264 medium at its default keyint on the same frames, all scored as whole clips are (mean
+PSNR-YUV420 over the frames, bits over all of them).
+
+    python bench/latent_gop.py --clip carphone --frames 8 --out /tmp/gop
+
+Nothing here is part of the codec or its format yet; see docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from latent_intra import CLIPS, CONTEXT, LatentFrame, add_fit_arguments, latent_point  # noqa: E402
+
+from actinr_codec.media.videoio import read_video  # noqa: E402
+from evaluation.baselines import code, codec_settings  # noqa: E402
+from evaluation.bdrate import bd_delta  # noqa: E402
+from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
+
+# The previous frame's latents the context model reads: a 3x3 window of the same grid.
+TEMPORAL = 9
+# Sine and cosine of the frame time at these multiples of pi: the bias network's input.
+TIME_FREQUENCIES = (1, 2, 4, 8)
+
+
+class LatentGOP(LatentFrame):
+    """A GOP as one latent pyramid per frame over shared networks."""
+
+    def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
+                 arm_hidden: int, temporal: bool, biases: bool):
+        super().__init__(height, width, levels, hidden, arm_hidden)
+        self.frames, self.levels, self.temporal = frames, levels, temporal
+        self.bit_exact = not temporal
+        self.shape = (frames, height, width, 3)
+        self.latents = nn.ParameterList(
+            nn.Parameter(torch.zeros_like(y)) for _ in range(frames) for y in self.latents)
+        if temporal:
+            self.arm[0] = nn.Linear(CONTEXT + TEMPORAL + 1, arm_hidden)
+        # The bias network gives the synthesis' first layer a bias per frame; it starts
+        # at zero, so a GOP begins as frames sharing one synthesis.
+        self.bias_net = nn.Linear(2 * len(TIME_FREQUENCIES), hidden) if biases else None
+        if biases:
+            nn.init.zeros_(self.bias_net.weight)
+            nn.init.zeros_(self.bias_net.bias)
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = super().networks()
+        if self.bias_net is not None:
+            nets["bias_net"] = self.bias_net
+        return nets
+
+    def frame_latents(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
+        return latents[f * self.levels:(f + 1) * self.levels]
+
+    def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """(frames, H, W, 3) RGB in [0, 1], unclipped."""
+        out = []
+        for f in range(self.frames):
+            stack = self.upsampled(self.frame_latents(latents, f))
+            first = self.synthesis[0](stack)
+            if self.bias_net is not None:
+                t = torch.tensor(f / max(1, self.frames - 1))
+                angles = torch.tensor(TIME_FREQUENCIES) * math.pi * t
+                first = first + self.bias_net(torch.cat([angles.sin(), angles.cos()]))
+            base = self.synthesis[1:](first).permute(2, 0, 1)[None]
+            out.append((base + self.refine(base))[0].permute(1, 2, 0))
+        return torch.stack(out)
+
+    def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        windows = super().contexts(latents)
+        if not self.temporal:
+            return windows
+        previous = []
+        for f in range(self.frames):
+            for k, y in enumerate(self.frame_latents(latents, f)):
+                if f == 0:
+                    previous.append(torch.zeros(y.numel(), TEMPORAL + 1))
+                    continue
+                before = latents[(f - 1) * self.levels + k]
+                window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
+                previous.append(torch.cat([window, torch.ones(y.numel(), 1)], dim=1))
+        return torch.cat([windows, torch.cat(previous)], dim=1)
+
+
+def x264_gop_point(frames: np.ndarray, crf: int) -> dict:
+    n, h, w, _ = frames.shape
+    size, _, _, _, planes = code(frames, codec_settings("x264", crf), Fraction(25))
+    return {"codec": "x264", "crf": crf, "bpp": size * 8 / (n * h * w),
+            "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), p)
+                                          for f, p in zip(frames, planes)]))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clip", default="carphone")
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--variants", nargs="+", default=["shared", "temporal", "temporal+biases"],
+                    help="shared: networks shared, latents coded alone; temporal: the context "
+                         "model reads the previous frame; +biases: per-frame biases")
+    ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
+    ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
+    add_fit_arguments(ap)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    frames = read_video(CLIPS / f"{args.clip}.mkv", start=args.start, count=args.frames)[0]
+    n, h, w, _ = frames.shape
+    anchor = [x264_gop_point(frames, crf) for crf in args.crfs]
+    results = {"args": {k: str(v) for k, v in vars(args).items()}, "x264": anchor,
+               "variants": {}}
+    for variant in args.variants:
+        points = []
+        for lam in args.lambdas:
+            torch.manual_seed(0)
+            model = LatentGOP(n, h, w, args.levels, args.hidden, args.arm_hidden,
+                              temporal="temporal" in variant, biases="biases" in variant)
+            points.append(latent_point(frames, model, lam, args))
+            p = points[-1]
+            print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "
+                  f"({p['network_bpp']:.3f} networks) {p['psnr_yuv420']:.2f} dB YUV420, "
+                  f"{p['fit_s']} s", file=sys.stderr, flush=True)
+        bd = bd_delta([p["bpp"] for p in anchor], [p["psnr_yuv420"] for p in anchor],
+                      [p["bpp"] for p in points], [p["psnr_yuv420"] for p in points])
+        results["variants"][variant] = {"points": points, "bd_yuv420": bd}
+        print(f"{args.clip} {variant}: BD-rate against x264 {bd['bd_rate']} % (PSNR-YUV420)",
+              file=sys.stderr, flush=True)
+        (args.out / "latent_gop.json").write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

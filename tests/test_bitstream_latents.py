@@ -1,0 +1,104 @@
+"""Latent grids under the fixed-point context model: round trips, exactness, hostile input."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from bitstream import BitstreamError
+from bitstream.latents import CONTEXT, ContextModel, decode_grids, encode_grids, ideal_bits, table_weights
+from bitstream.models import TOTAL
+
+
+def random_model(seed: int, hidden: int = 8, shift: int = 8) -> ContextModel:
+    rng = np.random.default_rng(seed)
+    sizes = [CONTEXT, hidden, hidden, 2]
+    layers = tuple((rng.integers(-40, 41, (o, i)), rng.integers(-40, 41, o))
+                   for i, o in zip(sizes, sizes[1:]))
+    return ContextModel(layers, shift)
+
+
+def left_neighbour_model(log2_scale: int) -> ContextModel:
+    """One layer: the mean is the latent to the left, the scale 2**log2_scale."""
+    shift = 4
+    w = np.zeros((2, CONTEXT), np.int64)
+    w[0, CONTEXT - 1] = 1 << shift
+    return ContextModel(((w, np.array([0, log2_scale << shift])),), shift)
+
+
+def ramp_grid(rng, h: int, w: int) -> np.ndarray:
+    return np.cumsum(rng.integers(-1, 2, (h, w)), axis=1).astype(np.int32)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 9), (7, 1), (2, 2), (5, 3), (13, 17)])
+def test_grids_round_trip(shape):
+    rng = np.random.default_rng(sum(shape))
+    grids = [rng.laplace(0, 2, shape).round().astype(np.int32),
+             np.full(shape, 3, np.int32), ramp_grid(rng, *shape)]
+    model = random_model(1)
+    payload = encode_grids(grids, model)
+    ranges = [(g.shape, int(g.min()), int(g.max())) for g in grids]
+    decoded = decode_grids(payload, ranges, model)
+    for got, want in zip(decoded, grids):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_stream_is_close_to_the_ideal_code_length():
+    rng = np.random.default_rng(3)
+    grid = ramp_grid(rng, 40, 60)
+    model = left_neighbour_model(0)
+    bits = 8 * len(encode_grids([grid], model))
+    ideal = ideal_bits(grid, model)
+    assert ideal < bits < ideal * 1.01 + 64
+
+
+def test_context_model_predicts():
+    """A model that reads the left neighbour codes a random walk along rows far below what
+    a wide, context-blind law does."""
+    rng = np.random.default_rng(4)
+    grid = ramp_grid(rng, 30, 40)
+    blind = ContextModel(((np.zeros((2, CONTEXT), np.int64), np.array([0, 5 << 4])),), 4)
+    assert ideal_bits(grid, left_neighbour_model(0)) < 0.5 * ideal_bits(grid, blind)
+
+
+def test_tables_are_normalised_and_peak_at_the_mean():
+    means = np.array([-17, 0, 3, 8, 100])  # eighths; 100 lies beyond the range: clamped
+    scales = np.array([-28, 0, 4, -8, 28])
+    weights = table_weights(means, scales, -3, 5)
+    assert weights.dtype == np.int64 and (weights >= 0).all()
+    np.testing.assert_array_equal(weights.sum(axis=1), TOTAL - 9)
+    assert list(np.argmax(weights, axis=1)) == [1, 3, 3, 4, 8]
+
+
+def test_coded_bytes_are_pinned():
+    """The format's bytes for fixed input: any change to the model layer, the tables or
+    the coding order changes them, and needs a format decision."""
+    rng = np.random.default_rng(5)
+    grids = [rng.laplace(0, 3, (9, 11)).round().astype(np.int32), ramp_grid(rng, 4, 20)]
+    payload = encode_grids(grids, random_model(6))
+    assert hashlib.sha256(payload).hexdigest()[:16] == "a56aa92df7a339e4"
+
+
+@pytest.mark.parametrize("layers,shift,message", [
+    (((np.zeros((2, CONTEXT), np.int64), np.zeros(2, np.int64)),), 25, "shift"),
+    (((np.zeros((2, 5), np.int64), np.zeros(2, np.int64)),), 4, "shapes"),
+    (((np.full((2, CONTEXT), 2**15), np.zeros(2, np.int64)),), 4, "parameter"),
+    ((), 4, "layers"),
+])
+def test_bad_context_models_are_refused(layers, shift, message):
+    with pytest.raises(BitstreamError, match=message):
+        ContextModel(layers, shift)
+
+
+def test_hostile_payloads_are_refused():
+    rng = np.random.default_rng(7)
+    grid = rng.laplace(0, 4, (16, 16)).round().astype(np.int32)
+    model = random_model(8)
+    payload = encode_grids([grid], model)
+    ranges = [(grid.shape, int(grid.min()), int(grid.max()))]
+    with pytest.raises(BitstreamError):
+        decode_grids(payload[:-4] + b"\xff\xff\xff\xff" * 3, ranges, model)
+    with pytest.raises(BitstreamError, match="multiple of 4"):
+        decode_grids(payload[:-1], ranges, model)
+    with pytest.raises(BitstreamError, match="wider"):
+        decode_grids(payload, [((4, 4), -5000, 5000)], model)
