@@ -36,12 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from latent_intra import CLIPS, CONTEXT, LatentFrame, add_fit_arguments, latent_point  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
+from bitstream.latents import REFERENCE  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
 from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
 
-# The previous frame's latents the context model reads: a 3x3 window of the same grid.
-TEMPORAL = 9
 # Sine and cosine of the frame time at these multiples of pi: the bias network's input.
 TIME_FREQUENCIES = (1, 2, 4, 8)
 
@@ -53,12 +52,11 @@ class LatentGOP(LatentFrame):
                  arm_hidden: int, temporal: bool, biases: bool):
         super().__init__(height, width, levels, hidden, arm_hidden)
         self.frames, self.levels, self.temporal = frames, levels, temporal
-        self.bit_exact = not temporal
         self.shape = (frames, height, width, 3)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros_like(y)) for _ in range(frames) for y in self.latents)
         if temporal:
-            self.arm[0] = nn.Linear(CONTEXT + TEMPORAL + 1, arm_hidden)
+            self.arm[0] = nn.Linear(CONTEXT + REFERENCE, arm_hidden)
         # The bias network gives the synthesis' first layer a bias per frame; it starts
         # at zero, so a GOP begins as frames sharing one synthesis.
         self.bias_net = nn.Linear(2 * len(TIME_FREQUENCIES), hidden) if biases else None
@@ -89,6 +87,12 @@ class LatentGOP(LatentFrame):
             out.append((base + self.refine(base))[0].permute(1, 2, 0))
         return torch.stack(out)
 
+    def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:
+        """Each grid's grid of the frame before, when the context model reads it."""
+        if not self.temporal:
+            return super().references(grids)
+        return [None] * self.levels + grids[:-self.levels]
+
     def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
         windows = super().contexts(latents)
         if not self.temporal:
@@ -97,7 +101,7 @@ class LatentGOP(LatentFrame):
         for f in range(self.frames):
             for k, y in enumerate(self.frame_latents(latents, f)):
                 if f == 0:
-                    previous.append(torch.zeros(y.numel(), TEMPORAL + 1))
+                    previous.append(torch.zeros(y.numel(), REFERENCE))
                     continue
                 before = latents[(f - 1) * self.levels + k]
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
-from bitstream.latents import SCALE_MAX, SCALE_MIN, ContextModel, decode_grids, encode_grids  # noqa: E402
+from bitstream.latents import CONTEXT, SCALE_MAX, SCALE_MIN, ContextModel, decode_grids, encode_grids  # noqa: E402
 from bitstream.stats import tensor_stats  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
@@ -57,9 +57,6 @@ CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"
 YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
                       [0.5, -0.418688, -0.081312]])
 PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
-# The causal neighbours the context model reads: the first 12 positions of a 3x5 window
-# whose last row is the latent's own, so the two rows above (5 each) and two to the left.
-CONTEXT = 12
 MIN_PROBABILITY = 2.0 ** -16
 # What a file would say of each grid beside its payload: its symbol range (two 16-bit
 # numbers; the shapes follow from the frame's).
@@ -77,10 +74,6 @@ def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Ten
 
 class LatentFrame(nn.Module):
     """One frame as latent grids, a synthesis network and a context model."""
-
-    # Whether bitstream.latents can code the latents: its context model reads the grid's
-    # own causal neighbours only.
-    bit_exact = True
 
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int):
         super().__init__()
@@ -147,10 +140,16 @@ class LatentFrame(nn.Module):
         return flat, mu, torch.exp2(log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4))
 
     def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """Every latent's causal neighbours, (latents, CONTEXT): every grid in one batch,
-        since the context model is shared by the grids."""
+        """Every latent's causal neighbours, (latents, CONTEXT), in bitstream.latents'
+        order (the first 12 positions of a 3x5 window ending at the latent): every grid
+        in one batch, since the context model is shared by the grids."""
         return torch.cat([F.unfold(F.pad(y, (2, 2, 2, 0)), (3, 5))[0, :CONTEXT].T
                           for y in latents])
+
+    def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:
+        """The reference grid bitstream.latents gives the context model for each grid:
+        none for a single frame."""
+        return [None] * len(grids)
 
     def bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Ideal code length of the latents under the context model, in bits."""
@@ -252,10 +251,11 @@ def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
     checked: their size in bits and the decode's seconds."""
     coder = context_model(model, step)
     grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
-    payload = encode_grids(grids, coder)
+    references = model.references(grids)
+    payload = encode_grids(grids, coder, references)
     start = time.perf_counter()
     decoded = decode_grids(payload, [(g.shape, int(g.min()), int(g.max())) for g in grids],
-                           coder)
+                           coder, references)
     decode_s = time.perf_counter() - start
     if not all(np.array_equal(a, b) for a, b in zip(decoded, grids)):
         raise AssertionError("latents did not decode to what was coded")
@@ -276,17 +276,12 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
         decoded = (model.rgb(latents).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
     decoded = decoded.reshape(frames.shape)
     pixels = frames[..., 0].size
-    point = {"codec": "latent", "lambda": lam}
-    if model.bit_exact:
-        # Spatial contexts only: the bit-exact coder applies, and its size is the rate.
-        coded_bits, decode_s = range_code(model, latents, steps["arm"])
-        coded_bits += GRID_SIDE_BITS * len(latents)
-        point.update(coded_latent_bpp=coded_bits / pixels, latent_decode_s=round(decode_s, 2),
-                     fixed_point_overhead=coded_bits / latent_bits - 1)
-    else:
-        coded_bits = latent_bits
-    return point | {
-        "bpp": (coded_bits + net_bits) / pixels,
+    coded_bits, decode_s = range_code(model, latents, steps["arm"])
+    coded_bits += GRID_SIDE_BITS * len(latents)
+    return {
+        "codec": "latent", "lambda": lam, "bpp": (coded_bits + net_bits) / pixels,
+        "coded_latent_bpp": coded_bits / pixels, "latent_decode_s": round(decode_s, 2),
+        "fixed_point_overhead": coded_bits / latent_bits - 1,
         "latent_bpp": latent_bits / pixels, "network_bpp": net_bits / pixels,
         "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), yuv420_planes(d))
                                       for f, d in zip(frames, decoded)])),

@@ -27,6 +27,10 @@ from .errors import BitstreamError
 from .models import ONE, PRECISION, TOTAL, decay_powers
 
 CONTEXT = 12
+# A context model may also read a reference grid of the same shape (the previous frame's
+# latents at the same level): its 3x3 window around the latent, then a 1 saying that the
+# reference exists (all ten 0 for a grid coded without one).
+REFERENCE = 10
 ACT_BITS = 8
 MAX_SHIFT = 24
 MAX_PARAMETER = 2**15
@@ -67,7 +71,7 @@ class ContextModel:
         if not 1 <= len(self.layers) <= MAX_LAYERS:
             raise BitstreamError(f"context model has {len(self.layers)} layers "
                                  f"(1..{MAX_LAYERS})")
-        inputs = CONTEXT
+        inputs = self.inputs
         for k, (w, b) in enumerate(self.layers):
             last = k == len(self.layers) - 1
             outputs = 2 if last else w.shape[0]
@@ -81,8 +85,15 @@ class ContextModel:
                                      f"+-{MAX_PARAMETER}")
             inputs = outputs
 
+    @property
+    def inputs(self) -> int:
+        """CONTEXT, or CONTEXT + REFERENCE for a model that reads a reference grid: the
+        first layer's width says which."""
+        first = self.layers[0][0].shape[1] if self.layers and self.layers[0][0].ndim == 2 else 0
+        return CONTEXT + REFERENCE if first == CONTEXT + REFERENCE else CONTEXT
+
     def parameters(self, contexts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """For (n, CONTEXT) integer contexts: each latent's mean in eighths and its scale
+        """For (n, inputs) integer contexts: each latent's mean in eighths and its scale
         index (log2 of the scale in quarters), int64, the scale index clamped."""
         a = contexts.astype(np.int64)
         scale_in = 0  # fractional bits of a: the contexts are integers
@@ -105,13 +116,33 @@ def _rescale(x: np.ndarray, shift: int) -> np.ndarray:
     return (x + (1 << (shift - 1))) >> shift
 
 
-def context_windows(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """(n, CONTEXT) causal neighbours of latents (rows, cols) of a grid stored with two
-    rows of zeros above and two columns of zeros on each side."""
+def context_windows(padded: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+                    reference: np.ndarray | None, inputs: int) -> np.ndarray:
+    """(n, inputs) contexts of latents (rows, cols) of a grid stored with two rows of zeros
+    above and two columns of zeros on each side: the causal neighbours and, for a model of
+    CONTEXT + REFERENCE inputs, the reference's window (reference: the reference grid with
+    its edges repeated once all round, or None for none) and its presence."""
     r, c = rows[:, None], cols[:, None] + 2
     above = np.arange(-2, 3)[None]
-    return np.concatenate([padded[r, c + above], padded[r + 1, c + above],
-                           padded[r + 2, c + np.array([[-2, -1]])]], axis=1)
+    parts = [padded[r, c + above], padded[r + 1, c + above],
+             padded[r + 2, c + np.array([[-2, -1]])]]
+    if inputs > CONTEXT:
+        if reference is None:
+            parts.append(np.zeros((len(rows), REFERENCE), np.int64))
+        else:
+            around = np.arange(3)[None]
+            parts += [reference[r + k, cols[:, None] + around] for k in range(3)]
+            parts.append(np.ones((len(rows), 1), np.int64))
+    return np.concatenate(parts, axis=1)
+
+
+def _reference(reference: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray | None:
+    if reference is None:
+        return None
+    if reference.shape != shape:
+        raise BitstreamError(f"reference grid of shape {reference.shape} for a grid of "
+                             f"shape {shape}")
+    return np.pad(reference.astype(np.int64), 1, mode="edge")
 
 
 def table_weights(eighths: np.ndarray, scales: np.ndarray, lo: int, hi: int) -> np.ndarray:
@@ -163,42 +194,51 @@ def _family() -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(perfect=False)
 
 
-def encode_grids(grids: list[np.ndarray], model: ContextModel) -> bytes:
-    """One range-coder stream of the grids' latents, grid after grid, each in wave order.
-    Each grid's symbols must lie in [grid.min(), grid.max()], the range a reader is told."""
+def encode_grids(grids: list[np.ndarray], model: ContextModel,
+                 references: list[np.ndarray | None] | None = None) -> bytes:
+    """One range-coder stream of the grids' latents, grid after grid, each in wave order,
+    each with its reference grid (or None) if the model reads one. Each grid's symbols
+    lie in [grid.min(), grid.max()], the range a reader is told."""
     encoder = constriction.stream.queue.RangeEncoder()
-    for grid in grids:
+    for grid, reference in zip(grids, references or [None] * len(grids), strict=True):
         lo, hi = int(grid.min()), int(grid.max())
         check_grid(grid.shape, lo, hi)
+        reference = _reference(reference, grid.shape)
         if lo == hi:
             continue
         padded = np.pad(grid.astype(np.int64), ((2, 0), (2, 2)))
         order = [np.concatenate(parts) for parts in zip(*_waves(grid.shape))]
         for start in range(0, grid.size, BATCH):
             rows, cols = (o[start:start + BATCH] for o in order)
-            eighths, scales = model.parameters(context_windows(padded, rows, cols))
+            eighths, scales = model.parameters(
+                context_windows(padded, rows, cols, reference, model.inputs))
             weights = table_weights(eighths, scales, lo, hi).astype(np.float64)
             encoder.encode((grid[rows, cols] - lo).astype(np.int32), _family(), weights)
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
 def decode_grids(payload: bytes, grids: list[tuple[tuple[int, int], int, int]],
-                 model: ContextModel) -> list[np.ndarray]:
-    """The int32 grids, given each one's (shape, lo, hi), from encode_grids' stream."""
+                 model: ContextModel, references: list[np.ndarray | None] | None = None
+                 ) -> list[np.ndarray]:
+    """The int32 grids, given each one's (shape, lo, hi) and reference grid (or None),
+    from encode_grids' stream."""
     if len(payload) % 4:
         raise BitstreamError(f"latent payload length {len(payload)} is not a multiple of 4")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4"))
     out = []
     try:
-        for shape, lo, hi in grids:
+        for (shape, lo, hi), reference in zip(grids, references or [None] * len(grids),
+                                              strict=True):
             check_grid(shape, lo, hi)
+            reference = _reference(reference, tuple(shape))
             h, w = shape
             padded = np.zeros((h + 2, w + 4), np.int64)
             if lo == hi:
                 padded[2:, 2:-2] = lo
             else:
                 for rows, cols in _waves(shape):
-                    eighths, scales = model.parameters(context_windows(padded, rows, cols))
+                    eighths, scales = model.parameters(
+                        context_windows(padded, rows, cols, reference, model.inputs))
                     weights = table_weights(eighths, scales, lo, hi).astype(np.float64)
                     padded[rows + 2, cols + 2] = decoder.decode(_family(), weights) + lo
             out.append(padded[2:, 2:-2].astype(np.int32))
@@ -212,9 +252,11 @@ def decode_grids(payload: bytes, grids: list[tuple[tuple[int, int], int, int]],
     return out
 
 
-def ideal_bits(grid: np.ndarray, model: ContextModel) -> float:
+def ideal_bits(grid: np.ndarray, model: ContextModel,
+               reference: np.ndarray | None = None) -> float:
     """The grid's ideal code length under the model, in bits (for encoders' choices)."""
     lo, hi = int(grid.min()), int(grid.max())
+    reference = _reference(reference, grid.shape)
     if lo == hi:
         return 0.0
     padded = np.pad(grid.astype(np.int64), ((2, 0), (2, 2)))
@@ -222,7 +264,8 @@ def ideal_bits(grid: np.ndarray, model: ContextModel) -> float:
     bits = 0.0
     for start in range(0, grid.size, BATCH):
         r, c = rows[start:start + BATCH], cols[start:start + BATCH]
-        weights = table_weights(*model.parameters(context_windows(padded, r, c)), lo, hi)
+        contexts = context_windows(padded, r, c, reference, model.inputs)
+        weights = table_weights(*model.parameters(contexts), lo, hi)
         chosen = weights[np.arange(len(r)), grid[r, c] - lo] + 1
         bits += float(np.sum(PRECISION - np.log2(chosen)))
     return bits

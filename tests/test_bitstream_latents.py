@@ -6,13 +6,22 @@ import numpy as np
 import pytest
 
 from bitstream import BitstreamError
-from bitstream.latents import CONTEXT, ContextModel, decode_grids, encode_grids, ideal_bits, table_weights
+from bitstream.latents import (
+    CONTEXT,
+    REFERENCE,
+    ContextModel,
+    decode_grids,
+    encode_grids,
+    ideal_bits,
+    table_weights,
+)
 from bitstream.models import TOTAL
 
 
-def random_model(seed: int, hidden: int = 8, shift: int = 8) -> ContextModel:
+def random_model(seed: int, hidden: int = 8, shift: int = 8, inputs: int = CONTEXT
+                 ) -> ContextModel:
     rng = np.random.default_rng(seed)
-    sizes = [CONTEXT, hidden, hidden, 2]
+    sizes = [inputs, hidden, hidden, 2]
     layers = tuple((rng.integers(-40, 41, (o, i)), rng.integers(-40, 41, o))
                    for i, o in zip(sizes, sizes[1:]))
     return ContextModel(layers, shift)
@@ -102,3 +111,38 @@ def test_hostile_payloads_are_refused():
         decode_grids(payload[:-1], ranges, model)
     with pytest.raises(BitstreamError, match="wider"):
         decode_grids(payload, [((4, 4), -5000, 5000)], model)
+
+
+def reference_model(log2_scale: int) -> ContextModel:
+    """One layer reading a reference grid: the mean is the reference's co-located latent."""
+    shift = 4
+    w = np.zeros((2, CONTEXT + REFERENCE), np.int64)
+    w[0, CONTEXT + 4] = 1 << shift  # the centre of the 3x3 window
+    return ContextModel(((w, np.array([0, log2_scale << shift])),), shift)
+
+
+def test_grids_with_references_round_trip():
+    rng = np.random.default_rng(10)
+    model = random_model(11, inputs=CONTEXT + REFERENCE)
+    grids = [rng.laplace(0, 2, (9, 8)).round().astype(np.int32) for _ in range(3)]
+    references = [None, grids[0] + rng.integers(-1, 2, (9, 8)), grids[1][::-1].copy()]
+    payload = encode_grids(grids, model, references)
+    ranges = [(g.shape, int(g.min()), int(g.max())) for g in grids]
+    for got, want in zip(decode_grids(payload, ranges, model, references), grids):
+        np.testing.assert_array_equal(got, want)
+    # Another reference gives other tables: the stream does not decode to the same grids.
+    wrong = [None, references[2], references[1]]
+    try:
+        decoded = decode_grids(payload, ranges, model, wrong)
+    except BitstreamError:
+        return
+    assert not all(np.array_equal(a, b) for a, b in zip(decoded, grids))
+
+
+def test_reference_makes_a_repeated_grid_cheap():
+    rng = np.random.default_rng(12)
+    grid = rng.laplace(0, 4, (20, 24)).round().astype(np.int32)
+    model = reference_model(-6)
+    assert ideal_bits(grid, model, grid) < 0.05 * ideal_bits(grid, model, None)
+    with pytest.raises(BitstreamError, match="reference grid of shape"):
+        encode_grids([grid], model, [grid[1:]])

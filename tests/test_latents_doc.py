@@ -26,10 +26,19 @@ def R(x: int, s: int) -> int:
     return (x + (1 << (s - 1))) >> s if s > 0 else x << -s
 
 
-def context(y: dict, r: int, c: int) -> list[int]:
+def context(y: dict, r: int, c: int, inputs: int, ref) -> list[int]:
     cells = ([(r - 2, c + j) for j in range(-2, 3)] + [(r - 1, c + j) for j in range(-2, 3)]
              + [(r, c - 2), (r, c - 1)])
-    return [y.get(cell, 0) for cell in cells]
+    out = [y.get(cell, 0) for cell in cells]
+    if inputs == 22:
+        if ref is None:
+            return out + [0] * 10
+        h, w = ref.shape
+        for i in range(r - 1, r + 2):
+            for j in range(c - 1, c + 2):
+                out.append(int(ref[min(max(i, 0), h - 1), min(max(j, 0), w - 1)]))
+        out.append(1)
+    return out
 
 
 def network(layers, shift: int, a: list[int], lo: int, hi: int) -> tuple[int, int]:
@@ -68,10 +77,11 @@ def table(m: int, k: int, lo: int, hi: int) -> list[int]:
     return [x + 1 for x in w]
 
 
-def doc_decode(payload: bytes, grids, layers, shift) -> list[np.ndarray]:
+def doc_decode(payload: bytes, grids, layers, shift, references) -> list[np.ndarray]:
     decoder = DocRangeDecoder(payload)
+    inputs = len(layers[0][0][0])
     out = []
-    for (h, w), lo, hi in grids:
+    for ((h, w), lo, hi), ref in zip(grids, references):
         y = {}
         for t in range(w + 3 * (h - 1)):
             for r in range(h):
@@ -80,27 +90,32 @@ def doc_decode(payload: bytes, grids, layers, shift) -> list[np.ndarray]:
                     if lo == hi:
                         y[r, c] = lo
                         continue
-                    m, k = network(layers, shift, context(y, r, c), lo, hi)
+                    m, k = network(layers, shift, context(y, r, c, inputs, ref), lo, hi)
                     y[r, c] = decoder.decode(cumulative(table(m, k, lo, hi))) + lo
         out.append(np.array([[y[r, c] for c in range(w)] for r in range(h)]))
     assert decoder.end_check()
     return out
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_doc_reader_decodes_the_coders_streams(seed):
+    """Seeds 0-2 read the grid's own neighbours; seed 3 a reference grid too."""
     rng = np.random.default_rng(seed)
-    sizes = [12, 6, 2] if seed else [12, 2]
+    sizes = {0: [12, 2], 3: [22, 5, 2]}.get(seed, [12, 6, 2])
     layers = tuple((rng.integers(-300, 301, (o, i)), rng.integers(-300, 301, o))
                    for i, o in zip(sizes, sizes[1:]))
     shift = int(rng.integers(4, 12))
     grids = [rng.laplace(0, 3, (6, 7)).round().astype(np.int32),
              np.cumsum(rng.integers(-2, 3, (3, 10)), axis=1).astype(np.int32),
              np.full((2, 2), -4, np.int32), rng.integers(-1, 2, (5, 1)).astype(np.int32)]
+    references = [None] * len(grids)
+    if seed == 3:
+        references = [grids[0][:, ::-1].copy(), None, rng.integers(-3, 4, (2, 2)),
+                      grids[3] + 1]
     model = ContextModel(layers, shift)
-    payload = encode_grids(grids, model)
+    payload = encode_grids(grids, model, references)
     ranges = [(g.shape, int(g.min()), int(g.max())) for g in grids]
-    for got, want in zip(doc_decode(payload, ranges, layers, shift), grids):
+    for got, want in zip(doc_decode(payload, ranges, layers, shift, references), grids):
         np.testing.assert_array_equal(got, want)
 
 
