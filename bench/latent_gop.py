@@ -6,7 +6,9 @@ and the context model are fitted to all the GOP's frames and coded once, each fr
 its own latent pyramid, and a small time-conditioned bias network gives each frame its own
 biases in the synthesis (ActINR's bias modulation). The context model may also read the
 previous frame's latents around the same place (a 3x3 window of the same grid, and a flag
-saying whether there is a previous frame), the way C3 conditions on the frame before. This
+saying whether there is a previous frame), the way C3 conditions on the frame before. And
+only every N-th frame may keep latents, the frames between interpolating them in time (a
+3D grid coarse in t, which is also what lets a decoder ask for any time). This
 probe measures what each of these buys over the same frames coded one at a time, and
 x264 medium at its default keyint on the same frames, all scored as whole clips are (mean
 PSNR-YUV420 over the frames, bits over all of them).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from fractions import Fraction
 from pathlib import Path
@@ -49,12 +52,15 @@ class LatentGOP(LatentFrame):
     """A GOP as one latent pyramid per frame over shared networks."""
 
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
-                 arm_hidden: int, temporal: bool, biases: bool):
+                 arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1):
         super().__init__(height, width, levels, hidden, arm_hidden)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
+        # Frames with latents of their own (every key_every-th and the last); the frames
+        # between take the latents linearly interpolated in time, as a 3D grid coarse in t.
+        self.keys = sorted({*range(0, frames, key_every), frames - 1})
         self.latents = nn.ParameterList(
-            nn.Parameter(torch.zeros_like(y)) for _ in range(frames) for y in self.latents)
+            nn.Parameter(torch.zeros_like(y)) for _ in self.keys for y in self.latents)
         if temporal:
             self.arm[0] = nn.Linear(CONTEXT + REFERENCE, arm_hidden)
         # The bias network gives the synthesis' first layer a bias per frame; it starts
@@ -70,8 +76,16 @@ class LatentGOP(LatentFrame):
             nets["bias_net"] = self.bias_net
         return nets
 
+    def key_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+        return latents[k * self.levels:(k + 1) * self.levels]
+
     def frame_latents(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
-        return latents[f * self.levels:(f + 1) * self.levels]
+        after = next(k for k, key in enumerate(self.keys) if key >= f)
+        if self.keys[after] == f:
+            return self.key_latents(latents, after)
+        a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
+        return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.key_latents(latents, after - 1),
+                                                        self.key_latents(latents, after))]
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
@@ -88,7 +102,7 @@ class LatentGOP(LatentFrame):
         return torch.stack(out)
 
     def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:
-        """Each grid's grid of the frame before, when the context model reads it."""
+        """Each grid's grid of the key frame before, when the context model reads it."""
         if not self.temporal:
             return super().references(grids)
         return [None] * self.levels + grids[:-self.levels]
@@ -98,8 +112,8 @@ class LatentGOP(LatentFrame):
         if not self.temporal:
             return windows
         previous = []
-        for f in range(self.frames):
-            for k, y in enumerate(self.frame_latents(latents, f)):
+        for f in range(len(self.keys)):
+            for k, y in enumerate(self.key_latents(latents, f)):
                 if f == 0:
                     previous.append(torch.zeros(y.numel(), REFERENCE))
                     continue
@@ -124,7 +138,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--variants", nargs="+", default=["shared", "temporal", "temporal+biases"],
                     help="shared: networks shared, latents coded alone; temporal: the context "
-                         "model reads the previous frame; +biases: per-frame biases")
+                         "model reads the previous frame; +biases: per-frame biases; +keysN: "
+                         "latents on every N-th frame, interpolated between")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -140,8 +155,10 @@ def main() -> None:
         points = []
         for lam in args.lambdas:
             torch.manual_seed(0)
+            keys = re.search(r"keys(\d+)", variant)
             model = LatentGOP(n, h, w, args.levels, args.hidden, args.arm_hidden,
-                              temporal="temporal" in variant, biases="biases" in variant)
+                              temporal="temporal" in variant, biases="biases" in variant,
+                              key_every=int(keys[1]) if keys else 1)
             points.append(latent_point(frames, model, lam, args))
             p = points[-1]
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "
