@@ -91,14 +91,12 @@ class LatentGOP(LatentFrame):
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
         out = []
         for f in range(self.frames):
-            stack = self.upsampled(self.frame_latents(latents, f))
-            first = self.synthesis[0](stack)
+            bias = None
             if self.bias_net is not None:
                 t = torch.tensor(f / max(1, self.frames - 1))
                 angles = torch.tensor(TIME_FREQUENCIES) * math.pi * t
-                first = first + self.bias_net(torch.cat([angles.sin(), angles.cos()]))
-            base = self.synthesis[1:](first).permute(2, 0, 1)[None]
-            out.append((base + self.refine(base))[0].permute(1, 2, 0))
+                bias = self.bias_net(torch.cat([angles.sin(), angles.cos()]))
+            out.append(self.pixels(self.upsampled(self.frame_latents(latents, f)), bias))
         return torch.stack(out)
 
     def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
 from bitstream.latents import CONTEXT, SCALE_MAX, SCALE_MIN, ContextModel, decode_grids, encode_grids  # noqa: E402
-from bitstream.stats import tensor_stats  # noqa: E402
+from bitstream.models import fit_model, ideal_bits, pack_model  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
 from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
@@ -127,10 +127,18 @@ class LatentFrame(nn.Module):
         return torch.stack([rows @ y[0, 0] @ cols.T for y, (rows, cols)
                             in zip(latents, self.upsample)], dim=-1)
 
+    def pixels(self, stack: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(H, W, 3) RGB in [0, 1], unclipped, from upsampled latents (H, W, levels); bias,
+        if given, is added to the synthesis' first layer."""
+        first = self.synthesis[0](stack)
+        if bias is not None:
+            first = first + bias
+        base = self.synthesis[1:](first).permute(2, 0, 1)[None]  # (1, 3, H, W)
+        return (base + self.refine(base))[0].permute(1, 2, 0)
+
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped."""
-        base = self.synthesis(self.upsampled(latents)).permute(2, 0, 1)[None]
-        return (base + self.refine(base))[0].permute(1, 2, 0)
+        return self.pixels(self.upsampled(latents))
 
     def laplace(self, latents: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Every latent, flat, with the mean and scale the context model gives it."""
@@ -232,8 +240,8 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
 def tensor_bits(symbols: torch.Tensor) -> float:
     """A quantized tensor's cost in the codec's coder: its integer model's ideal code
     length plus the model's parameters."""
-    stats = tensor_stats("", symbols.numpy())
-    return stats.ideal_bits + stats.side_bits
+    model, counts = fit_model(symbols.numpy().astype(np.int32))
+    return ideal_bits(model, counts) + 8 * len(pack_model(model))
 
 
 def context_model(model: LatentFrame, step: float) -> ContextModel:

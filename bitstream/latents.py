@@ -190,6 +190,13 @@ def _waves(shape: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def _tables(model: ContextModel, padded: np.ndarray, rows: np.ndarray, cols: np.ndarray,
+            reference: np.ndarray | None, lo: int, hi: int) -> np.ndarray:
+    """The integer table weights of latents (rows, cols), their contexts read from padded."""
+    contexts = context_windows(padded, rows, cols, reference, model.inputs)
+    return table_weights(*model.parameters(contexts), lo, hi)
+
+
 def _family() -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(perfect=False)
 
@@ -210,9 +217,7 @@ def encode_grids(grids: list[np.ndarray], model: ContextModel,
         order = [np.concatenate(parts) for parts in zip(*_waves(grid.shape))]
         for start in range(0, grid.size, BATCH):
             rows, cols = (o[start:start + BATCH] for o in order)
-            eighths, scales = model.parameters(
-                context_windows(padded, rows, cols, reference, model.inputs))
-            weights = table_weights(eighths, scales, lo, hi).astype(np.float64)
+            weights = _tables(model, padded, rows, cols, reference, lo, hi).astype(np.float64)
             encoder.encode((grid[rows, cols] - lo).astype(np.int32), _family(), weights)
     return encoder.get_compressed().astype("<u4").tobytes()
 
@@ -237,10 +242,9 @@ def decode_grids(payload: bytes, grids: list[tuple[tuple[int, int], int, int]],
                 padded[2:, 2:-2] = lo
             else:
                 for rows, cols in _waves(shape):
-                    eighths, scales = model.parameters(
-                        context_windows(padded, rows, cols, reference, model.inputs))
-                    weights = table_weights(eighths, scales, lo, hi).astype(np.float64)
-                    padded[rows + 2, cols + 2] = decoder.decode(_family(), weights) + lo
+                    weights = _tables(model, padded, rows, cols, reference, lo, hi)
+                    symbols = decoder.decode(_family(), weights.astype(np.float64))
+                    padded[rows + 2, cols + 2] = symbols + lo
             out.append(padded[2:, 2:-2].astype(np.int32))
         exhausted = decoder.maybe_exhausted()
     except BitstreamError:
@@ -264,8 +268,7 @@ def ideal_bits(grid: np.ndarray, model: ContextModel,
     bits = 0.0
     for start in range(0, grid.size, BATCH):
         r, c = rows[start:start + BATCH], cols[start:start + BATCH]
-        contexts = context_windows(padded, r, c, reference, model.inputs)
-        weights = table_weights(*model.parameters(contexts), lo, hi)
+        weights = _tables(model, padded, r, c, reference, lo, hi)
         chosen = weights[np.arange(len(r)), grid[r, c] - lo] + 1
         bits += float(np.sum(PRECISION - np.log2(chosen)))
     return bits

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_range_coder_doc import DocRangeDecoder, cumulative
+from test_range_coder_doc import DocRangeDecoder, cumulative, decay_powers
 
 from bitstream.latents import ContextModel, encode_grids, table_weights
 
@@ -55,16 +55,8 @@ def network(layers, shift: int, a: list[int], lo: int, hi: int) -> tuple[int, in
     return m, min(max(R(a[1], 6), -28), 28)
 
 
-def powers(d: int, length: int) -> list[int]:
-    p = [2**30, d * 2**14]
-    for j in range(2, length):
-        b = 1 << (j.bit_length() - 1)
-        p.append((p[b // 2] ** 2 + 2**29) >> 30 if j == b else (p[b] * p[j - b] + 2**29) >> 30)
-    return p
-
-
 def table(m: int, k: int, lo: int, hi: int) -> list[int]:
-    p = powers(D[k + 28], 8 * (hi - lo) + 2 * abs(m) + 16)
+    p = decay_powers(D[k + 28], 8 * (hi - lo) + 2 * abs(m) + 16)
 
     def below(e):
         return p[-e] >> 1 if e < 0 else 2**30 - (p[e] >> 1)

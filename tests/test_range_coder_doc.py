@@ -33,19 +33,25 @@ PRECISION_TOTAL = 2**24
 MOD = 2**64
 
 
-def frequency_table(kind: int, lo: int, params: tuple) -> list[int]:
-    """The integer frequencies `f` of a laplace (params hi, centre, decay) or histogram
-    (params hi, counts) model, with Python integers."""
+def decay_powers(decay: int, length: int) -> list[int]:
+    """`P[0..length-1]`: `P[0] = 2**30`, `P[1] = decay * 2**14`, then doubling by rounded
+    products, with Python integers."""
     def rnd(x):
         return (x + 2**29) >> 30
 
+    powers = [2**30, decay * 2**14][:length]
+    for d in range(2, length):
+        b = 1 << (d.bit_length() - 1)
+        powers.append(rnd(powers[b // 2] ** 2) if d == b else rnd(powers[b] * powers[d - b]))
+    return powers
+
+
+def frequency_table(kind: int, lo: int, params: tuple) -> list[int]:
+    """The integer frequencies `f` of a laplace (params hi, centre, decay) or histogram
+    (params hi, counts) model, with Python integers."""
     if kind == 1:
         hi, centre, decay = params
-        reach = max(centre - lo, hi - centre) + 1
-        powers = [2**30, decay * 2**14][:reach]
-        for d in range(2, reach):
-            b = 1 << (d.bit_length() - 1)
-            powers.append(rnd(powers[b // 2] ** 2) if d == b else rnd(powers[b] * powers[d - b]))
+        powers = decay_powers(decay, max(centre - lo, hi - centre) + 1)
         v, peak = [powers[abs(s - centre)] for s in range(lo, hi + 1)], centre - lo
     else:
         hi, counts = params
