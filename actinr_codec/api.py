@@ -9,6 +9,7 @@ file. The command line (cli/) is a thin shell over these three.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -24,13 +25,16 @@ import numpy as np
 import torch
 
 from bitstream.container import assemble_file, write_atomically
-from bitstream.header import VERSION
+from bitstream.errors import BitstreamError
+from bitstream.header import VERSION, encode_header, pack_config
 from bitstream.limits import check_gop_kinds, check_gop_ranges, check_info
 from bitstream.records import VideoInfo, reference_of
 
 from . import __version__
+from .media.carry import carried_streams, filter_streams
 from .media.frames import Frames, StreamedFrames
-from .media.videoio import MAX_RATE_TERM, VideoWriter
+from .media.timing import model_clock
+from .media.videoio import MAX_RATE_TERM, VideoWriter, output_extension
 from .model.config import ModelConfig
 from .model.schema import stream_config
 from .parallel.local import encode_gops
@@ -40,6 +44,7 @@ from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
 from .pipeline.presets import settings_for
+from .pipeline.ratecontrol import quality_for
 from .pipeline.settings import EncodeSettings
 from .pipeline.source import Source, array_source, file_source
 from .pipeline.times import output_size, output_times
@@ -97,10 +102,18 @@ class EncodeReport:
     seconds: float
     path: Path | None = None
     data: bytes | None = field(default=None, repr=False)  # the file, when not written
+    variable_rate: bool = False  # each frame's own timestamp kept (media.timing)
+    carried: int = 0  # bytes of audio and subtitle streams carried (media.carry)
+    notes: list[str] = field(default_factory=list)  # what was left out, and why
 
     @property
     def bpp(self) -> float:
         return self.size * 8 / (self.plan.width * self.plan.height * self.plan.frames)
+
+    @property
+    def bitrate(self) -> float:
+        """Bits per second of the file over the video's duration, as x264 reports it."""
+        return float(self.size * 8 * self.plan.fps / self.plan.frames)
 
     @property
     def psnr(self) -> float:
@@ -131,13 +144,22 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     started = time.perf_counter()
     cut_scenes = options.scenecut if settings is None else settings.scenecut
     src, rate, holes = _source(source, options, start, frames, fps, mask, cut_scenes)
-    noise_level = None
-    if settings is None:
+    notes: list[str] = []
+    stamps = src.timestamps if fps is None else None
+    carried = _carried(source, src, options, start, frames, rate, stamps, fps, notes)
+    noise_level, target = None, _target_bits(options, src.count, rate)
+    chosen = settings is not None
+    if not chosen:
         settings = settings_for(src.width * src.height, options)
+    gops = plan_gops(src.count, settings.gop_size, settings.keyint, src.cuts)
+    if not chosen:
+        if target is not None:
+            settings = _rate_controlled(options, src, gops, rate, target)
         if options.denoise is not None:
             noise_level = options.denoise or _noise_level(src, holes)
             settings = denoise_settings(settings, noise_level / 255)
-    gops = plan_gops(src.count, settings.gop_size, settings.keyint, src.cuts)
+    if stamps is not None:
+        settings = dataclasses.replace(settings, frame_times=model_clock(stamps))
     device = (str(resolve_device(options.device)) if options.scheduler is None
               else options.device)
     plan = EncodePlan(src.width, src.height, src.count, rate, gops.gops, gops.kinds, settings,
@@ -184,13 +206,75 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     if journal is not None:
         journal.close()  # complete: kept until the output is in place
     data = assemble_file(info, stream_config(settings.model, settings.gop_size),
-                         [r.coded for r in reports])
+                         [r.coded for r in reports], stamps, carried)
     if output is not None:
         write_atomically(output, data)
         journal.discard()
     return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
                         path=None if output is None else Path(output),
-                        data=data if output is None else None)
+                        data=data if output is None else None,
+                        variable_rate=stamps is not None,
+                        carried=0 if carried is None else len(carried), notes=notes)
+
+
+def _carried(source, src: Source, options: EncodeOptions, start: int, frames: int | None,
+             rate: Fraction, stamps, fps, notes: list[str]) -> bytes | None:
+    """The source's audio and subtitle streams to carry (media.carry), cut to the frames
+    encoded, or None; what is left out is said in ``notes``."""
+    kinds = tuple(k for k, keep in (("audio", options.audio), ("subtitle", options.subtitles))
+                  if keep)
+    if isinstance(source, np.ndarray) or not kinds:
+        return None
+    origin = src.origin if src.origin is not None else start / rate
+    if start == 0 and frames is None:
+        end = None  # the whole file: every packet, priming and tail included
+    elif stamps is not None:
+        end = origin + float(Fraction((stamps.pts[-1] - stamps.pts[0]) * stamps.num,
+                                      stamps.den) + 1 / rate)
+    else:
+        end = origin + float(src.count / rate)
+    streams = carried_streams(source, origin, end, kinds)
+    if streams is not None and fps is not None and rate != src.fps:
+        notes.append(f"audio and subtitles dropped: --fps {fps} retimes the video, so they "
+                     f"would drift")
+        return None
+    return streams
+
+
+def _target_bits(options: EncodeOptions, frames: int, rate: Fraction) -> float | None:
+    """The file's size in bits that --bitrate or --target-size asks for, if either."""
+    if options.bitrate is not None and options.target_size is not None:
+        raise ValueError("bitrate and target_size are exclusive")
+    if options.bitrate is not None:
+        if not options.bitrate > 0:
+            raise ValueError(f"bitrate must be positive, got {options.bitrate}")
+        return float(options.bitrate * frames / rate)
+    if options.target_size is not None:
+        if options.target_size < 1:
+            raise ValueError(f"target size must be positive, got {options.target_size}")
+        return options.target_size * 8.0
+    return None
+
+
+def _rate_controlled(options: EncodeOptions, src: Source, gops, rate: Fraction,
+                     target: float) -> EncodeSettings:
+    """Settings for an encode to ``target`` bits: the quality level whose usual rate is
+    nearest, and rate control over what the chunks may spend once the header is paid."""
+    pixels = src.width * src.height
+    quality = quality_for(target / (pixels * src.count))
+    settings = settings_for(pixels, dataclasses.replace(options, quality=quality))
+    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
+                     fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
+    header = encode_header(info, pack_config(stream_config(settings.model, settings.gop_size)),
+                           [(g.start, g.stop) for g in gops.gops],
+                           [(kind, reference_of(k, kind)) for k, kind in enumerate(gops.kinds)],
+                           [0] * len(gops.gops))
+    chunks = target - len(header) * 8
+    if chunks <= 0:
+        raise ValueError(f"a target of {target / 8:.0f} bytes does not even hold the file's "
+                         f"{len(header)}-byte header")
+    return dataclasses.replace(settings,
+                               target_bpp=chunks / (pixels * sum(len(g) for g in gops.gops)))
 
 
 def _check_writable(info: VideoInfo, plan: EncodePlan) -> None:
@@ -325,6 +409,38 @@ class AnrVideo:
         """Each GOP's kind, bitstream.records.INTRA or PREDICTED."""
         return self._decoder.kinds
 
+    @property
+    def timestamps(self):
+        """Each frame's own timestamp (bitstream.side.Timestamps) for a variable frame
+        rate, or None: frame k at k / fps seconds."""
+        return self._decoder.reader.timestamps
+
+    @property
+    def carried_size(self) -> int:
+        """Bytes of carried audio and subtitle streams (0: none)."""
+        return self._decoder.reader.streams_size
+
+    def carried(self) -> bytes:
+        """The carried streams: a Matroska file of the source's audio and subtitle
+        packets, timed from the first frame."""
+        return self._decoder.reader.read_streams()
+
+    def source_times(self, start: float | None = None, end: float | None = None
+                     ) -> tuple[list[float], list[int], Fraction]:
+        """A variable-rate file's own frames within [start, end) seconds: their model
+        times, their timestamps counted from the first of them, and the time base those
+        count in."""
+        stamps = self.timestamps
+        seconds = stamps.seconds()
+        keep = [k for k, s in enumerate(seconds)
+                if (start is None or s >= start - 1e-9) and (end is None or s < end)]
+        if not keep:
+            raise ValueError(f"no frames between start and end in this {seconds[-1]:.3f}s "
+                             f"video")
+        clock = self._decoder.clock
+        return ([clock[k] for k in keep], [stamps.pts[k] - stamps.pts[keep[0]] for k in keep],
+                Fraction(stamps.num, stamps.den))
+
     def gop_model(self, k: int):
         """GOP k's decoded model (a torch module)."""
         return self._decoder.model(k)
@@ -389,6 +505,7 @@ class DecodeReport:
     height: int
     fps: Fraction
     seconds: float  # rendering and writing, after the file was opened
+    notes: list[str] = field(default_factory=list)  # what was dropped or changed, and why
 
 
 def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
@@ -396,27 +513,69 @@ def decode(source: str | os.PathLike | bytes, output: str | os.PathLike, *,
            fps_scale: float | None = None, fps: Fraction | None = None,
            start: float | None = None, end: float | None = None, lossless: bool = False,
            device: str = "auto", max_memory: int = DEFAULT_MAX_MEMORY,
-           threads: int | None = None, format: str | None = None  # noqa: A002
-           ) -> DecodeReport:
+           threads: int | None = None, format: str | None = None,  # noqa: A002
+           audio: bool = True, subtitles: bool = True) -> DecodeReport:
     """Render an .anr into a video file (mp4, mkv, mov, y4m or a %d PNG pattern), or with
     output "-" to standard output (y4m, or mkv), with the playback options of
     ``AnrVideo.times`` and ``AnrVideo.size``; ``format`` overrides the output's extension.
-    Refused before anything is allocated or written if it would need more than max_memory
-    bytes."""
+
+    A variable-frame-rate file plays each frame at its own timestamp (y4m and PNG, which
+    have no timestamps, get a constant rate instead: its average, rendered at exact
+    instants). Carried audio and subtitles (unless ``audio``/``subtitles`` say no) are
+    muxed in, cut as the video is; slow motion drops them. What is dropped is said in the
+    report's notes. Refused before anything is allocated or written if it would need more
+    than max_memory bytes."""
+    notes: list[str] = []
     with AnrVideo(source, device, max_memory, threads) as video:
-        times, rate = video.times(fps_scale, fps, start, end)
+        extension = output_extension(output, format)
+        stamps = video.timestamps
+        pts, time_base = None, None
+        if stamps is not None and fps_scale is None and fps is None:
+            if extension in (".y4m", ".png"):
+                fps = video.fps
+                notes.append(f"{extension[1:]} has no timestamps: the variable frame rate "
+                             f"becomes a constant {float(fps):.6g} fps (--fps R to choose)")
+            else:
+                times, pts, time_base = video.source_times(start, end)
+                rate = video.fps
+        if pts is None:
+            times, rate = video.times(fps_scale, fps, start, end)
         height, width = video.size(scale, size)
+        first_second = times[0] / video.fps
+        carried = _carried_for_decode(video, fps_scale, audio, subtitles, max_memory, notes)
         began = time.perf_counter()
         frames = video.frames(times, size=(width, height))
         # The first frame before the writer: a file whose first GOP cannot be decoded
         # fails before an encoder sized by its header is set up.
         first = next(frames)
+        window = (float(first_second), float(end) if end is not None else math.inf)
         with VideoWriter(output, width, height, rate, lossless=lossless, format=format,
-                         colour=video.info.colour) as writer:
-            for frame in itertools.chain([first], frames):
-                writer.write(frame)
+                         colour=video.info.colour, time_base=time_base, carried=carried,
+                         window=window) as writer:
+            notes += writer.notes
+            for k, frame in enumerate(itertools.chain([first], frames)):
+                writer.write(frame, None if pts is None else pts[k])
     return DecodeReport(str(output), len(times), width, height, rate,
-                        time.perf_counter() - began)
+                        time.perf_counter() - began, notes)
+
+
+def _carried_for_decode(video: AnrVideo, fps_scale: float | None, audio: bool,
+                        subtitles: bool, max_memory: int, notes: list[str]) -> bytes | None:
+    """The carried streams a decode muxes, or None (with the reason in notes)."""
+    size = video.carried_size
+    if size == 0 or not (audio or subtitles):
+        return None
+    if fps_scale is not None and fps_scale != 1:
+        notes.append(f"audio and subtitles dropped: {fps_scale:g}x slow motion changes the "
+                     f"timing")
+        return None
+    if size > max_memory:
+        raise BitstreamError(f"the carried streams take {size >> 20} MiB, more than "
+                             f"--max-memory allows")
+    data = video.carried()
+    if audio and subtitles:
+        return data
+    return filter_streams(data, ("audio",) if audio else ("subtitle",))
 
 
 __all__ = ["AnrVideo", "DecodeReport", "EncodeOptions", "EncodePlan", "EncodeReport",

@@ -115,6 +115,8 @@ def run_container(data: bytes) -> str:
         with AnrReader(data) as reader:
             for k in range(len(reader.index)):
                 reader.read_gop(k)
+            if reader.streams_size:
+                reader.read_streams()
         outcomes.append("ok")
     except BitstreamError as exc:
         outcomes.append(str(exc))

@@ -24,7 +24,7 @@ from bitstream.header import MAGIC, NO_REFERENCE, T_BOOL, T_FLOAT, T_INT, T_NONE
 from bitstream.limits import MAX_SYMBOL
 from bitstream.models import CONSTANT, HISTOGRAM, LAPLACE, SymbolModel, fit_model
 from bitstream.records import INTRA, PREDICTED
-from bitstream.wire import Cursor
+from bitstream.wire import Cursor, pack_varints
 
 # Element counts the entropy harness allows per tensor: the format allows 2**26, which a
 # few bytes can legitimately demand (seconds of decoding), so the entropy layer stays
@@ -302,6 +302,8 @@ class AnrFile:
     chunks: list[Chunk]
     header_extra: bytes = b""
     trailing: bytes = b""
+    side: bytes = b""                      # version 4: the side section after the chunks
+    side_length: int | None = None         # None: the side section's own length
     magic: bytes = MAGIC
     body_length: int | None = None
     config_count: int | None = None
@@ -314,8 +316,10 @@ class AnrFile:
         for key, tag, value in self.config:
             config += [pk("<B", len(key)), key, pk("<B", tag), pack_value(tag, value)]
         entry_size = 20 if self.version == 1 else 25
+        side = (pk("<Q", len(self.side) if self.side_length is None else self.side_length)
+                if self.version >= 4 else b"")
         head_size = (21 + sum(len(c) for c in config) + 4 + entry_size * len(self.index)
-                     + len(self.header_extra))
+                     + len(side) + len(self.header_extra))
         offset = 16 + head_size + 4
         entries = []
         for k, e in enumerate(self.index):
@@ -327,11 +331,11 @@ class AnrFile:
             offset += length
         head = b"".join([pk("<IIIIIB", *self.info), *config,
                          pk("<I", len(self.index) if self.gop_count is None else self.gop_count),
-                         *entries, self.header_extra])
+                         *entries, side, self.header_extra])
         framed = self.magic + pk("<II", self.version,
                                  len(head) if self.body_length is None else self.body_length) + head
         crc = pk("<I", zlib.crc32(framed) if self.crc is None else self.crc)
-        return framed + crc + b"".join(chunks) + self.trailing
+        return framed + crc + b"".join(chunks) + self.side + self.trailing
 
     def config_dict(self) -> dict:
         return {key.decode("utf-8", "replace"): value.decode("utf-8", "replace")
@@ -360,7 +364,7 @@ def parse_file(data: bytes) -> AnrFile | None:
 
 def _parse_file(data: bytes) -> AnrFile | None:
     magic, version, body_length = struct.unpack_from("<8sII", data)
-    if version not in (1, 2, 3):
+    if version not in (1, 2, 3, 4):
         return None
     cursor = Cursor(memoryview(data)[16:16 + body_length], "header")
     info = list(cursor.unpack("<IIIIIB"))
@@ -380,16 +384,20 @@ def _parse_file(data: bytes) -> AnrFile | None:
         else:
             offset, length, start, stop, kind, reference = cursor.unpack("<QIIIBI")
         index.append(Entry(start, stop, kind, reference))
+    side_length = cursor.one("<Q") if version >= 4 else 0
     anr = AnrFile(version, info, config, index, [], header_extra=bytes(cursor.take(cursor.remaining)),
                   magic=magic)
-    pos = 16 + body_length + 4
-    while pos + 12 <= len(data):
+    pos, chunks_end = 16 + body_length + 4, max(16 + body_length + 4, len(data) - side_length)
+    while pos + 12 <= chunks_end:
         end = pos + 12 + struct.unpack_from("<I", data, pos + 4)[0]
-        if end > len(data):
+        if end > chunks_end:
             break
         anr.chunks.append(parse_chunk(data[pos:end], version))
         pos = end
-    anr.trailing = data[pos:]
+    if pos == chunks_end:
+        anr.side = data[pos:]
+    else:
+        anr.trailing = data[pos:]
     return anr
 
 
@@ -662,9 +670,38 @@ def mutate_config(anr: AnrFile, r: random.Random) -> None:
         anr.config_count = r.choice([0, len(config) + 1, 256, 257, 65535])
 
 
+def mutate_side(anr: AnrFile, r: random.Random) -> None:
+    """An edit of the side section (version 4): its length in the header, a box's type or
+    length, the TIME box's fields, or the section's bytes, with its CRC recomputed mostly."""
+    op = r.randrange(4)
+    if op == 0:
+        anr.side_length = r.choice([0, 1, 15, 16, len(anr.side) + 1, some_int(r, len(anr.side))])
+        return
+    body = bytearray(anr.side[:-4] if len(anr.side) >= 4 else b"")
+    if op == 1 and len(body) >= 12:
+        # The first box: another type, or another payload length.
+        if r.random() < 0.5:
+            body[0:4] = r.choice([b"TIME", b"STRM", b"time", b"\0\0\0\0", r.randbytes(4)])
+        else:
+            body[4:12] = pk("<Q", r.choice([0, 1, 15, len(body), 2**40, 2**64 - 1, some_int(r)]))
+    elif op == 2:
+        # A TIME box of its own: time base, first stamp and steps, valid or not.
+        count = max(0, anr.info[2] - 1) if r.random() < 0.7 else r.choice([0, 1, 2, 300])
+        steps = [r.choice([1, 2, 3, 1000, 0, 2**28 - 1]) for _ in range(min(count, 4096))]
+        payload = (pk("<IIq", r.choice([1, 0, 2**32 - 1]), r.choice([90000, 1000, 0, 1]),
+                      r.choice([0, -3003, 2**62, -2**62 - 1]))
+                   + pack_varints(np.asarray(steps, dtype=np.int64)))
+        body = bytearray(pk("<4sQ", b"TIME", len(payload)) + payload) + (
+            body if r.random() < 0.5 else b"")
+    else:
+        body = bytearray(mutate_bytes(bytes(body), r))
+    crc = zlib.crc32(body) if r.random() < 0.9 else r.getrandbits(32)
+    anr.side = bytes(body) + pk("<I", crc)
+
+
 def mutate_file(anr: AnrFile, r: random.Random) -> None:
     """One structural edit of a parsed file, in place."""
-    op = r.randrange(16)
+    op = r.randrange(17)
     if op == 0:
         i = r.randrange(6)
         anr.info[i] = some_int(r, anr.info[i])
@@ -710,6 +747,8 @@ def mutate_file(anr: AnrFile, r: random.Random) -> None:
         anr.header_extra = r.choice([b"", anr.header_extra, r.randbytes(r.randint(1, 8))])
     elif op == 9:
         relayout(anr, r)
+    elif op == 10 and anr.version >= 4:
+        mutate_side(anr, r)
     elif anr.chunks:
         mutate_chunk(r.choice(anr.chunks), r)
 
@@ -777,12 +816,12 @@ def mutate_container(data: bytes, r: random.Random) -> bytes:
 
 
 def chunk_version(data: bytes) -> int:
-    return 1 + data[0] % 3 if data else 3
+    return 1 + data[0] % 4 if data else 4
 
 
 def mutate_chunk_input(data: bytes, r: random.Random) -> bytes:
     if len(data) < 2 or r.random() < 0.05:
-        return bytes([r.randrange(3)]) + data[1:]
+        return bytes([r.randrange(4)]) + data[1:]
     version = chunk_version(data)
     if r.random() < 0.2:
         return data[:1] + fix_chunk_frame(mutate_bytes(data[1:], r), r.random() < 0.8)

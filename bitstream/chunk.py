@@ -34,7 +34,7 @@ CHUNK_TAG = b"ANRG"
 FRAME = struct.Struct("<4sI")          # tag, body length; the CRC32 follows the body
 # gop, start, stop, [kind, reference,] tensors, coding, stored, raw
 BODY_HEAD = {1: struct.Struct("<IIIHBII"), 2: struct.Struct("<IIIBIHBII"),
-             3: struct.Struct("<IIIBIHBII")}
+             3: struct.Struct("<IIIBIHBII"), 4: struct.Struct("<IIIBIHBII")}
 CHUNK_OVERHEAD = FRAME.size + 4
 TABLE_RAW, TABLE_ZSTD = 0, 1
 ZSTD_LEVEL = 19  # the tensor table's; bitstream.stats compares tensors at the same level

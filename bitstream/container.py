@@ -14,19 +14,24 @@ from .errors import BitstreamError
 from .header import PREFIX, VERSION, ConfigValue, decode_header, encode_header, header_size, pack_config
 from .limits import check_gop_kinds, check_gop_ranges, check_info
 from .records import GopIndexEntry, GOPRecord, GopSpan, VideoInfo
+from .side import SideIndex, Timestamps, decode_side, encode_side
 
 
 def encode_file(info: VideoInfo, config: dict[str, ConfigValue],
-                gops: Iterable[GOPRecord]) -> bytes:
+                gops: Iterable[GOPRecord], timestamps: Timestamps | None = None,
+                streams: bytes | None = None) -> bytes:
     """The complete .anr file for a video; raises BitstreamError on invalid input."""
     gops = [CodedGOP(k, GopSpan(g.start, g.stop, g.kind, g.reference), encode_chunk(k, g))
             for k, g in enumerate(gops)]
-    return assemble_file(info, config, gops)
+    return assemble_file(info, config, gops, timestamps, streams)
 
 
 def assemble_file(info: VideoInfo, config: dict[str, ConfigValue],
-                  gops: list[CodedGOP]) -> bytes:
-    """The complete .anr file from its GOPs, already coded (code_gop), in order; raises
+                  gops: list[CodedGOP], timestamps: Timestamps | None = None,
+                  streams: bytes | None = None) -> bytes:
+    """The complete .anr file from its GOPs, already coded (code_gop), in order, with each
+    frame's own timestamps (None: every frame on the frame rate's grid) and carried
+    streams (a Matroska file of audio and subtitle packets, or None); raises
     BitstreamError on invalid input."""
     check_info(info)
     if [g.index for g in gops] != list(range(len(gops))):
@@ -36,8 +41,10 @@ def assemble_file(info: VideoInfo, config: dict[str, ConfigValue],
     kinds = [(s.kind, s.reference) for s in spans]
     check_gop_ranges(ranges, info.frames, VERSION)
     check_gop_kinds(kinds)
-    header = encode_header(info, pack_config(config), ranges, kinds, [len(g.chunk) for g in gops])
-    return b"".join([header, *(g.chunk for g in gops)])
+    side = encode_side(info.frames, timestamps, streams)
+    header = encode_header(info, pack_config(config), ranges, kinds, [len(g.chunk) for g in gops],
+                           len(side))
+    return b"".join([header, *(g.chunk for g in gops), side])
 
 
 def write_anr(path: str | os.PathLike, info: VideoInfo, config: dict[str, ConfigValue],
@@ -70,13 +77,16 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
 class AnrReader:
     """Reads a .anr file (a path, or the file's bytes) one GOP at a time.
 
-    Opening reads and checks only the header; read_gop(k) seeks to chunk k.
+    Opening reads and checks the header and the side section (whose carried streams are
+    only located, and checked against its CRC); read_gop(k) seeks to chunk k, and
+    read_streams() reads the carried streams' bytes.
     """
 
     info: VideoInfo
     config: dict[str, ConfigValue]
     index: list[GopIndexEntry]
     version: int
+    side: SideIndex
 
     def __init__(self, source: str | os.PathLike | bytes | bytearray | memoryview):
         if isinstance(source, (bytes, bytearray, memoryview)):
@@ -89,8 +99,10 @@ class AnrReader:
             self._size = self._file.seek(0, io.SEEK_END)
             size, self.version = header_size(
                 self._read(0, min(PREFIX.size, self._size), "header"), self._size)
-            self.info, self.config, self.index = decode_header(
+            self.info, self.config, self.index, side_length = decode_header(
                 self._read(0, size, "header"), self._size, self.version)
+            self.side = decode_side(self._read, self._size - side_length, side_length,
+                                    self.info.frames)
         except BaseException:
             self._file.close()
             raise
@@ -117,6 +129,24 @@ class AnrReader:
         entry = self.index[k]
         return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry.span,
                             self.version, layout)
+
+    @property
+    def timestamps(self) -> Timestamps | None:
+        """Each frame's own time (version 4, variable frame rate), or None: frame k at
+        k / fps seconds."""
+        return self.side.timestamps
+
+    @property
+    def streams_size(self) -> int:
+        """Bytes of carried streams (0: none)."""
+        return 0 if self.side.streams is None else self.side.streams[1]
+
+    def read_streams(self) -> bytes:
+        """The carried streams: a Matroska file of the source's audio and subtitle packets,
+        timed from the first frame; BitstreamError if the file has none."""
+        if self.side.streams is None:
+            raise BitstreamError("the file carries no streams")
+        return self._read(*self.side.streams, "STRM box")
 
     def gops_for_range(self, t0: float, t1: float) -> list[int]:
         """Indices of the GOPs serving frame times in [t0, t1], in order.

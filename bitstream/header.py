@@ -23,14 +23,17 @@ from .records import COLOURS, INTRA, GopIndexEntry, VideoInfo
 from .wire import Cursor, pack_str
 
 MAGIC = b"\x89ANR\r\n\x1a\n"
-VERSION = 3  # what the writer writes; the reader reads every version in SUPPORTED
-# Version 3 keeps version 2's container and adds to the model layer (docs/bitstream.md).
-SUPPORTED = (1, 2, 3)
+VERSION = 4  # what the writer writes; the reader reads every version in SUPPORTED
+# Version 3 keeps version 2's container and adds to the model layer; version 4 adds the
+# side section (frame timestamps, carried streams) after the chunks (docs/bitstream.md).
+SUPPORTED = (1, 2, 3, 4)
 PREFIX = struct.Struct("<8sII")     # magic, version, body length
 INFO = struct.Struct("<IIIIIB")     # width, height, frames, fps_num, fps_den, colour
 INDEX_ENTRY = {1: struct.Struct("<QIII"),     # offset, length, start, stop
                2: struct.Struct("<QIIIBI"),   # ... kind, reference
-               3: struct.Struct("<QIIIBI")}
+               3: struct.Struct("<QIIIBI"),
+               4: struct.Struct("<QIIIBI")}
+SIDE = struct.Struct("<Q")          # version 4: side section length, after the index
 NO_REFERENCE = 0xFFFFFFFF
 CRC_SIZE = 4
 
@@ -102,20 +105,22 @@ def wire_reference(reference: int | None) -> int:
 
 
 def encode_header(info: VideoInfo, packed_config: bytes, ranges: list[tuple[int, int]],
-                  kinds: list[tuple[int, int | None]], chunk_lengths: list[int]) -> bytes:
-    """The header for already checked info, GOP ranges and kinds (kind, reference), and
-    chunks of these lengths."""
+                  kinds: list[tuple[int, int | None]], chunk_lengths: list[int],
+                  side_length: int = 0) -> bytes:
+    """The header for already checked info, GOP ranges and kinds (kind, reference),
+    chunks of these lengths and a side section of side_length bytes after them."""
     head = INFO.pack(info.width, info.height, info.frames, info.fps_num, info.fps_den,
                      COLOURS.index(info.colour)) + packed_config
     entry = INDEX_ENTRY[VERSION]
-    body_length = len(head) + 4 + entry.size * len(ranges)
+    body_length = len(head) + 4 + entry.size * len(ranges) + SIDE.size
     offset = PREFIX.size + body_length + CRC_SIZE
     index = [struct.pack("<I", len(ranges))]
     for (start, stop), (kind, reference), length in zip(ranges, kinds, chunk_lengths,
                                                         strict=True):
         index.append(entry.pack(offset, length, start, stop, kind, wire_reference(reference)))
         offset += length
-    framed = PREFIX.pack(MAGIC, VERSION, body_length) + head + b"".join(index)
+    framed = (PREFIX.pack(MAGIC, VERSION, body_length) + head + b"".join(index)
+              + SIDE.pack(side_length))
     return framed + struct.pack("<I", zlib.crc32(framed))
 
 
@@ -136,8 +141,9 @@ def header_size(prefix: bytes, file_size: int) -> tuple[int, int]:
 
 
 def decode_header(header: bytes, file_size: int, version: int
-                  ) -> tuple[VideoInfo, dict[str, ConfigValue], list[GopIndexEntry]]:
-    """Info, config and index from the complete header bytes of a file of file_size bytes."""
+                  ) -> tuple[VideoInfo, dict[str, ConfigValue], list[GopIndexEntry], int]:
+    """Info, config, index and the side section's length (0 before version 4) from the
+    complete header bytes of a file of file_size bytes."""
     if zlib.crc32(header[:-CRC_SIZE]) != struct.unpack_from("<I", header, len(header) - 4)[0]:
         raise BitstreamError("header CRC mismatch")
     cursor = Cursor(memoryview(header)[PREFIX.size:-CRC_SIZE], "header")
@@ -150,22 +156,27 @@ def decode_header(header: bytes, file_size: int, version: int
     count = cursor.one("<I")
     check_gop_count(count, info.frames, version)
     entry = INDEX_ENTRY[version]
-    if cursor.remaining != count * entry.size:
+    side = SIDE.size if version >= 4 else 0
+    if cursor.remaining != count * entry.size + side:
         raise BitstreamError(f"header: GOP index size disagrees with GOP count {count}")
     index = []
-    for offset, length, start, stop, *kind in entry.iter_unpack(cursor.take(cursor.remaining)):
+    for offset, length, start, stop, *kind in entry.iter_unpack(cursor.take(count * entry.size)):
         # Version 1 has intra GOPs only.
         kind, reference = kind or (INTRA, NO_REFERENCE)
         index.append(GopIndexEntry(start, stop, offset, length, kind,
                                    None if reference == NO_REFERENCE else reference))
     check_gop_ranges([(e.start, e.stop) for e in index], info.frames, version)
     check_gop_kinds([(e.kind, e.reference) for e in index])
-    _check_placement(index, len(header), file_size)
-    return info, config, index
+    side_length = cursor.one("<Q") if side else 0
+    if side_length > file_size - len(header):
+        raise BitstreamError("truncated: side section ends past end of file")
+    _check_placement(index, len(header), file_size - side_length)
+    return info, config, index, side_length
 
 
 def _check_placement(index: list[GopIndexEntry], header_end: int, file_size: int) -> None:
-    """Chunks follow the header back to back and end exactly at the end of the file."""
+    """Chunks follow the header back to back and end exactly at file_size, where the side
+    section (if any) begins."""
     expected = header_end
     for k, entry in enumerate(index):
         if entry.offset != expected:

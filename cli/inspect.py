@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from actinr_codec.media.carry import describe_streams
 from bitstream.container import AnrReader
 from bitstream.records import GOP_KINDS
 
@@ -14,7 +15,14 @@ def describe(path: Path) -> dict:
     with AnrReader(path) as reader:
         info, config, index, version = (reader.info, dict(reader.config), reader.index,
                                         reader.version)
+        stamps = reader.timestamps
+        streams = describe_streams(reader.read_streams()) if reader.streams_size else []
+        carried = reader.streams_size
     pixels = info.width * info.height * info.frames
+    duration = info.frames * info.fps_den / info.fps_num
+    if stamps is not None:
+        # The last frame lasts an average period, as the constant-rate duration counts it.
+        duration = stamps.seconds()[-1] + info.fps_den / info.fps_num
     return {
         "file": str(path),
         "bytes": size,
@@ -23,7 +31,12 @@ def describe(path: Path) -> dict:
         "video": {
             "width": info.width, "height": info.height, "frames": info.frames,
             "fps": f"{info.fps_num}/{info.fps_den}", "colour": info.colour,
-            "duration_s": info.frames * info.fps_den / info.fps_num,
+            "duration_s": duration, "variable_frame_rate": stamps is not None,
+        },
+        "carried_streams": {
+            "bytes": carried,
+            "streams": [{"kind": s.kind, "codec": s.codec, "language": s.language,
+                         "duration_s": s.seconds} for s in streams],
         },
         "model": config,
         "gops": [
@@ -41,8 +54,14 @@ def format_text(report: dict) -> str:
     lines = [
         f"{report['file']}: {report['bytes']} bytes, {report['bpp']:.4f} bpp, "
         f"format version {report['format_version']}",
-        f"video: {v['width']}x{v['height']}, {v['frames']} frames at {v['fps']} fps "
-        f"({v['duration_s']:.3f}s), colour {v['colour']}",
+        f"video: {v['width']}x{v['height']}, {v['frames']} frames at "
+        f"{'an average ' if v['variable_frame_rate'] else ''}{v['fps']} fps "
+        f"({v['duration_s']:.3f}s{', variable frame rate' if v['variable_frame_rate'] else ''}), "
+        f"colour {v['colour']}",
+        *[f"carried: {s['kind']} {s['codec']}"
+          + (f" [{s['language']}]" if s["language"] else "")
+          + ("" if s["duration_s"] is None else f" {s['duration_s']:.3f}s")
+          for s in report["carried_streams"]["streams"]],
         "model: " + ", ".join(f"{k}={val}" for k, val in report["model"].items()),
         f"{'GOP':>4} {'kind':<9} {'frames':>13} {'offset':>10} {'bytes':>9} {'bpp':>8}",
     ]

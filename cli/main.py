@@ -31,6 +31,7 @@ Examples:
   actinr encode in.mp4 out.anr
   actinr encode in.mkv out.anr --quality 2 --preset slow --gop 16
   actinr encode in.y4m out.anr --start 100 --frames 48 --jobs 2
+  actinr encode in.mp4 out.anr --bitrate 500k     average 500 kbit/s over the file
   actinr encode 'frames/%04d.png' out.anr --fps 24
   actinr encode in.mp4 out.anr --scheduler tcp://head:8786 --segment 2
   actinr encode noisy.mp4 out.anr --denoise        noise level estimated
@@ -86,8 +87,9 @@ def _noise_level(ctx, param, value: str | None) -> float | None:
     return level
 
 
-def _bytes(value: str | None) -> int:
-    """--max-memory: a byte count, with an optional K, M or G (powers of 1024)."""
+def _bytes(value: str | None, option: str = "--max-memory") -> int:
+    """--max-memory, --target-size: a byte count, with an optional K, M or G (powers of
+    1024)."""
     if value is None:
         return DEFAULT_MAX_MEMORY
     text = value.strip().upper().removesuffix("B")
@@ -96,10 +98,27 @@ def _bytes(value: str | None) -> int:
         size = float(text[:-1] if scale > 1 else text) * scale
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a size such as 2G or 512M",
-                                 param_hint="'--max-memory'") from None
+                                 param_hint=f"'{option}'") from None
     if not 1 <= size < 2**63:
-        raise click.BadParameter("must be at least one byte", param_hint="'--max-memory'")
+        raise click.BadParameter("must be at least one byte", param_hint=f"'{option}'")
     return int(size)
+
+
+def _bitrate(ctx, param, value: str | None) -> float | None:
+    """--bitrate: bits per second, with an optional k, M or G (powers of 1000) as in
+    ffmpeg's -b:v."""
+    if value is None:
+        return None
+    text = value.strip()
+    scale = 1000 ** ("KMG".index(text[-1].upper()) + 1) if text[-1:].upper() in ("K", "M", "G") else 1
+    try:
+        rate = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a rate such as 500k or 2M (bits per "
+                                 f"second)") from None
+    if not 0 < rate < 2**63:
+        raise click.BadParameter("must be more than 0 bits per second")
+    return rate
 
 
 def _size(value: str | None) -> tuple[int, int] | None:
@@ -120,6 +139,12 @@ def _size(value: str | None) -> tuple[int, int] | None:
 @click.option("-q", "--quality", type=click.IntRange(MIN_QUALITY, MAX_QUALITY),
               default=DEFAULTS.quality, show_default=True,
               help=f"{MIN_QUALITY} (best, biggest) .. {MAX_QUALITY} (smallest), like crf.")
+@click.option("-b", "--bitrate", default=None, callback=_bitrate, metavar="RATE",
+              help="Average bitrate over the file, in bits per second (500k, 2M: k, M, G "
+                   "are powers of 1000, as in ffmpeg's -b:v); replaces --quality.")
+@click.option("--target-size", default=None, metavar="SIZE",
+              help="File size to aim for (bytes, or with K, M, G: powers of 1024); "
+                   "replaces --quality.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULTS.preset,
               show_default=True, help="Time/quality trade-off (see README).")
 @click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULTS.gop, show_default=True,
@@ -167,6 +192,11 @@ def _size(value: str | None) -> tuple[int, int] | None:
               help="Where the native kernel does not apply (CUDA, --no-asm, activations "
                    "other than sine): fit through torch.compile.  "
                    "[default: when the fit is long enough to repay the compile time]")
+@click.option("-an", "--no-audio", "no_audio", is_flag=True,
+              help="Leave the source's audio out (by default its packets are carried "
+                   "as they are).")
+@click.option("-sn", "--no-subtitles", "no_subtitles", is_flag=True,
+              help="Leave the source's subtitles out.")
 @click.option("--resume", is_flag=True,
               help="Carry on from the GOPs an interrupted encode to OUTPUT finished, kept in "
                    "OUTPUT.journal; the same command and input give the same file as an "
@@ -175,9 +205,9 @@ def _size(value: str | None) -> tuple[int, int] | None:
               help="Replace OUTPUT if it exists (and, without --resume, any journal of an "
                    "interrupted encode to it).")
 @exits_cleanly
-def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames, iters, fps,
-           device, jobs, segment, scheduler, shared_input, denoise, mask_path, seed, no_asm,
-           compile_, resume, overwrite):
+def encode(source, output, quality, bitrate, target_size, preset, gop, keyint, scenecut, start,
+           frames, iters, fps, device, jobs, segment, scheduler, shared_input, denoise,
+           mask_path, seed, no_asm, compile_, no_audio, no_subtitles, resume, overwrite):
     """Encode SOURCE (any video PyAV reads, a %d image pattern, or - for standard input)
     into OUTPUT.anr."""
     from actinr_codec.api import encode as encode_video
@@ -187,6 +217,10 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
 
     if scheduler is not None and jobs is not None:
         raise click.UsageError("--jobs and --scheduler are exclusive")
+    given_quality = (click.get_current_context().get_parameter_source("quality")
+                     != click.core.ParameterSource.DEFAULT)
+    if given_quality + (bitrate is not None) + (target_size is not None) > 1:
+        raise click.UsageError("--quality, --bitrate and --target-size are exclusive")
     if shared_input and scheduler is None:
         raise click.UsageError("--shared-input needs --scheduler")
     refuse_overwrite(output, overwrite)
@@ -195,10 +229,13 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
         raise click.ClickException(f"{journal} holds an interrupted encode: --resume carries "
                                    f"on from it, -y starts over")
     options = EncodeOptions(
-        quality=quality, preset=preset, gop=gop, iters=iters, seed=seed, device=device,
+        quality=quality, bitrate=bitrate,
+        target_size=None if target_size is None else _bytes(target_size, "--target-size"),
+        preset=preset, gop=gop, iters=iters, seed=seed, device=device,
         keyint=keyint, scenecut=scenecut, jobs=jobs or DEFAULTS.jobs, segment=segment,
         scheduler=scheduler, shared_input=shared_input, denoise=denoise, native=not no_asm,
-        compile=compile_, resume=resume, threads=tune_process(device))
+        compile=compile_, resume=resume, threads=tune_process(device), audio=not no_audio,
+        subtitles=not no_subtitles)
     if source == STDOUT and shared_input:
         raise click.UsageError("--shared-input needs a SOURCE path the workers can read, not -")
     progress = EncodeProgress(scheduler, options.jobs)
@@ -216,8 +253,16 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
                        f"carries on.", err=True)
         raise
     progress.finish()
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    aim = ""
+    if options.bitrate is not None:
+        aim = f" (target {options.bitrate / 1000:.1f}, {report.bitrate / options.bitrate - 1:+.1%})"
+    elif options.target_size is not None:
+        aim = f" (target {options.target_size} bytes, {report.size / options.target_size - 1:+.1%})"
     click.echo(f"wrote {output}: {report.size} bytes, {report.bpp:.4f} bpp, "
-               f"mean GOP PSNR {report.psnr:.2f} dB", err=True)
+               f"{report.bitrate / 1000:.1f} kbit/s{aim}, mean GOP PSNR {report.psnr:.2f} dB",
+               err=True)
 
 
 @main.command(epilog=EPILOG_DECODE)
@@ -239,10 +284,14 @@ def encode(source, output, quality, preset, gop, keyint, scenecut, start, frames
 @click.option("--max-memory", default=None, metavar="SIZE",
               help="Refuse files and output sizes that would need more memory than this "
                    f"(bytes, or with K, M, G).  [default: {DEFAULT_MAX_MEMORY >> 30}G]")
+@click.option("-an", "--no-audio", "no_audio", is_flag=True,
+              help="Leave the carried audio out.")
+@click.option("-sn", "--no-subtitles", "no_subtitles", is_flag=True,
+              help="Leave the carried subtitles out.")
 @click.option("-y", "--overwrite", is_flag=True, help="Replace OUTPUT if it exists.")
 @exits_cleanly
 def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, format_, device,
-           max_memory, overwrite):
+           max_memory, no_audio, no_subtitles, overwrite):
     """Decode SOURCE.anr into OUTPUT (mp4, mkv, mov, y4m, a %d PNG pattern, or - for
     standard output)."""
     from actinr_codec.api import decode as decode_video
@@ -258,7 +307,9 @@ def decode(source, output, scale, size, fps_scale, fps, start, end, lossless, fo
     report = decode_video(source, output, scale=scale, size=_size(size), fps_scale=fps_scale,
                           fps=_positive_fraction(fps), start=start, end=end, lossless=lossless,
                           device=device, max_memory=_bytes(max_memory), threads=threads,
-                          format=format_)
+                          format=format_, audio=not no_audio, subtitles=not no_subtitles)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     rate = report.frames / report.seconds
     where = "standard output" if output == STDOUT else output
     click.echo(f"wrote {where}: {report.frames} frames, {report.width}x{report.height} at "

@@ -42,6 +42,41 @@ def write_clip(path: Path, frames: np.ndarray, codec: str, pix_fmt: str, rate=Fr
     return path
 
 
+def write_av_clip(path: Path, frames: np.ndarray, times: list[Fraction],
+                  audio: str | None = "aac") -> Path:
+    """Write frames at their own times (seconds; uneven for a variable frame rate), with a
+    440 Hz tone in ``audio`` (aac, libopus or None) over the same span, with PyAV
+    directly; the video's clock counts 90 kHz."""
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        video.codec_context.time_base = Fraction(1, 90000)
+        sound = None
+        if audio is not None:
+            sound = container.add_stream(audio, rate=48000)
+            sound.layout = "mono"
+        for f, t in zip(frames, times):
+            picture = av.VideoFrame.from_ndarray(f, format="rgb24")
+            picture.pts, picture.time_base = int(t * 90000), Fraction(1, 90000)
+            for packet in video.encode(picture):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if sound is not None:
+            rate, step = 48000, 1024 if audio == "aac" else 960
+            samples = int(rate * (times[-1] + times[1] - times[0]))
+            tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(samples) / rate)).astype(np.float32)
+            for i in range(0, samples, step):
+                block = av.AudioFrame.from_ndarray(tone[None, i:i + step].copy(), format="fltp",
+                                                   layout="mono")
+                block.sample_rate, block.pts = rate, i
+                for packet in sound.encode(block):
+                    container.mux(packet)
+            for packet in sound.encode():
+                container.mux(packet)
+    return path
+
+
 class FailingFrames:
     """A frame reader (media.frames) over an array that raises for any read reaching frame
     ``broken``: a segment that fails in its worker. Module level, so spawned workers can

@@ -20,16 +20,34 @@ import pytest
 import zstandard
 from test_bitstream_support import assert_same_gops
 
-from bitstream import FORMAT_VERSION, GOPRecord, TensorRecord, VideoInfo, decode_file, encode_file
+from bitstream import (
+    FORMAT_VERSION,
+    AnrReader,
+    GOPRecord,
+    TensorRecord,
+    VideoInfo,
+    decode_file,
+    encode_file,
+)
 from bitstream.models import LAPLACE, SymbolModel, model_weights
 from bitstream.records import INTRA, PREDICTED
+from bitstream.side import Timestamps
 
-GOLDEN_SHA256 = "183ec7527ee2c0449a78f689b5c9ff0ee4c368c7dd5fd7c59916285aacce4276"
-# The same video as written by format versions 1 and 2, kept as they were.
+GOLDEN_SHA256 = "d07b4cc51e544ec0b7519b7cd75443c819bce1152fef2bb188490ce07271138f"
+# The same video as written by format versions 1, 2 and 3, kept as they were.
 V1_CONTAINER = Path(__file__).parent / "golden" / "v1" / "container.anr"
 V1_SHA256 = "e125276241a6543a553b1488a2500be4e6bec6e8b84a64b92002220606e1663b"
 V2_CONTAINER = Path(__file__).parent / "golden" / "v2" / "container.anr"
 V2_SHA256 = "0fe3d3a97ec41ab683c7fd7ced09b068367a856094372d313e7113ecd9e3b554"
+V3_CONTAINER = Path(__file__).parent / "golden" / "v3" / "container.anr"
+V3_SHA256 = "183ec7527ee2c0449a78f689b5c9ff0ee4c368c7dd5fd7c59916285aacce4276"
+EARLIER = {1: (V1_CONTAINER, V1_SHA256), 2: (V2_CONTAINER, V2_SHA256),
+           3: (V3_CONTAINER, V3_SHA256)}
+# Version 4's side section: uneven frame times and carried-stream bytes (opaque to the
+# container layer; the end-to-end goldens carry a real Matroska audio track).
+GOLDEN_TIMESTAMPS = Timestamps(1, 90000, (-3003, 0, 3003, 9009, 12012, 15015, 21021, 27027,
+                                          30030))
+GOLDEN_STREAMS = bytes(range(256)) * 3
 
 
 def hashed_ints(n: int, salt: int) -> np.ndarray:
@@ -74,27 +92,37 @@ def golden_video(version: int = FORMAT_VERSION):
     return info, config, gops
 
 
+def golden_file() -> bytes:
+    return encode_file(*golden_video(), GOLDEN_TIMESTAMPS, GOLDEN_STREAMS)
+
+
 def test_golden_bytes():
     info, config, gops = golden_video()
-    data = encode_file(info, config, gops)
-    assert FORMAT_VERSION == 3
+    data = golden_file()
+    assert FORMAT_VERSION == 4
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256, (
         "the .anr bytes changed: see this module's docstring")
     got_info, got_config, got_gops = decode_file(data)
+    with AnrReader(data) as reader:
+        assert reader.timestamps == GOLDEN_TIMESTAMPS
+        assert reader.read_streams() == GOLDEN_STREAMS
     assert got_info == info and got_config == config
     assert_same_gops(gops, got_gops)
     assert [(g.kind, g.reference) for g in got_gops] == [(INTRA, None), (PREDICTED, 0),
                                                          (INTRA, None)]
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_earlier_versions_still_decode(version):
-    """Version 3 changed the model layer alone: earlier containers read as they did."""
-    path, sha = {1: (V1_CONTAINER, V1_SHA256), 2: (V2_CONTAINER, V2_SHA256)}[version]
+    """Earlier containers read as they did, without timestamps or carried streams."""
+    path, sha = EARLIER[version]
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == sha
     info, config, gops = golden_video(version=version)
     got_info, got_config, got_gops = decode_file(data)
+    with AnrReader(data) as reader:
+        assert reader.version == version
+        assert reader.timestamps is None and reader.streams_size == 0
     assert got_info == info and got_config == config
     assert_same_gops(gops, got_gops)
     assert [(g.kind, g.reference) for g in got_gops] == [(g.kind, g.reference) for g in gops]
@@ -105,7 +133,7 @@ def read_by_the_doc(data: bytes) -> dict:
     tensor table entries (name, shape, step, kind, lo, parameters) and its payload bytes."""
     assert data[:8] == b"\x89ANR\r\n\x1a\n"
     version, body = struct.unpack_from("<II", data, 8)
-    assert version in (1, 2, 3) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
+    assert version in (1, 2, 3, 4) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
         data[:16 + body])
     width, height, frames, num, den, colour = struct.unpack_from("<IIIIIB", data, 16)
     (count,), pos, config = struct.unpack_from("<H", data, 37), 39, {}
@@ -127,7 +155,31 @@ def read_by_the_doc(data: bytes) -> dict:
     entry_format, entry_size = ("<QIII", 20) if version == 1 else ("<QIIIBI", 25)
     index = [struct.unpack_from(entry_format, data, pos + 4 + entry_size * k)
              for k in range(gops)]
+    side_at, side = len(data), {}
+    if version >= 4:
+        (side_length,) = struct.unpack_from("<Q", data, pos + 4 + entry_size * gops)
+        pos += 8
+        side_at = len(data) - side_length
+        if side_length:
+            assert struct.unpack_from("<I", data, len(data) - 4)[0] == zlib.crc32(
+                data[side_at:-4])
+        at = side_at
+        while at < len(data) - 4:
+            box, size = struct.unpack_from("<4sQ", data, at)
+            side[box.decode()] = data[at + 12:at + 12 + size]
+            at += 12 + size
+        if "TIME" in side:
+            base_num, base_den, first = struct.unpack_from("<IIq", side["TIME"])
+            pts, value, shift = [first], 0, 0
+            for byte in side["TIME"][16:]:
+                value |= (byte & 0x7F) << shift
+                shift += 7
+                if byte < 0x80:
+                    pts.append(pts[-1] + value)
+                    value, shift = 0, 0
+            side["TIME"] = (base_num, base_den, tuple(pts))
     assert pos + 4 + entry_size * gops == 16 + body
+    assert index[-1][0] + index[-1][1] == side_at
     chunks, payloads = [], []
     for k, (offset, length, start, stop, *kind) in enumerate(index):
         chunk = data[offset:offset + length]
@@ -178,7 +230,7 @@ def read_by_the_doc(data: bytes) -> dict:
         chunks.append(entries)
         payloads.append(chunk[table_at + stored:8 + b])
     return {"info": (width, height, frames, num, den, colour), "config": config,
-            "index": index, "chunks": chunks, "payloads": payloads}
+            "index": index, "chunks": chunks, "payloads": payloads, "side": side}
 
 
 def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
@@ -198,12 +250,14 @@ def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
     return [x + 1 for x in w]
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_file_layout_matches_the_doc(version):
     info, config, gops = golden_video(version)
-    data = {1: V1_CONTAINER, 2: V2_CONTAINER}[version].read_bytes() if version < 3 else (
-        encode_file(info, config, gops))
+    data = EARLIER[version][0].read_bytes() if version < FORMAT_VERSION else golden_file()
     parsed = read_by_the_doc(data)
+    if version >= 4:
+        assert parsed["side"] == {"TIME": (1, 90000, GOLDEN_TIMESTAMPS.pts),
+                                  "STRM": GOLDEN_STREAMS}
     assert parsed["info"] == (176, 144, 9, 30000, 1001, 1)
     assert parsed["config"] == config
     assert [tuple(e[2:]) for e in parsed["index"]] == (

@@ -21,6 +21,7 @@ from test_bitstream_support import (
 from bitstream import AnrReader, BitstreamError, VideoInfo, decode_file, encode_file
 from bitstream.entropy import decode_symbols
 from bitstream.models import HISTOGRAM, LAPLACE, SymbolModel
+from bitstream.side import Timestamps, encode_side
 
 
 def small_file() -> bytes:
@@ -204,3 +205,44 @@ def test_reader_on_files(tmp_path):
             reader.read_gop(len(reader.index) - 1)
     with pytest.raises(FileNotFoundError):
         AnrReader(tmp_path / "missing.anr")
+
+
+def side_file(timestamps=None, streams: bytes | None = b"\x1aE\xdf\xa3 stream bytes") -> bytes:
+    rng = np.random.default_rng(6)
+    gops = [sample_gop(rng, a, b, width=3) for a, b in split_ranges(7, 4)]
+    stamps = timestamps or Timestamps(1, 1000, (0, 33, 67, 100, 167, 233, 300))
+    return encode_file(VideoInfo(32, 24, 7, 25, 1), {"tile": 8}, gops, stamps, streams)
+
+
+def test_side_section_round_trips_and_every_truncation_fails():
+    data = side_file()
+    with AnrReader(data) as reader:
+        assert reader.timestamps.pts == (0, 33, 67, 100, 167, 233, 300)
+        assert reader.read_streams() == b"\x1aE\xdf\xa3 stream bytes"
+    for length in range(len(data) - 80, len(data)):
+        expect_error(data[:length])
+
+
+def test_side_section_damage_is_refused():
+    data = side_file()
+    side_at = len(data) - len(encode_side(7, Timestamps(1, 1000, (0, 33, 67, 100, 167, 233, 300)),
+                                          b"\x1aE\xdf\xa3 stream bytes"))
+    flipped = bytearray(data)
+    flipped[-10] ^= 1
+    expect_error(bytes(flipped), "side section CRC mismatch")
+    renamed = bytearray(data)
+    renamed[side_at:side_at + 4] = b"WHAT"
+    expect_error(bytes(renamed), "unknown side box type")
+    expect_error(data + b"\0", "unexpected bytes after the last GOP")
+
+
+def test_side_section_values_are_checked():
+    with pytest.raises(BitstreamError, match="must rise"):
+        side_file(Timestamps(1, 1000, (0, 33, 33, 100, 167, 233, 300)))
+    with pytest.raises(BitstreamError, match="7 frames"):
+        side_file(Timestamps(1, 1000, (0, 33)))
+    with pytest.raises(BitstreamError, match="time base"):
+        side_file(Timestamps(0, 1000, tuple(range(7))))
+    with pytest.raises(BitstreamError, match="carries no streams"), \
+            AnrReader(side_file(streams=None)) as reader:
+        reader.read_streams()

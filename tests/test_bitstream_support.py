@@ -17,6 +17,7 @@ from bitstream import AnrReader, GOPRecord, TensorRecord, VideoInfo  # noqa: E40
 
 HEADER_PREFIX = 16
 INDEX_ENTRY_BYTES = 25  # format version 2: offset, length, start, stop, kind, reference
+SIDE_LENGTH_BYTES = 8
 CHUNK_HEAD = "<IIIBIHBII"  # gop, start, stop, kind, reference, tensors, coding, stored, raw
 TABLE_AT = 8 + struct.calcsize(CHUNK_HEAD)
 
@@ -76,9 +77,10 @@ def assert_same_gops(expected: list[GOPRecord], actual: list[GOPRecord]) -> None
 def header_layout(data: bytes) -> tuple[int, int, int]:
     """(header CRC offset, GOP count, offset of the first index entry) of a valid file."""
     with AnrReader(data) as reader:
-        count, first_chunk = len(reader.index), reader.index[0].offset
+        count, first_chunk, version = len(reader.index), reader.index[0].offset, reader.version
     crc_at = first_chunk - 4
-    return crc_at, count, crc_at - INDEX_ENTRY_BYTES * count
+    # From version 4 the side section's u64 length follows the index.
+    return crc_at, count, crc_at - INDEX_ENTRY_BYTES * count - (SIDE_LENGTH_BYTES if version >= 4 else 0)
 
 
 def fix_header_crc(data: bytes | bytearray) -> bytes:

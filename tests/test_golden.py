@@ -65,6 +65,11 @@ def test_golden_decodes_to_its_stored_frames(folder, name, entry):
             assert [hashlib.sha256(f.tobytes()).hexdigest() for f in want] == render["frame_sha256"]
             size = None if render["size"] is None else tuple(render["size"])
             assert_same_frames(video.render(render["times"], size=size), want)
+        stamps = video.timestamps
+        assert (None if stamps is None else {"num": stamps.num, "den": stamps.den,
+                                             "pts": list(stamps.pts)}) == entry.get("timestamps")
+        carried = hashlib.sha256(video.carried()).hexdigest() if video.carried_size else None
+        assert carried == entry.get("carried_sha256")
 
 
 def test_the_tolerance_catches_a_changed_decode():

@@ -1,7 +1,8 @@
 """Conformance test: the model layer of `.anr`, decoded from docs/bitstream.md alone.
 
 The reader below follows the section "Model layer: what the configuration and tensors
-mean" and nothing else: it uses the container package for bytes to symbols, and numpy
+mean" (with the model clock of "Side section" for a file with frame timestamps) and
+nothing else: it uses the container package for bytes to symbols, and numpy
 for everything after. It renders the golden file's frames and compares them with the
 stored ones, within the tolerance the document gives. The bytes-to-symbols step has its
 own check from the document alone, tests/test_range_coder_doc.py.
@@ -13,12 +14,13 @@ import json
 import math
 import struct
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bitstream import decode_file
+from bitstream import AnrReader, decode_file
 
 GOLDENS = Path(__file__).parent / "golden"
 GOLDEN = GOLDENS / "v1"
@@ -197,6 +199,15 @@ def tensor_values(gop, shapes: dict[str, tuple[int, ...]],
 # --- Rendering --------------------------------------------------------------------------------
 
 
+def frame_clock(stamps, frames: int) -> list[float]:
+    """Each frame's model time `c_f`: `f`, or with a TIME box the exact rational
+    `(F - 1) (p_f - p_0) / (p_(F-1) - p_0)` rounded to binary64."""
+    if stamps is None:
+        return [float(f) for f in range(frames)]
+    p = stamps.pts
+    return [float(Fraction((q - p[0]) * (frames - 1), p[-1] - p[0])) for q in p]
+
+
 def silu(v: np.ndarray) -> np.ndarray:
     """`v / (1 + exp(-v))`."""
     return v / (f32(1) + np.exp(-v))
@@ -221,11 +232,13 @@ class ModelLayerReader:
         self.rows = AxisTiles.cut(self.info.height, cfg["tile"], cfg["overlap"])
         self.cols = AxisTiles.cut(self.info.width, cfg["tile"], cfg["overlap"])
         shapes = expected_shapes(cfg, self.rows.count * self.cols.count)
+        with AnrReader(data) as container:
+            clock = frame_clock(container.timestamps, self.info.frames)
         self.gops = []
         for k, gop in enumerate(gops):
             # A predicted GOP (kind 1) adds its residuals to the GOP before it, as decoded.
             reference = self.gops[k - 1][1] if gop.kind == 1 else None
-            self.gops.append((gop.start, tensor_values(gop, shapes, reference)))
+            self.gops.append((clock[gop.start], tensor_values(gop, shapes, reference)))
         self.freqs = time_frequencies(cfg["seed"], cfg["n_freqs"], cfg["max_freq"])
         self.omega, self.gamma = f32(cfg["omega"]), f32(cfg["gabor_scale"])
         self.scale = self.gamma if cfg["activation"] == "gaussian" else self.omega

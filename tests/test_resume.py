@@ -74,7 +74,7 @@ def test_encoding_a_file_streams_it_to_the_same_bytes_as_its_array(clip, one_thr
 
 def _coded(k: int, kind: int, values: np.ndarray) -> EncodedGOP:
     record = GOPRecord(k, k + 3, [TensorRecord("w", values.shape, 0.5, values)], kind)
-    stats = FitStats(30.0 + k, 29.5, 29.75 + k / 7, 1.5, 40, values.size)
+    stats = FitStats(30.0 + k, 29.5, 29.75 + k / 7, 1.5, 40, values.size, 16.0)
     return EncodedGOP(stats, code_gop(k, record))
 
 

@@ -136,6 +136,7 @@ def fit_gop(
     rate_weights: dict[str, float] | None = None,
     price_later: tuple[float, Callable[[GOPModel, float], dict[str, float]]] | None = None,
     threads: int | None = None,
+    times: torch.Tensor | None = None,
 ) -> FitResult:
     """Fit an ActINR model to frames (F, H, W, 3) float in [0, 1].
 
@@ -152,6 +153,7 @@ def fit_gop(
     price_later: (fraction, prices): once that fraction of the steps is done, rate_weights
     become prices(model, running_psnr); the schedule runs on undisturbed.
     threads: the native kernel's pool size on CPU (runtime.kernel_threads).
+    times: each frame's local time (F,), for a variable frame rate; frame f at f otherwise.
     The running PSNR reported and tracked is the distortion's alone.
     """
     dev = resolve_device(device)
@@ -162,7 +164,8 @@ def fit_gop(
     if init is not None:
         load_tensors(model, init)
     sampler = Sampler(model, frames, weight)
-    times = torch.arange(n_frames, dtype=torch.float32, device=dev)
+    times = (torch.arange(n_frames, dtype=torch.float32) if times is None
+             else times.to(torch.float32)).to(dev)
     gen = torch.Generator(device=dev).manual_seed(fit_cfg.seed)
     opt = _adam(model, fit_cfg.lr)
 
@@ -264,26 +267,27 @@ def fit_gop(
                                        quant_steps, reference))
     seconds = time.perf_counter() - start
     model.eval()
-    return FitResult(model, reconstruction_psnr(model, frames, weight, threads), it, seconds,
+    return FitResult(model, reconstruction_psnr(model, frames, weight, threads, times), it, seconds,
                      recoveries, history)
 
 
 def reconstruction_psnr(
     model: GOPModel, frames: torch.Tensor, pixel_weight: torch.Tensor | None = None,
-    threads: int | None = None,
+    threads: int | None = None, times: torch.Tensor | None = None,
 ) -> float:
-    """PSNR of the model's blended, clipped frames against frames (F, H, W, 3) in [0, 1].
+    """PSNR of the model's blended, clipped frames against frames (F, H, W, 3) in [0, 1],
+    rendered at local ``times`` (F,) (default: frame f at f).
 
     Frames are rendered in groups of at most PSNR_GROUP_BYTES of floats, so that long or
     large GOPs keep the render's copies bounded (one group for small ones, as before).
     """
     n_frames, height, width, _ = frames.shape
     device = next(model.parameters()).device
+    times = torch.arange(float(n_frames)) if times is None else times.float().cpu()
     group = max(1, PSNR_GROUP_BYTES // (height * width * 3 * 4))
     if n_frames <= group:
         frames = frames.to(device)
-        recon = render_gop(model, torch.arange(float(n_frames)), height, width,
-                           threads=threads).clamp(0, 1)
+        recon = render_gop(model, times, height, width, threads=threads).clamp(0, 1)
         if pixel_weight is None:
             return psnr(recon, frames)
         weight = pixel_weight.to(device)
@@ -292,8 +296,7 @@ def reconstruction_psnr(
     total = count = 0.0
     for start in range(0, n_frames, group):
         part = slice(start, min(start + group, n_frames))
-        recon = render_gop(model, torch.arange(float(part.start), float(part.stop)), height,
-                           width, threads=threads).clamp(0, 1)
+        recon = render_gop(model, times[part], height, width, threads=threads).clamp(0, 1)
         err = ((recon - frames[part].to(device)) ** 2).mean(dim=-1)
         weight = (torch.ones_like(err) if pixel_weight is None
                   else pixel_weight[part].to(device))

@@ -226,6 +226,13 @@ def existing_outputs(path: str | Path) -> list[Path]:
     return [path] if path.exists() else []
 
 
+def output_extension(path: str | Path, format: str | None = None) -> str:  # noqa: A002
+    """What a VideoWriter to ``path`` writes, as an extension (".mkv"): ``format`` if
+    given, y4m for standard output, else the path's own."""
+    chosen = format or (PIPE_FORMATS[0] if str(path) == STDOUT else None)
+    return f".{chosen.lower()}" if chosen else Path(path).suffix.lower()
+
+
 class VideoWriter:
     """Streams RGB frames into a video that appears at ``path`` only once complete.
 
@@ -248,11 +255,18 @@ class VideoWriter:
     ``path`` "-" streams to standard output, in ``format`` (one of PIPE_FORMATS, y4m by
     default), as x264 and FFmpeg pipe; frames then leave as they are written. ``format``
     (an extension without its dot) otherwise overrides the path's extension.
+
+    ``time_base``: what ``write``'s pts count (default a frame period, and frame k at k),
+    for variable-rate output. ``carried``: a Matroska file of audio and subtitle packets
+    (media.carry) to mux beside the video, its time ``window`` (start, end seconds) cut to
+    the output's; what the output cannot hold is dropped and listed in ``notes``.
     """
 
     def __init__(self, path: str | Path, width: int, height: int, fps: Fraction,
                  lossless: bool = False, crf: int = 18, colour: str = "srgb",
-                 format: str | None = None):  # noqa: A002 - ffmpeg's name for it
+                 format: str | None = None,  # noqa: A002 - ffmpeg's name for it
+                 time_base: Fraction | None = None, carried: bytes | None = None,
+                 window: tuple[float, float] = (0.0, float("inf"))):
         self._pipe = str(path) == STDOUT
         self.path = Path(path)
         if colour not in OUTPUT_COLOUR:
@@ -263,8 +277,7 @@ class VideoWriter:
         exact_rate = self.fps > 0 and max(self.fps.numerator, self.fps.denominator) <= MAX_RATE_TERM
         if width < 1 or height < 1 or not exact_rate or not 0 <= crf <= 51:
             raise ValueError(f"bad writer settings: {width}x{height}, fps {fps!r}, crf {crf}")
-        chosen = format or (PIPE_FORMATS[0] if self._pipe else None)
-        ext = f".{chosen.lower()}" if chosen else self.path.suffix.lower()
+        ext = output_extension(path, format)
         self._sequence = ext == ".png"
         if ext not in _MUXERS:
             raise VideoIOError(f"unsupported output format '{ext}' (use mp4, mkv, mov, y4m "
@@ -286,7 +299,10 @@ class VideoWriter:
             raise VideoIOError(f"{self.path} is a folder")
 
         self._container = None
+        self._carry = None
+        self.notes: list[str] = []
         self._written = 0
+        self.time_base = Fraction(time_base) if time_base is not None else 1 / self.fps
         # No '%' in the temporary name: the image2 muxer would expand it in the folder too.
         hidden = f".{self.path.name.replace('%', '')}.{secrets.token_hex(4)}.tmp"
         self._tmp = None if self._pipe else self.path.parent / hidden
@@ -297,6 +313,14 @@ class VideoWriter:
                       str(self._tmp / self.path.name if self._sequence else self._tmp))
             self._container = av.open(target, "w", format=_MUXERS[ext])
             self._stream = self._add_stream(ext, lossless, crf)
+            if carried is not None and ext in (".y4m", ".png"):
+                self.notes.append(f"audio and subtitles dropped: {ext[1:]} cannot hold them "
+                                  f"(mkv, mp4 and mov can)")
+            elif carried is not None:
+                from .carry import StreamMuxer
+
+                self._carry = StreamMuxer(carried, self._container, ext, window)
+                self.notes += self._carry.notes
 
     @contextlib.contextmanager
     def _discarding_on_failure(self):
@@ -325,7 +349,7 @@ class VideoWriter:
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, self._pix_fmt
         context = stream.codec_context
         # Timestamps counted in frame periods keep rates like 30000/1001 exact.
-        context.time_base = 1 / self.fps
+        context.time_base = self.time_base
         matrix, space, primaries, transfer = OUTPUT_COLOUR[self.colour if ext != ".y4m"
                                                            else "srgb"]
         self._matrix = matrix
@@ -345,8 +369,9 @@ class VideoWriter:
         else:
             self._discard()
 
-    def write(self, frame: np.ndarray) -> None:
-        """Append one (height, width, 3) uint8 RGB frame."""
+    def write(self, frame: np.ndarray, pts: int | None = None) -> None:
+        """Append one (height, width, 3) uint8 RGB frame, at ``pts`` (in time_base; by
+        default the next frame period)."""
         if self._container is None:
             raise ValueError(f"{self.path}: writer is closed")
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
@@ -356,8 +381,10 @@ class VideoWriter:
             out = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
         else:
             out = yuv_frame(frame, self._pix_fmt, self._matrix)
-        out.pts, out.time_base = self._written, 1 / self.fps
+        out.pts, out.time_base = self._written if pts is None else pts, self.time_base
         try:
+            if self._carry is not None:
+                self._carry.until(float(out.pts * self.time_base))
             self._container.mux(self._stream.encode(out))
         except av.FFmpegError as exc:
             raise VideoIOError(f"cannot write {self.path}: {exc.strerror}") from exc
@@ -371,6 +398,8 @@ class VideoWriter:
             if not self._written:
                 raise VideoIOError(f"{self.path}: no frames were written")
             self._container.mux(self._stream.encode())
+            if self._carry is not None:
+                self._carry.finish()
             self._container.close()
             self._container = None
             if self._pipe:
@@ -392,6 +421,8 @@ class VideoWriter:
                 old.unlink()
 
     def _discard(self) -> None:
+        if self._carry is not None:
+            self._carry.close()
         if self._container is not None:
             with contextlib.suppress(Exception):
                 self._container.close()

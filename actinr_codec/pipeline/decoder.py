@@ -21,6 +21,7 @@ from bitstream.errors import BitstreamError
 from bitstream.limits import MAX_GOP_ELEMENTS, MAX_TILES, check_shape
 from bitstream.records import INTRA, PREDICTED, GOPRecord, VideoInfo
 
+from ..media.timing import model_clock
 from ..model.config import ModelConfig
 from ..model.network import GOPModel
 from ..model.render import render_gop, to_uint8
@@ -136,6 +137,9 @@ class AnrDecoder:
             raise
         self.gops = [range(e.start, e.stop) for e in self._reader.index]
         self.kinds = [e.kind for e in self._reader.index]
+        stamps = self._reader.timestamps
+        # Each frame's model time when the frame rate varies; frame k is at k otherwise.
+        self.clock = None if stamps is None else model_clock(stamps)
         self.device = torch.device(device)
         self.threads = threads  # the CPU render pool's size (runtime.kernel_threads)
         self._tensors: OrderedDict[int, dict[str, torch.Tensor]] = OrderedDict()
@@ -201,7 +205,7 @@ class AnrDecoder:
         band = render_rows(height, width)
         groups: list[tuple[int, list[float]]] = []
         for t in times:
-            k, local = locate(self.gops, t)
+            k, local = locate(self.gops, t, self.clock)
             if groups and groups[-1][0] == k and len(groups[-1][1]) < batch:
                 groups[-1][1].append(local)
             else:
@@ -220,6 +224,11 @@ class AnrDecoder:
                         model, torch.tensor([local]), height, width, (top, bottom),
                         self.threads))[0].numpy()
                 yield frame
+
+    @property
+    def reader(self) -> AnrReader:
+        """The open file: its header, timestamps and carried streams."""
+        return self._reader
 
     def close(self) -> None:
         self._reader.close()

@@ -28,6 +28,7 @@ from ..model.network import GOPModel
 from ..model.schema import load_tensors, model_tensors
 from ..quantization.quantize import allocate_steps, dequantize, quantize
 from ..quantization.sensitivity import output_sensitivity
+from .ratecontrol import RateControl
 from .settings import EncodeSettings
 
 
@@ -41,6 +42,7 @@ class FitStats:
     seconds: float
     iters: int
     params: int
+    rate_weight: float  # the fit's price per bit (EncodeSettings), which rate control sets
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,7 @@ def encode_gop(
     weight: torch.Tensor | None = None,
     reference: Reference | None = None,
     threads: int | None = None,
+    times: torch.Tensor | None = None,
 ) -> tuple[FitStats, GOPRecord, Reference]:
     """Fit and quantize one GOP of frames (F, H, W, 3) in [0, 1], warm-started from init.
 
@@ -125,6 +128,7 @@ def encode_gop(
     the PSNRs reported and compared are then over the known pixels. The rounding is still
     allocated by the output's sensitivity over every pixel, since filled pixels are
     decoded too. threads: the native kernel's pool size on CPU (runtime.kernel_threads).
+    times: each frame's local time (F,) for a variable frame rate (frame f at f otherwise).
     Returns what the fit measured, the GOP's symbols (covering frames [0, F): the caller
     places them), and what a decoder will hold of this GOP, the next GOP's reference.
     """
@@ -142,14 +146,14 @@ def encode_gop(
                  lambda model, psnr: intra_prices(model, psnr, clip, settings))
     fitted = fit_gop(clip, settings.model, fit_cfg, init=init, pixel_weight=weight,
                      device=device, on_check=on_check, reference=ref_tensors, rate_weights=prices,
-                     price_later=later, threads=threads)
+                     price_later=later, threads=threads, times=times)
     state = model_tensors(fitted.model)
     reference_mse = _picture_mse(10 ** (-fitted.psnr / 10), settings)
     noise_mse = reference_mse * 10 ** (-settings.noise_db / 10)
     steps = allocate_steps(state, output_sensitivity(fitted.model, clip), noise_mse)
     rounded = GOPModel(settings.model, clip.shape[1], clip.shape[2]).to(fitted.model.weights[0].device)
     load_tensors(rounded, dequantize(quantize(state, steps, ref_tensors), steps, ref_tensors))
-    psnr_quantized = reconstruction_psnr(rounded, clip, weight, threads)
+    psnr_quantized = reconstruction_psnr(rounded, clip, weight, threads, times)
     best, best_psnr, seconds, iters = rounded, psnr_quantized, fitted.seconds, fitted.iters
     qat_prices = prices
     if priced_intra:
@@ -164,14 +168,16 @@ def encode_gop(
         )
         tuned = fit_gop(clip, settings.model, qat_cfg, init=state, pixel_weight=weight,
                         device=device, quant_steps=steps, reference=ref_tensors,
-                        rate_weights=qat_prices, threads=threads)
+                        rate_weights=qat_prices, threads=threads, times=times)
         seconds, iters = seconds + tuned.seconds, iters + tuned.iters
         if tuned.psnr > best_psnr:
             best, best_psnr = tuned.model, tuned.psnr
     symbols = quantize(model_tensors(best), steps, ref_tensors)
     kind = INTRA if reference is None else PREDICTED
     stats = FitStats(psnr_float=fitted.psnr, psnr_quantized=psnr_quantized, psnr=best_psnr,
-                     seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()))
+                     seconds=seconds, iters=iters, params=sum(s.size for s in symbols.values()),
+                     rate_weight=settings.rate_weight if reference is not None
+                     else settings.intra_rate_weight)
     record = GOPRecord(0, clip.shape[0], [TensorRecord(n, tuple(x.shape), steps[n], x)
                                           for n, x in symbols.items()], kind)
     decoded = {n: t.detach().cpu() for n, t in model_tensors(best).items()}
@@ -216,27 +222,58 @@ def encode_segment(
     done = done or {}
     if kinds and kinds[0] != INTRA:
         raise ValueError("a segment must start with an intra GOP")
+    rate = None
     reports, prev = [], None
     for k, gop in enumerate(gops):
+        if settings.target_bpp is not None and rate is None:
+            rate = _rate_control(settings, gops, kinds, frames(gop.start, 1).shape)
         if k in done:
             reports.append(done[k])
+            if rate is not None:
+                rate.observe(k, done[k].stats.rate_weight, len(done[k].coded.chunk) * 8)
             prev = decoded_reference(done[k], prev)
             continue
         clip = torch.from_numpy(np.ascontiguousarray(frames(gop.start, len(gop)))).float() / 255
         weight = None if mask is None else torch.from_numpy(~mask(gop.start, len(gop))).float()
         init = prev.tensors if settings.fit.warm_start and prev is not None else None
-        try:
-            stats, record, prev = encode_gop(clip, settings, init=init, device=device,
-                                             on_check=on_check, weight=weight,
-                                             reference=prev if kinds[k] == PREDICTED else None,
-                                             threads=threads)
-        except ValueError as exc:
-            # Parameters that cannot be coded (a diverged fit) never reach the writer.
-            raise RuntimeError(f"GOP of frames {gop.start}-{gop.stop - 1}: {exc}") from None
+        times = None if settings.frame_times is None else torch.tensor(
+            [settings.frame_times[i] - settings.frame_times[gop.start] for i in gop])
+        price = None if rate is None else rate.price(k)
+        tries: list[tuple[float, float]] = []
+        fits: list[tuple[EncodedGOP, Reference]] = []
+        while True:
+            gop_settings = settings if price is None else dataclasses.replace(
+                settings, rate_weight=price, intra_rate_weight=price)
+            try:
+                stats, record, reference = encode_gop(
+                    clip, gop_settings, init=init, device=device, on_check=on_check,
+                    weight=weight, reference=prev if kinds[k] == PREDICTED else None,
+                    threads=threads, times=times)
+            except ValueError as exc:
+                # Parameters that cannot be coded (a diverged fit) never reach the writer.
+                raise RuntimeError(f"GOP of frames {gop.start}-{gop.stop - 1}: {exc}") from None
+            record.start, record.stop = gop.start, gop.stop
+            fits.append((EncodedGOP(stats, code_gop(first + k, record)), reference))
+            if rate is None:
+                break
+            tries.append((price, len(fits[-1][0].coded.chunk) * 8))
+            price = rate.retry(k, tries)
+            if price is None:
+                keep = rate.best(k, tries)
+                rate.observe(k, *tries[keep])
+                fits = fits[keep:keep + 1]
+                break
+        (encoded, prev), = fits
         del clip, weight  # not held while the next GOP's frames are read
-        record.start, record.stop = gop.start, gop.stop
-        encoded = EncodedGOP(stats, code_gop(first + k, record))
         reports.append(encoded)
         if on_gop is not None:
             on_gop(k, encoded)
     return reports
+
+
+def _rate_control(settings: EncodeSettings, gops: list[range], kinds: list[int],
+                  shape: tuple[int, ...]) -> RateControl:
+    """The rate controller of these GOPs (frames of ``shape``): their share of the bits."""
+    lengths = [len(g) for g in gops]
+    budget = settings.target_bpp * shape[1] * shape[2] * sum(lengths)
+    return RateControl(lengths, kinds, budget, settings.intra_rate_weight)

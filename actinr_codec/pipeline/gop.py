@@ -22,18 +22,21 @@ from bitstream.records import INTRA, PREDICTED
 MAX_GOP = 1024
 
 
-def locate(gops: list[range], t: float) -> tuple[int, float]:
-    """The GOP serving global frame time t, and t relative to that GOP's first frame."""
-    k = gop_for_time(gops, t)
-    return k, t - gops[k].start
+def locate(gops: list[range], t: float,
+           clock: tuple[float, ...] | None = None) -> tuple[int, float]:
+    """The GOP serving global frame time t, and t relative to that GOP's first frame.
+    clock: each frame's time, for a variable frame rate (media.timing.model_clock);
+    without one frame k is at time k."""
+    k = gop_for_time(gops, t, clock)
+    return k, t - (gops[k].start if clock is None else clock[gops[k].start])
 
 
-def gop_for_time(gops: list[range], t: float) -> int:
-    """Index of the GOP that serves global frame time t."""
+def gop_for_time(gops: list[range], t: float, clock: tuple[float, ...] | None = None) -> int:
+    """Index of the GOP that serves global frame time t (frame k at clock[k], or k)."""
     last = gops[-1].stop - 1
     if not 0.0 <= t <= last:
         raise ValueError(f"time {t} lies outside the video's frames 0..{last}")
-    starts = [g.start for g in gops]
+    starts = [g.start if clock is None else clock[g.start] for g in gops]
     return bisect.bisect_right(starts, t) - 1
 
 

@@ -171,7 +171,8 @@ def _entry(payload: bytes) -> EncodedGOP:
         raise ValueError("journal entry fields have the wrong types")
     stats = FitStats(psnr_float=float(meta["psnr_float"]),
                      psnr_quantized=float(meta["psnr_quantized"]), psnr=float(meta["psnr"]),
-                     seconds=float(meta["seconds"]), iters=meta["iters"], params=meta["params"])
+                     seconds=float(meta["seconds"]), iters=meta["iters"], params=meta["params"],
+                     rate_weight=float(meta["rate_weight"]))
     k, kind = meta["gop"], meta["kind"]
     coded = CodedGOP(k, GopSpan(start, stop, kind, reference_of(k, kind)),
                      payload[_U32.size + length:])

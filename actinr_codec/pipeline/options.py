@@ -22,6 +22,9 @@ class EncodeOptions:
     (None: when the fit is long enough to repay it). model: the architecture, whose width
     the quality level then sets. resume: carry on from the journal an interrupted encode
     to the same output left (av1an's --resume); without one, start from the beginning.
+    bitrate: average bits per second over the file, as x264's --bitrate means it
+    (ratecontrol.py); target_size: the file's size in bytes instead. Either replaces
+    ``quality``, which rate control picks to start from.
     threads: the cores the native kernel's pool uses (None: torch's thread count); the
     library never changes torch's own thread count (actinr_codec/process.py).
     """
@@ -48,3 +51,8 @@ class EncodeOptions:
     model: ModelConfig = ModelConfig()
     resume: bool = False
     threads: int | None = None
+    bitrate: float | None = None
+    target_size: int | None = None
+    # Carry the source's audio and subtitle streams (copied packets, media.carry).
+    audio: bool = True
+    subtitles: bool = True

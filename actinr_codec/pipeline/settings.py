@@ -29,6 +29,13 @@ class EncodeSettings:
     intra_rate_weight: the same price for an intra GOP's parameters against zero, from
     ``intra_price_from`` of its fit on, with steps provisionally allocated there
     (encoder.intra_prices); 0 fits for distortion alone.
+    target_bpp: average-bitrate rate control (ratecontrol.py): bits per pixel of every
+    GOP's frames to aim for, counting a frame shared by two GOPs twice; the two weights
+    are then only where the price starts, and each GOP gets the price that spends the
+    bits left. None: the weights as they are (constant quality).
+    frame_times: each frame's time in the model, for a source whose frame rate varies
+    (media.timing.model_clock), so that every frame is fitted at its true time; None:
+    frame k at k.
     """
 
     model: ModelConfig
@@ -43,3 +50,5 @@ class EncodeSettings:
     rate_weight: float = 8.0
     intra_rate_weight: float = 8.0
     intra_price_from: float = 0.2
+    target_bpp: float | None = None
+    frame_times: tuple[float, ...] | None = None

@@ -9,6 +9,7 @@ SHA-256 of every frame's RGB samples) identifies the content for resuming an enc
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 from dataclasses import dataclass
@@ -16,7 +17,10 @@ from fractions import Fraction
 
 import numpy as np
 
+from bitstream.side import Timestamps
+
 from ..media.frames import ArrayFrames, Frames, StreamedFrames, TimestampsOutOfOrder, decoded_frames
+from ..media.timing import average_rate, variable_timestamps
 from ..media.videoio import VideoIOError, frame_rate, read_video, rgb, source_colour
 from .scenecut import scene_cuts
 
@@ -34,6 +38,9 @@ class Source:
     cuts: list[int]
     digest: str
     colour: str = "srgb"  # the source's colour description (bitstream.records.COLOURS)
+    # Each frame's own timestamp when the source's frame rate varies (media.timing).
+    timestamps: Timestamps | None = None
+    origin: float | None = None  # the first encoded frame's time in the file, seconds
 
 
 def _scan(frames, cut_scenes: bool) -> tuple[int, list[int], str]:
@@ -73,10 +80,11 @@ def file_source(path: str | os.PathLike, start: int, count: int | None,
     if start < 0 or (count is not None and count < 1):
         raise ValueError(f"bad frame range: start={start}, count={count}")
     size: list[int] = []
-    total, colour = 0, "srgb"
+    # Eight bytes a frame; a frame without a timestamp leaves the source without any.
+    total, colour, pts, time_base, timed = 0, "srgb", array.array("q"), None, True
 
     def frames():
-        nonlocal total, colour
+        nonlocal total, colour, time_base, timed
         for i, frame in enumerate(decoded_frames(path)):
             total = i + 1
             if count is not None and i >= start + count:
@@ -85,6 +93,9 @@ def file_source(path: str | os.PathLike, start: int, count: int | None,
                 if not size:
                     size[:] = [frame.width, frame.height]
                     colour = source_colour(frame, path)
+                    time_base = frame.time_base and Fraction(frame.time_base)
+                timed = timed and frame.pts is not None
+                pts.append(frame.pts if timed else 0)
                 yield rgb(frame, *size)
 
     try:
@@ -99,5 +110,8 @@ def file_source(path: str | os.PathLike, start: int, count: int | None,
     if found == 0:
         raise VideoIOError(f"{path}: start frame {start} is past the end ({total} frames)")
     width, height = size
+    stamps = variable_timestamps(list(pts), time_base) if timed else None
+    fps = frame_rate(path) if stamps is None else average_rate(stamps)
+    origin = float(pts[0] * time_base) if timed and time_base else None
     return Source(StreamedFrames(path, start, height, width), found, height, width,
-                  frame_rate(path), cuts, digest, colour)
+                  fps, cuts, digest, colour, stamps, origin)

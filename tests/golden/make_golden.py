@@ -16,6 +16,7 @@ import json
 import platform
 import subprocess
 import sys
+import tempfile
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parents[1]))
 
-from synthetic import moving_pattern  # noqa: E402
+from synthetic import moving_pattern, write_av_clip  # noqa: E402
 
 import actinr_codec as actinr  # noqa: E402
 from actinr_codec.fitting.config import FitConfig  # noqa: E402
@@ -36,9 +37,9 @@ from bitstream import FORMAT_VERSION  # noqa: E402
 
 
 def _golden(size: tuple[int, int], frames: int, gop: int, keyint: int, cut: int | None = None,
-            **model) -> dict:
+            times: list[Fraction] | None = None, **model) -> dict:
     width, height = size
-    return {"frames": frames, "height": height, "width": width, "cut": cut,
+    return {"frames": frames, "height": height, "width": width, "cut": cut, "times": times,
             "settings": EncodeSettings(
                 model=ModelConfig(width=8, depth=2, n_freqs=4, bias_hidden=8, latent_dim=4,
                                   **model),
@@ -49,13 +50,17 @@ def _golden(size: tuple[int, int], frames: int, gop: int, keyint: int, cut: int 
 # Between them: every activation, blended and hard tile edges, seeds other than 0, GOP
 # boundaries, chains of predicted GOPs, keyframes, a scene cut, and renders between
 # frames, at twice the size and at an odd size. (Version 1's files are all intra; from
-# version 3 one moves its tiles, ModelConfig.motion.)
+# version 3 one moves its tiles, ModelConfig.motion; from version 4 one is encoded from an
+# mkv with uneven frame times and an AAC track, so it carries both in its side section.)
+UNEVEN = [Fraction(k, 30) for k in range(4)] + [Fraction(3, 30) + Fraction(k, 15)
+                                                for k in range(1, 5)]
 FILES = {
     "sine": _golden((40, 28), 8, 3, 250, tile=16, overlap=2, seed=5, motion=0),
     "gaussian": _golden((36, 20), 8, 3, 4, tile=16, overlap=0, activation="gaussian",
                         omega=10.0, gabor_scale=3.0, seed=-7, motion=1),
     "gabor": _golden((30, 26), 8, 4, 250, cut=4, tile=12, overlap=1, activation="gabor",
                      omega=8.0, gabor_scale=2.0, seed=123456789, motion=0),
+    "timed": _golden((32, 24), 8, 4, 250, times=UNEVEN, tile=16, overlap=2, seed=11, motion=1),
 }
 
 
@@ -78,6 +83,29 @@ def renders(frames: int, width: int, height: int) -> dict:
     }
 
 
+def encoded(golden: dict) -> bytes:
+    """The golden's .anr: from its frames, or from a media file at its uneven times with a
+    tone beside them."""
+    if golden["times"] is None:
+        return actinr.encode(clip(golden), None, fps=Fraction(25),
+                             settings=golden["settings"]).data
+    with tempfile.TemporaryDirectory() as folder:
+        source = write_av_clip(Path(folder) / "timed.mkv", clip(golden), golden["times"], "aac")
+        return actinr.encode(source, None, settings=golden["settings"]).data
+
+
+def side_entry(video) -> dict:
+    """What the manifest holds of a file's side section: its timestamps and the SHA-256 of
+    its carried streams, where it has them."""
+    entry = {}
+    if video.timestamps is not None:
+        stamps = video.timestamps
+        entry["timestamps"] = {"num": stamps.num, "den": stamps.den, "pts": list(stamps.pts)}
+    if video.carried_size:
+        entry["carried_sha256"] = sha256(video.carried())
+    return entry
+
+
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -92,17 +120,18 @@ def main(version: int) -> None:
     out.mkdir()
     files = {}
     for name, golden in FILES.items():
-        data = actinr.encode(clip(golden), None, fps=Fraction(25), settings=golden["settings"]).data
+        data = encoded(golden)
         wanted = renders(golden["frames"], golden["width"], golden["height"])
         with actinr.open(data, "cpu") as video:
             rendered = {r: video.render(times, size=size) for r, (times, size) in wanted.items()}
+            side = side_entry(video)
         (out / f"{name}.anr").write_bytes(data)
         np.savez_compressed(out / f"{name}.npz", **rendered)
         files[name] = {
             "anr_sha256": sha256(data),
             "renders": {r: {"times": times, "size": size,
                             "frame_sha256": [sha256(f.tobytes()) for f in rendered[r]]}
-                        for r, (times, size) in wanted.items()}}
+                        for r, (times, size) in wanted.items()}, **side}
         with actinr.open(data, "cpu") as video:
             kinds = video.kinds
         print(f"{name}.anr: {len(data)} bytes, GOP kinds {kinds}")

@@ -1,0 +1,150 @@
+"""Average-bitrate rate control: the price of a bit, GOP by GOP, so a file lands on a size.
+
+x264's ``--bitrate`` adjusts its quantizer from the bits spent so far; here the fit's
+price per bit (EncodeSettings.rate_weight) is the knob. A GOP of n frames fitted at price
+w costs about ``c * n * w**-ALPHA`` bits, with one c for intra GOPs and one for predicted
+ones, each taken from the last GOP of its kind (a prior ratio stands in for the predicted
+one until one is seen). Before each GOP the controller picks the one price that, spent on
+every GOP left, would use exactly the bits left: one price everywhere is also what spends
+bits best, since a bit then buys the same distortion in every GOP. A GOP of a kind not
+seen yet has nothing but priors behind its price, and the last GOP has no later GOP to
+absorb its miss, so either is fitted again (at most RETRIES times) when it misses its share
+by more than RETRY_TOLERANCE, at the price the measured points give (interpolated between
+two that bracket the share, else extrapolated along their slope), and the fit nearest its
+share is kept; later GOPs absorb what drift is left.
+
+The controller's state after a GOP depends only on the GOPs kept (their kind, frames,
+bits and price), so an encode resumed from its journal makes the same choices.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from bitstream.records import INTRA, PREDICTED
+
+# Bits fall as the price's ALPHA-th power: on carphone and city a doubling of the price at
+# one width saved about 1.3x the bits (docs/design.md, "Quality scale").
+ALPHA = 0.4
+# A predicted GOP's bits per frame against an intra GOP's at the same price, until one is
+# measured (carphone and city at quality 4: about a third).
+PREDICTED_RATIO = 0.35
+RETRY_TOLERANCE = 0.08
+RETRIES = 2
+# Prices outside this range change little: above, almost every parameter is dropped;
+# below, the fit is unpriced in all but name.
+MIN_WEIGHT, MAX_WEIGHT = 0.25, 4096.0
+# Bits per pixel whole clips reached at some quality levels (carphone and city, 48 frames,
+# medium; the README's table), between which the levels are log-spaced: where rate
+# control starts, and so the network width it uses for the whole file.
+TYPICAL_BPP = {0: 0.577, 4: 0.189, 8: 0.0765, 10: 0.0305}
+# Rate control starts at the level typical of HEADROOM times the target: a price can rise
+# as far as it needs, but below a width's efficient range the bits saturate (megamind,
+# 96 frames, width 8: 0.046 bpp at every price under 6, against a target of 0.060), so a
+# network one or two levels wider than the rate suggests is what can reach it.
+HEADROOM = 1.5
+# The local slope measured between two fits of one GOP is trusted within these bounds.
+MIN_ALPHA, MAX_ALPHA = 0.1, 1.5
+
+
+@dataclass
+class RateControl:
+    """Prices for consecutive GOPs (frames and kinds, in order) sharing ``budget`` bits,
+    starting from ``weight``, the quality level's price."""
+
+    frames: list[int]
+    kinds: list[int]
+    budget: float
+    weight: float
+    spent: float = 0.0
+    _cost: dict[int, float] = field(default_factory=dict)  # kind -> c
+
+    def price(self, k: int) -> float:
+        """The price for GOP k, given the GOPs before it were observed."""
+        if INTRA not in self._cost and PREDICTED not in self._cost:
+            return self.weight
+        need = sum(self._c(kind) * n for n, kind in zip(self.frames[k:], self.kinds[k:]))
+        left = self.budget - self.spent
+        if left <= 0:
+            return MAX_WEIGHT
+        return _clamp((need / left) ** (1 / ALPHA))
+
+    def share(self, k: int, weight: float, bits: float) -> float:
+        """GOP k's share of the bits left, for a GOP that cost ``bits`` at ``weight``:
+        what the one price would leave it, with its kind's cost taken from it."""
+        costs = dict(self._cost)
+        costs[self.kinds[k]] = max(bits, 1.0) / (self.frames[k] * weight ** -ALPHA)
+        need = [self._c(kind, costs) * n for n, kind in zip(self.frames[k:], self.kinds[k:])]
+        return max(self.budget - self.spent, 1.0) * need[0] / sum(need)
+
+    def retry(self, k: int, tries: list[tuple[float, float]]) -> float | None:
+        """A new price for GOP k after fits at (weight, bits) ``tries``, or None to keep
+        the best of them (``best``): its kind had been measured before and later GOPs can
+        absorb its miss, the last fit is within tolerance of its share, the retries are
+        spent, or the price cannot move further."""
+        weight, bits = tries[-1]
+        last = k == len(self.frames) - 1
+        if (self.kinds[k] in self._cost and not last) or len(tries) > RETRIES:
+            return None
+        target = self.share(k, weight, bits)
+        if abs(bits / target - 1) <= RETRY_TOLERANCE:
+            return None
+        above = [t for t in tries if t[1] > self.share(k, *t)]
+        below = [t for t in tries if t[1] <= self.share(k, *t)]
+        if above and below:
+            # Bits fall as the price rises: the dearest fit that spent too much and the
+            # cheapest that spent too little bracket the price, interpolated in log-log.
+            pair = max(above), min(below)
+            alpha = _slope(*pair[0], *pair[1])
+            base = pair[self.best(k, list(pair))]
+        else:
+            base = tries[-1]
+            alpha = _slope(*tries[-2], *tries[-1]) if len(tries) > 1 else ALPHA
+        w, b = base
+        new = _clamp(w * (b / self.share(k, w, b)) ** (1 / alpha))
+        return None if any(new == t[0] for t in tries) else new
+
+    def best(self, k: int, tries: list[tuple[float, float]]) -> int:
+        """Which of GOP k's fits at (weight, bits) ``tries`` to keep: the nearest its
+        share, in ratio."""
+        return min(range(len(tries)),
+                   key=lambda i: abs(math.log(max(tries[i][1], 1.0) / self.share(k, *tries[i]))))
+
+    def observe(self, k: int, weight: float, bits: float) -> None:
+        """GOP k was kept at ``weight`` and cost ``bits``."""
+        self.spent += bits
+        self._cost[self.kinds[k]] = max(bits, 1.0) / (self.frames[k] * weight ** -ALPHA)
+
+    def _c(self, kind: int, costs: dict[int, float] | None = None) -> float:
+        costs = self._cost if costs is None else costs
+        if kind in costs:
+            return costs[kind]
+        if kind == PREDICTED:
+            return costs[INTRA] * PREDICTED_RATIO
+        return costs[PREDICTED] / PREDICTED_RATIO
+
+
+def quality_for(bpp: float) -> int:
+    """The quality level to reach ``bpp`` from: the one whose typical rate lies nearest
+    HEADROOM times it (in ratio)."""
+    bpp *= HEADROOM
+    levels = sorted(TYPICAL_BPP)
+    typical = {}
+    for a, b in zip(levels, levels[1:]):
+        for q in range(a, b + 1):
+            share = (q - a) / (b - a)
+            typical[q] = TYPICAL_BPP[a] ** (1 - share) * TYPICAL_BPP[b] ** share
+    return min(typical, key=lambda q: abs(math.log(typical[q] / bpp)))
+
+
+def _slope(w0: float, b0: float, w1: float, b1: float) -> float:
+    """The local exponent of bits against price between two fits, within the trusted
+    bounds (ALPHA where the two give none)."""
+    if w0 == w1 or b0 <= 0 or b1 <= 0 or b0 == b1:
+        return ALPHA
+    return min(max(-math.log(b1 / b0) / math.log(w1 / w0), MIN_ALPHA), MAX_ALPHA)
+
+
+def _clamp(weight: float) -> float:
+    return min(max(weight, MIN_WEIGHT), MAX_WEIGHT)
