@@ -44,7 +44,7 @@ from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
 from .pipeline.presets import settings_for
-from .pipeline.ratecontrol import quality_for
+from .pipeline.ratecontrol import quality_for, reach_note
 from .pipeline.settings import EncodeSettings
 from .pipeline.source import Source, array_source, file_source
 from .pipeline.times import output_size, output_times
@@ -207,6 +207,10 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
         journal.close()  # complete: kept until the output is in place
     data = assemble_file(info, stream_config(settings.model, settings.gop_size),
                          [r.coded for r in reports], stamps, carried)
+    if target is not None:
+        note = reach_note(target, len(data) * 8, [r.stats.rate_weight for r in reports],
+                          settings.model.width)
+        notes += [] if note is None else [note]
     if output is not None:
         write_atomically(output, data)
         journal.discard()

@@ -46,19 +46,36 @@ from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
 
 # Sine and cosine of the frame time at these multiples of pi: the bias network's input.
 TIME_FREQUENCIES = (1, 2, 4, 8)
+# A frame between key frames warps their latents by a displacement field held on a grid
+# of one vector per FLOW_CELL x FLOW_CELL pixels, bilinearly interpolated.
+FLOW_CELL = 32
 
 
 class LatentGOP(LatentFrame):
     """A GOP as one latent pyramid per frame over shared networks."""
 
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
-                 arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1):
+                 arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
+                 warp: bool = False):
         super().__init__(height, width, levels, hidden, arm_hidden)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
         # Frames with latents of their own (every key_every-th and the last); the frames
-        # between take the latents linearly interpolated in time, as a 3D grid coarse in t.
+        # between take the latents linearly interpolated in time, as a 3D grid coarse in t,
+        # or (warp) each key's latents displaced by a coarse field of the frame's own,
+        # then blended in time: motion carried instead of cross-faded.
         self.keys = sorted({*range(0, frames, key_every), frames - 1})
+        self.between = [f for f in range(frames) if f not in self.keys]
+        self.flow = None
+        if warp and self.between:
+            cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
+            # Per frame between keys, from the key before and the one after: (dx, dy) in
+            # grid_sample's units (2 / width, 2 / height a pixel), starting still.
+            self.flow = nn.ParameterList([nn.Parameter(torch.zeros(len(self.between), 2, 2,
+                                                                   *cells))])
+            ys = (torch.arange(height) + 0.5) / height * 2 - 1
+            xs = (torch.arange(width) + 0.5) / width * 2 - 1
+            self.identity = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros_like(y)) for _ in self.keys for y in self.latents)
         if temporal:
@@ -74,6 +91,8 @@ class LatentGOP(LatentFrame):
         nets = super().networks()
         if self.bias_net is not None:
             nets["bias_net"] = self.bias_net
+        if self.flow is not None:
+            nets["flow"] = self.flow
         return nets
 
     def key_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
@@ -87,16 +106,39 @@ class LatentGOP(LatentFrame):
         return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.key_latents(latents, after - 1),
                                                         self.key_latents(latents, after))]
 
+    def warped_stack(self, latents: list[torch.Tensor], f: int,
+                     keys: dict[int, torch.Tensor]) -> torch.Tensor:
+        """Frame f's upsampled latents (H, W, levels): a key's own, or the two keys around
+        it each displaced by f's field and blended by f's place between them; ``keys``
+        caches the keys' upsampled latents over one rendering."""
+        after = next(k for k, key in enumerate(self.keys) if key >= f)
+        pair = (after,) if self.keys[after] == f else (after - 1, after)
+        for k in pair:
+            if k not in keys:
+                keys[k] = self.upsampled(self.key_latents(latents, k))
+        if len(pair) == 1:
+            return keys[after]
+        a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
+        field = self.flow[0][self.between.index(f)]  # (2 keys, 2, cells)
+        dense = F.interpolate(field, size=self.size, mode="bilinear", align_corners=False)
+        warped = [F.grid_sample(keys[k].permute(2, 0, 1)[None],
+                                self.identity + dense[i].permute(1, 2, 0)[None],
+                                mode="bilinear", padding_mode="border", align_corners=False)
+                  [0].permute(1, 2, 0) for i, k in enumerate(pair)]
+        return (1 - a) * warped[0] + a * warped[1]
+
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
-        out = []
+        out, keys = [], {}
         for f in range(self.frames):
             bias = None
             if self.bias_net is not None:
                 t = torch.tensor(f / max(1, self.frames - 1))
                 angles = torch.tensor(TIME_FREQUENCIES) * math.pi * t
                 bias = self.bias_net(torch.cat([angles.sin(), angles.cos()]))
-            out.append(self.pixels(self.upsampled(self.frame_latents(latents, f)), bias))
+            stack = (self.warped_stack(latents, f, keys) if self.flow is not None
+                     else self.upsampled(self.frame_latents(latents, f)))
+            out.append(self.pixels(stack, bias))
         return torch.stack(out)
 
     def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:
@@ -137,7 +179,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=["shared", "temporal", "temporal+biases"],
                     help="shared: networks shared, latents coded alone; temporal: the context "
                          "model reads the previous frame; +biases: per-frame biases; +keysN: "
-                         "latents on every N-th frame, interpolated between")
+                         "latents on every N-th frame, interpolated between; +warp: the "
+                         "frames between warp the keys' latents by a coarse field each")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -156,7 +199,7 @@ def main() -> None:
             keys = re.search(r"keys(\d+)", variant)
             model = LatentGOP(n, h, w, args.levels, args.hidden, args.arm_hidden,
                               temporal="temporal" in variant, biases="biases" in variant,
-                              key_every=int(keys[1]) if keys else 1)
+                              key_every=int(keys[1]) if keys else 1, warp="warp" in variant)
             points.append(latent_point(frames, model, lam, args))
             p = points[-1]
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "

@@ -102,6 +102,53 @@ def test_no_audio_leaves_it_out_and_info_lists_what_is_carried(tmp_path, source,
     assert "carried: audio aac" in shown and "format version 4" in shown
 
 
+def with_subtitles(path, folder):
+    """``path`` remuxed (stream copy) with two SubRip cues beside its streams."""
+    srt = folder / "cues.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,200\nhello\n\n"
+                   "2\n00:00:00,240 --> 00:00:00,400\nworld\n")
+    out = folder / "subtitled.mkv"
+    with av.open(str(path)) as clip, av.open(str(srt)) as cues, \
+            av.open(str(out), "w") as muxed:
+        # Every stream is added before the first packet is muxed, as a muxer needs.
+        copies = {(n, s.index): muxed.add_stream_from_template(s)
+                  for n, source in enumerate((clip, cues)) for s in source.streams}
+        for n, source in enumerate((clip, cues)):
+            for packet in source.demux():
+                if packet.size:
+                    packet.stream = copies[n, packet.stream.index]
+                    muxed.mux(packet)
+    return out
+
+
+def subtitle_packets(path) -> list[tuple[float, bytes]]:
+    with av.open(str(path)) as container:
+        if not container.streams.subtitles:
+            return []
+        stream = container.streams.subtitles[0]
+        return [(float(p.pts * p.time_base), bytes(p)) for p in container.demux(stream) if p.size]
+
+
+def test_subtitles_are_carried_where_the_output_holds_them(tmp_path, source):
+    src = with_subtitles(source, tmp_path)
+    want = subtitle_packets(src)
+    assert [cue for _, cue in want] == [b"hello", b"world"]
+    anr = tmp_path / "s.anr"
+    actinr.encode(src, anr, FAST)
+    shown = subprocess.run([sys.executable, "-m", "cli.main", "info", str(anr)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "carried: subtitle" in shown and "carried: audio aac" in shown
+    actinr.decode(anr, tmp_path / "out.mkv")
+    assert subtitle_packets(tmp_path / "out.mkv") == want
+    mp4 = actinr.decode(anr, tmp_path / "out.mp4")
+    assert any("subtitle" in note and "mkv can" in note for note in mp4.notes)
+    assert audio_packets(tmp_path / "out.mp4")[0] == audio_packets(src)[0]
+    actinr.decode(anr, tmp_path / "bare.mkv", subtitles=False)
+    assert subtitle_packets(tmp_path / "bare.mkv") == []
+    assert actinr.encode(src, None, dataclasses.replace(FAST, subtitles=False)).carried < \
+        actinr.encode(src, None, FAST).carried
+
+
 def test_uneven_timestamps_are_told_from_a_coarse_clock():
     # 29.97 fps in Matroska's milliseconds: 33 and 34 ms apart, a constant rate.
     ntsc = [round(k * 1001 / 30) for k in range(30)]

@@ -8,7 +8,16 @@ from click.testing import CliRunner
 from synthetic import moving_pattern
 
 import actinr_codec as actinr
-from actinr_codec.pipeline.ratecontrol import HEADROOM, MIN_WEIGHT, RETRIES, RateControl, quality_for
+from actinr_codec.pipeline.ratecontrol import (
+    HEADROOM,
+    LAST_RETRIES,
+    MAX_WEIGHT,
+    MIN_WEIGHT,
+    RETRIES,
+    RateControl,
+    quality_for,
+    reach_note,
+)
 from bitstream.records import INTRA, PREDICTED
 from cli.main import main
 
@@ -16,19 +25,23 @@ KINDS = [INTRA, PREDICTED, PREDICTED, INTRA, PREDICTED]
 FRAMES = [25, 24, 24, 24, 10]
 
 
-def simulate(alpha: float, predicted_share: float, fraction: float):
-    """A file whose GOPs cost c x frames x price^-alpha bits, rate-controlled to
-    ``fraction`` of what it costs at the starting price: the total spent against the
-    budget, the fits made per GOP, and the prices kept."""
+def simulate(alpha: float, predicted_share: float, fraction: float, frames=FRAMES,
+             kinds=KINDS, predicted_alpha: float | None = None):
+    """A file whose GOPs cost c x frames x price^-alpha bits (predicted ones at their own
+    exponent if given), rate-controlled to ``fraction`` of what it costs at the starting
+    price: the total spent against the budget, the fits made per GOP, and the prices
+    kept."""
     cost = {INTRA: 2000.0, PREDICTED: 2000.0 * predicted_share}
+    exponent = {INTRA: alpha, PREDICTED: alpha if predicted_alpha is None else predicted_alpha}
     start = 16.0
-    budget = fraction * sum(cost[kind] * n * start ** -alpha for n, kind in zip(FRAMES, KINDS))
-    rate = RateControl(FRAMES, KINDS, budget, weight=start)
+    budget = fraction * sum(cost[kind] * n * start ** -exponent[kind]
+                            for n, kind in zip(frames, kinds))
+    rate = RateControl(list(frames), list(kinds), budget, weight=start)
     fits, prices = [], []
-    for k, (n, kind) in enumerate(zip(FRAMES, KINDS)):
+    for k, (n, kind) in enumerate(zip(frames, kinds)):
         price, tries = rate.price(k), []
         while price is not None:
-            tries.append((price, cost[kind] * n * price ** -alpha))
+            tries.append((price, cost[kind] * n * price ** -exponent[kind]))
             price = rate.retry(k, tries)
         keep = rate.best(k, tries)
         rate.observe(k, *tries[keep])
@@ -43,9 +56,17 @@ def simulate(alpha: float, predicted_share: float, fraction: float):
 def test_the_budget_is_spent_whatever_the_content(alpha, predicted_share, fraction):
     spent, fits, _ = simulate(alpha, predicted_share, fraction)
     assert spent == pytest.approx(1.0, rel=0.05)
-    # Only the first GOP of each kind and the last GOP are fitted again, at most RETRIES
-    # times each.
-    assert all(f == 1 for f in fits[2:-1]) and max(fits) <= RETRIES + 1
+    # A GOP is fitted again at most RETRIES times, the last LAST_RETRIES.
+    assert max(fits[:-1]) <= RETRIES + 1 and fits[-1] <= LAST_RETRIES + 1
+
+
+@pytest.mark.parametrize("predicted_share", [0.3, 1.0])
+@pytest.mark.parametrize("fraction", [0.5, 1.0])
+def test_a_two_gop_clip_lands_whatever_its_predicted_gop_costs(predicted_share, fraction):
+    # The last GOP has nothing after it to absorb the first one's misjudged share.
+    spent, _, _ = simulate(0.4, predicted_share, fraction, frames=[24, 25],
+                           kinds=[INTRA, PREDICTED])
+    assert spent == pytest.approx(1.0, rel=0.05)
 
 
 def test_a_budget_out_of_reach_spends_what_the_cheapest_price_gives():
@@ -64,6 +85,13 @@ def test_the_starting_quality_follows_the_rate():
     levels = [quality_for(r) for r in rates]
     assert levels == sorted(levels) and levels[0] == 0 and levels[-1] == 10
     assert quality_for(0.189 / HEADROOM) == 4
+
+
+def test_a_missed_target_says_why():
+    assert reach_note(1000, 1080, [3.0], 24) is None
+    assert "above what this clip takes" in reach_note(1000, 740, [2.0, MIN_WEIGHT], 40)
+    assert "below what this clip needs" in reach_note(1000, 1300, [MAX_WEIGHT], 8)
+    assert reach_note(1000, 800, [5.0], 24) == "rate control missed the target by -20.0%"
 
 
 def test_an_encode_lands_near_its_target_size():
