@@ -44,7 +44,7 @@ from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
 from .pipeline.presets import settings_for
-from .pipeline.ratecontrol import quality_for, reach_note
+from .pipeline.ratecontrol import quality_for, reach_note, width_for
 from .pipeline.settings import EncodeSettings
 from .pipeline.source import Source, array_source, file_source
 from .pipeline.times import output_size, output_times
@@ -263,10 +263,13 @@ def _target_bits(options: EncodeOptions, frames: int, rate: Fraction) -> float |
 def _rate_controlled(options: EncodeOptions, src: Source, gops, rate: Fraction,
                      target: float) -> EncodeSettings:
     """Settings for an encode to ``target`` bits: the quality level whose usual rate is
-    nearest, and rate control over what the chunks may spend once the header is paid."""
+    nearest (past quality 0's, a wider network), and rate control over what the chunks
+    may spend once the header is paid."""
     pixels = src.width * src.height
-    quality = quality_for(target / (pixels * src.count))
-    settings = settings_for(pixels, dataclasses.replace(options, quality=quality))
+    bpp = target / (pixels * src.count)
+    settings = settings_for(pixels, dataclasses.replace(options, quality=quality_for(bpp)))
+    settings = dataclasses.replace(settings, model=dataclasses.replace(
+        settings.model, width=width_for(bpp, settings.model.width)))
     info = VideoInfo(width=src.width, height=src.height, frames=src.count,
                      fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
     header = encode_header(info, pack_config(stream_config(settings.model, settings.gop_size)),

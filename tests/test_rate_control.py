@@ -12,11 +12,13 @@ from actinr_codec.pipeline.ratecontrol import (
     HEADROOM,
     LAST_RETRIES,
     MAX_WEIGHT,
+    MAX_WIDTH,
     MIN_WEIGHT,
     RETRIES,
     RateControl,
     quality_for,
     reach_note,
+    width_for,
 )
 from bitstream.records import INTRA, PREDICTED
 from cli.main import main
@@ -85,6 +87,12 @@ def test_the_starting_quality_follows_the_rate():
     levels = [quality_for(r) for r in rates]
     assert levels == sorted(levels) and levels[0] == 0 and levels[-1] == 10
     assert quality_for(0.189 / HEADROOM) == 4
+
+
+def test_past_quality_0_the_network_widens():
+    assert width_for(0.2, 24) == 24 and width_for(0.577 / HEADROOM, 40) == 40
+    assert 40 < width_for(0.684, 40) <= MAX_WIDTH
+    assert width_for(0.684, 40) % 8 == 0 and width_for(50.0, 40) == MAX_WIDTH
 
 
 def test_a_missed_target_says_why():

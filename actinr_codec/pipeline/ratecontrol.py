@@ -7,12 +7,13 @@ ones, each taken from the last GOP of its kind (a prior ratio stands in for the 
 one until one is seen). Before each GOP the controller picks the one price that, spent on
 every GOP left, would use exactly the bits left: one price everywhere is also what spends
 bits best, since a bit then buys the same distortion in every GOP. A GOP of a kind not
-seen yet has nothing but priors behind its price, and the last GOP has no later GOP to
-absorb its miss, so either is fitted again (at most RETRIES times, the last GOP
-LAST_RETRIES) when it misses its share
-by more than RETRY_TOLERANCE, at the price the measured points give (interpolated between
-two that bracket the share, else extrapolated along their slope), and the fit nearest its
-share is kept; later GOPs absorb what drift is left.
+seen yet has nothing but priors behind its price, the last GOP has no later GOP to absorb
+its miss, and a big miss may be more than the GOPs after it can absorb (ABSORB), so such
+a GOP is fitted again (at most RETRIES times, the last GOP LAST_RETRIES) when it misses
+its share by more than RETRY_TOLERANCE, at the price the measured points give
+(interpolated between two that bracket the share, else extrapolated along their slope),
+and the fit nearest its share is kept; later GOPs absorb what drift is left. The width
+is where the price starts from (quality_for), widened past quality 0 (width_for).
 
 The controller's state after a GOP depends only on the GOPs kept (their kind, frames,
 bits and price), so an encode resumed from its journal makes the same choices.
@@ -57,6 +58,8 @@ TYPICAL_BPP = {0: 0.577, 4: 0.189, 8: 0.0765, 10: 0.0305}
 HEADROOM = 1.5
 # The local slope measured between two fits of one GOP is trusted within these bounds.
 MIN_ALPHA, MAX_ALPHA = 0.1, 1.5
+# Past quality 0, rate control widens the network in steps of WIDTH_STEP, up to MAX_WIDTH.
+WIDTH_STEP, MAX_WIDTH = 8, 64
 # A file further than this from its target gets a line saying why.
 REACH_TOLERANCE = 0.1
 
@@ -155,6 +158,18 @@ def reach_note(target: float, reached: float, prices: list[float], width: int) -
         return (f"the target is below what this clip needs: at the highest price per bit "
                 f"a width-{width} network spent {error:.1%} more")
     return f"rate control missed the target by {error:+.1%}"
+
+
+def width_for(bpp: float, width: int) -> int:
+    """The network width for ``bpp``, starting from quality 0's ``width`` when the target
+    lies past that level's typical rate (with HEADROOM): a network's parameters, and so
+    about its bits at one price, grow as its width squared, so a wider one is what can
+    spend them (tree at 0.68 bpp: width 40 spent 0.50 at the lowest price). Below, the
+    width as it is."""
+    need = bpp * HEADROOM / TYPICAL_BPP[0]
+    if need <= 1:
+        return width
+    return min(MAX_WIDTH, WIDTH_STEP * math.ceil(width * math.sqrt(need) / WIDTH_STEP))
 
 
 def quality_for(bpp: float) -> int:
