@@ -26,7 +26,7 @@ import torch
 
 from bitstream.container import assemble_file, write_atomically
 from bitstream.errors import BitstreamError
-from bitstream.header import VERSION, encode_header, pack_config
+from bitstream.header import VERSION
 from bitstream.limits import check_gop_kinds, check_gop_ranges, check_info
 from bitstream.records import VideoInfo, reference_of
 
@@ -44,7 +44,7 @@ from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
 from .pipeline.presets import settings_for
-from .pipeline.ratecontrol import quality_for, reach_note, width_for
+from .pipeline.ratecontrol import rate_controlled, reach_note, target_bits
 from .pipeline.settings import EncodeSettings
 from .pipeline.source import Source, array_source, file_source
 from .pipeline.times import output_size, output_times
@@ -147,14 +147,14 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     notes: list[str] = []
     stamps = src.timestamps if fps is None else None
     carried = _carried(source, src, options, start, frames, rate, stamps, fps, notes)
-    noise_level, target = None, _target_bits(options, src.count, rate)
+    noise_level, target = None, target_bits(options, src.count, rate)
     chosen = settings is not None
     if not chosen:
         settings = settings_for(src.width * src.height, options)
     gops = plan_gops(src.count, settings.gop_size, settings.keyint, src.cuts)
     if not chosen:
         if target is not None:
-            settings = _rate_controlled(options, src, gops, rate, target)
+            settings = rate_controlled(options, src, gops, rate, target)
         if options.denoise is not None:
             noise_level = options.denoise or _noise_level(src, holes)
             settings = denoise_settings(settings, noise_level / 255)
@@ -243,45 +243,6 @@ def _carried(source, src: Source, options: EncodeOptions, start: int, frames: in
                      f"would drift")
         return None
     return streams
-
-
-def _target_bits(options: EncodeOptions, frames: int, rate: Fraction) -> float | None:
-    """The file's size in bits that --bitrate or --target-size asks for, if either."""
-    if options.bitrate is not None and options.target_size is not None:
-        raise ValueError("bitrate and target_size are exclusive")
-    if options.bitrate is not None:
-        if not options.bitrate > 0:
-            raise ValueError(f"bitrate must be positive, got {options.bitrate}")
-        return float(options.bitrate * frames / rate)
-    if options.target_size is not None:
-        if options.target_size < 1:
-            raise ValueError(f"target size must be positive, got {options.target_size}")
-        return options.target_size * 8.0
-    return None
-
-
-def _rate_controlled(options: EncodeOptions, src: Source, gops, rate: Fraction,
-                     target: float) -> EncodeSettings:
-    """Settings for an encode to ``target`` bits: the quality level whose usual rate is
-    nearest (past quality 0's, a wider network), and rate control over what the chunks
-    may spend once the header is paid."""
-    pixels = src.width * src.height
-    bpp = target / (pixels * src.count)
-    settings = settings_for(pixels, dataclasses.replace(options, quality=quality_for(bpp)))
-    settings = dataclasses.replace(settings, model=dataclasses.replace(
-        settings.model, width=width_for(bpp, settings.model.width)))
-    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
-                     fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
-    header = encode_header(info, pack_config(stream_config(settings.model, settings.gop_size)),
-                           [(g.start, g.stop) for g in gops.gops],
-                           [(kind, reference_of(k, kind)) for k, kind in enumerate(gops.kinds)],
-                           [0] * len(gops.gops))
-    chunks = target - len(header) * 8
-    if chunks <= 0:
-        raise ValueError(f"a target of {target / 8:.0f} bytes does not even hold the file's "
-                         f"{len(header)}-byte header")
-    return dataclasses.replace(settings,
-                               target_bpp=chunks / (pixels * sum(len(g) for g in gops.gops)))
 
 
 def _check_writable(info: VideoInfo, plan: EncodePlan) -> None:

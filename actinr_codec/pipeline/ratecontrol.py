@@ -15,16 +15,27 @@ its share by more than RETRY_TOLERANCE, at the price the measured points give
 and the fit nearest its share is kept; later GOPs absorb what drift is left. The width
 is where the price starts from (quality_for), widened past quality 0 (width_for).
 
+``target_bits`` reads what an encode asks for (--bitrate, --target-size) and
+``rate_controlled`` gives the settings that start from it, the header paid first.
+
 The controller's state after a GOP depends only on the GOPs kept (their kind, frames,
 bits and price), so an encode resumed from its journal makes the same choices.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
-from bitstream.records import INTRA, PREDICTED
+from bitstream.header import encode_header, pack_config
+from bitstream.records import INTRA, PREDICTED, VideoInfo, reference_of
+
+from ..model.schema import stream_config
+from .options import EncodeOptions
+from .presets import settings_for
+from .settings import EncodeSettings
 
 # Bits fall as the price's ALPHA-th power: on carphone and city a doubling of the price at
 # one width saved about 1.3x the bits (docs/design.md, "Quality scale").
@@ -195,3 +206,42 @@ def _slope(w0: float, b0: float, w1: float, b1: float) -> float:
 
 def _clamp(weight: float) -> float:
     return min(max(weight, MIN_WEIGHT), MAX_WEIGHT)
+
+
+def target_bits(options: EncodeOptions, frames: int, rate: Fraction) -> float | None:
+    """The file's size in bits that --bitrate or --target-size asks for, if either."""
+    if options.bitrate is not None and options.target_size is not None:
+        raise ValueError("bitrate and target_size are exclusive")
+    if options.bitrate is not None:
+        if not options.bitrate > 0:
+            raise ValueError(f"bitrate must be positive, got {options.bitrate}")
+        return float(options.bitrate * frames / rate)
+    if options.target_size is not None:
+        if options.target_size < 1:
+            raise ValueError(f"target size must be positive, got {options.target_size}")
+        return options.target_size * 8.0
+    return None
+
+
+def rate_controlled(options: EncodeOptions, src, gops, rate: Fraction,
+                     target: float) -> EncodeSettings:
+    """Settings for an encode to ``target`` bits: the quality level whose usual rate is
+    nearest (past quality 0's, a wider network), and rate control over what the chunks
+    may spend once the header is paid."""
+    pixels = src.width * src.height
+    bpp = target / (pixels * src.count)
+    settings = settings_for(pixels, dataclasses.replace(options, quality=quality_for(bpp)))
+    settings = dataclasses.replace(settings, model=dataclasses.replace(
+        settings.model, width=width_for(bpp, settings.model.width)))
+    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
+                     fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
+    header = encode_header(info, pack_config(stream_config(settings.model, settings.gop_size)),
+                           [(g.start, g.stop) for g in gops.gops],
+                           [(kind, reference_of(k, kind)) for k, kind in enumerate(gops.kinds)],
+                           [0] * len(gops.gops))
+    chunks = target - len(header) * 8
+    if chunks <= 0:
+        raise ValueError(f"a target of {target / 8:.0f} bytes does not even hold the file's "
+                         f"{len(header)}-byte header")
+    return dataclasses.replace(settings,
+                               target_bpp=chunks / (pixels * sum(len(g) for g in gops.gops)))
