@@ -8,10 +8,13 @@ biases in the synthesis (ActINR's bias modulation). The context model may also r
 previous frame's latents around the same place (a 3x3 window of the same grid, and a flag
 saying whether there is a previous frame), the way C3 conditions on the frame before. And
 only every N-th frame may keep latents, the frames between interpolating them in time (a
-3D grid coarse in t, which is also what lets a decoder ask for any time). This
-probe measures what each of these buys over the same frames coded one at a time, and
-x264 medium at its default keyint on the same frames, all scored as whole clips are (mean
-PSNR-YUV420 over the frames, bits over all of them).
+3D grid coarse in t, which is also what lets a decoder ask for any time), or sample the
+keys' latents displaced by a coarse motion field of their own (+warp), to which they may
+add a latent pyramid of their own, a correction mostly zero (+res, as Cool-chic's video
+codes a residual after motion). This probe measures what each of these buys over the
+same frames coded one at a time, and x264 medium at its default keyint on the same
+frames, all scored as whole clips are (mean PSNR-YUV420 over the frames, bits over all of
+them).
 
     python bench/latent_gop.py --clip carphone --frames 8 --out /tmp/gop
 
@@ -36,7 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_intra import CLIPS, CONTEXT, LatentFrame, add_fit_arguments, latent_point  # noqa: E402
+from latent_intra import CLIPS, CONTEXT, LatentFrame, add_fit_arguments, cropped, latent_point  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from bitstream.latents import REFERENCE  # noqa: E402
@@ -56,7 +59,8 @@ class LatentGOP(LatentFrame):
 
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
-                 warp: bool = False):
+                 warp: bool = False, residual: bool = False,
+                 residual_reference: bool = False):
         super().__init__(height, width, levels, hidden, arm_hidden)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -76,8 +80,15 @@ class LatentGOP(LatentFrame):
             ys = (torch.arange(height) + 0.5) / height * 2 - 1
             xs = (torch.arange(width) + 0.5) / width * 2 - 1
             self.identity = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+        # With residual, every frame between keys also keeps a pyramid of its own, added to
+        # its warped latents before the synthesis: what the warp cannot carry (new
+        # content, occlusions), at a price near zero where the context model learns that
+        # most of it stays zero (as Cool-chic's residual latents do).
+        self.residual = residual and self.flow is not None
+        self.residual_reference = residual_reference and self.residual
+        owners = len(self.keys) + (len(self.between) if self.residual else 0)
         self.latents = nn.ParameterList(
-            nn.Parameter(torch.zeros_like(y)) for _ in self.keys for y in self.latents)
+            nn.Parameter(torch.zeros_like(y)) for _ in range(owners) for y in self.latents)
         if temporal:
             self.arm[0] = nn.Linear(CONTEXT + REFERENCE, arm_hidden)
         # The bias network gives the synthesis' first layer a bias per frame; it starts
@@ -125,7 +136,11 @@ class LatentGOP(LatentFrame):
                                 self.identity + dense[i].permute(1, 2, 0)[None],
                                 mode="bilinear", padding_mode="border", align_corners=False)
                   [0].permute(1, 2, 0) for i, k in enumerate(pair)]
-        return (1 - a) * warped[0] + a * warped[1]
+        blended = (1 - a) * warped[0] + a * warped[1]
+        if not self.residual:
+            return blended
+        own = len(self.keys) + self.between.index(f)
+        return blended + self.upsampled(self.key_latents(latents, own))
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
@@ -141,23 +156,43 @@ class LatentGOP(LatentFrame):
             out.append(self.pixels(stack, bias))
         return torch.stack(out)
 
+    def reference_owner(self, owner: int) -> int | None:
+        """Whose grids the context model reads beside owner's (keys first, then the
+        frames between with latents of their own): the key before a key; with
+        +resref, the previous frame's own latents for a frame between keys, a grid of
+        zeros (-1) for the first of them, which still says "a reference exists", so that
+        the context model can tell these sparse corrections from a key's latents."""
+        if owner < len(self.keys):
+            return owner - 1 if owner > 0 else None
+        if not self.residual_reference:
+            return None
+        return owner - 1 if owner > len(self.keys) else -1
+
     def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:
-        """Each grid's grid of the key frame before, when the context model reads it."""
+        """Each grid's reference grid, when the context model reads one."""
         if not self.temporal:
             return super().references(grids)
-        return [None] * self.levels + grids[:-self.levels]
+        out = []
+        for owner in range(len(grids) // self.levels):
+            source = self.reference_owner(owner)
+            for k in range(self.levels):
+                g = grids[owner * self.levels + k]
+                out.append(None if source is None else np.zeros_like(g) if source < 0
+                           else grids[source * self.levels + k])
+        return out
 
     def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
         windows = super().contexts(latents)
         if not self.temporal:
             return windows
         previous = []
-        for f in range(len(self.keys)):
-            for k, y in enumerate(self.key_latents(latents, f)):
-                if f == 0:
+        for owner in range(len(latents) // self.levels):
+            source = self.reference_owner(owner)
+            for k, y in enumerate(self.key_latents(latents, owner)):
+                if source is None:
                     previous.append(torch.zeros(y.numel(), REFERENCE))
                     continue
-                before = latents[(f - 1) * self.levels + k]
+                before = torch.zeros_like(y) if source < 0 else latents[source * self.levels + k]
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
                 previous.append(torch.cat([window, torch.ones(y.numel(), 1)], dim=1))
         return torch.cat([windows, torch.cat(previous)], dim=1)
@@ -180,14 +215,17 @@ def main() -> None:
                     help="shared: networks shared, latents coded alone; temporal: the context "
                          "model reads the previous frame; +biases: per-frame biases; +keysN: "
                          "latents on every N-th frame, interpolated between; +warp: the "
-                         "frames between warp the keys' latents by a coarse field each")
+                         "frames between warp the keys' latents by a coarse field each; "
+                         "+res: and add latents of their own (with +warp); +resref: whose "
+                         "context reads the previous frame's (with temporal)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    frames = read_video(CLIPS / f"{args.clip}.mkv", start=args.start, count=args.frames)[0]
+    frames = cropped(read_video(CLIPS / f"{args.clip}.mkv", start=args.start,
+                                count=args.frames)[0], args.crop)
     n, h, w, _ = frames.shape
     anchor = [x264_gop_point(frames, crf) for crf in args.crfs]
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "x264": anchor,
@@ -199,7 +237,9 @@ def main() -> None:
             keys = re.search(r"keys(\d+)", variant)
             model = LatentGOP(n, h, w, args.levels, args.hidden, args.arm_hidden,
                               temporal="temporal" in variant, biases="biases" in variant,
-                              key_every=int(keys[1]) if keys else 1, warp="warp" in variant)
+                              key_every=int(keys[1]) if keys else 1, warp="warp" in variant,
+                              residual="res" in variant,
+                              residual_reference="resref" in variant)
             points.append(latent_point(frames, model, lam, args))
             p = points[-1]
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "

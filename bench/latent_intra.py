@@ -8,10 +8,12 @@ full size (bicubic); a small per-pixel network with a 3x3 refinement turns the s
 latents into RGB. Latents are coded under an auto-regressive model: a tiny network reads
 each latent's causal neighbours (two rows above, two to the left, the same grid) and
 gives the mean and scale of a Laplace distribution over the integer latent. The fit
-minimises distortion (YCbCr, 6:1:1, BT.601) plus lambda times the latents' bits, with
+minimises distortion (YCbCr, 6:1:1, BT.601; chroma at full resolution or as the 2x2 means
+that yuv420p keeps) plus lambda times the latents' bits, with
 soft rounding around uniform noise (or plain noise) standing in for rounding for most of
 it and straight-through rounding at the end. The networks are then quantized with a
-searched step per network, each tensor priced as the codec's coder would code it.
+searched step per network, each network's parameters priced as one tensor in the codec's
+coder.
 
 The rate is what a file would hold: the latents range-coded by bitstream.latents, whose
 context model runs in fixed point so that every decoder computes the same probabilities
@@ -182,9 +184,15 @@ def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
     return centre + 0.5 * torch.tanh((x - centre) / temperature) / math.tanh(0.5 / temperature)
 
 
-def distortion(rgb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    err = ((rgb - target) @ YCBCR.T) ** 2
-    return (err.reshape(-1, 3).mean(dim=0) * PLANE_WEIGHTS).sum()
+def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444") -> torch.Tensor:
+    """6:1:1-weighted squared error of Y, Cb and Cr, frames (..., H, W, 3); with chroma
+    "420", Cb and Cr are compared as 2x2 means, the grid PSNR-YUV420 scores them on."""
+    err = (rgb - target) @ YCBCR.T
+    if chroma == "444":
+        return ((err ** 2).reshape(-1, 3).mean(dim=0) * PLANE_WEIGHTS).sum()
+    planes = err.reshape(-1, *err.shape[-3:]).permute(0, 3, 1, 2)  # (N, 3, H, W)
+    chroma_mse = (F.avg_pool2d(planes[:, 1:], 2, ceil_mode=True) ** 2).mean(dim=(0, 2, 3))
+    return PLANE_WEIGHTS[0] * (planes[:, 0] ** 2).mean() + (chroma_mse * PLANE_WEIGHTS[1:]).sum()
 
 
 def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) -> LatentFrame:
@@ -202,7 +210,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
                                            temperature)
-        loss = distortion(model.rgb(seen), target) + lam * model.bits(priced) / pixels
+        loss = (distortion(model.rgb(seen), target, args.chroma)
+                + lam * model.bits(priced) / pixels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -210,7 +219,7 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
 
 
 @torch.no_grad()
-def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
+def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chroma: str
                       ) -> tuple[float, dict[str, float]]:
     """Round each network's parameters to the step (a power of two) that minimises
     distortion + lambda x rate; returns the networks' bits and the steps chosen."""
@@ -225,8 +234,11 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float
             symbols = [torch.round(p / step) for p in original]
             for p, s in zip(net.parameters(), symbols):
                 p.copy_(s * step)
-            rate = sum(tensor_bits(s) for s in symbols) + 16
-            cost = (float(distortion(model.rgb(latents), target))
+            # One integer model for all of a network's parameters: a model per weight
+            # and bias costs more side information than it saves (carphone frame 10:
+            # networks 0.276 -> 0.229 bpp at the same PSNR, docs/experiments.md).
+            rate = tensor_bits(torch.cat([s.reshape(-1) for s in symbols])) + 16
+            cost = (float(distortion(model.rgb(latents), target, chroma))
                     + lam * (float(model.bits(latents)) + rate) / pixels)
             if best is None or cost < best[0]:
                 best = (cost, step, rate)
@@ -270,6 +282,20 @@ def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
     return 8 * len(payload), decode_s
 
 
+@torch.no_grad()
+def render(model: LatentFrame) -> np.ndarray:
+    """The model's frames with rounded latents, as 8-bit RGB in the model's shape."""
+    latents, _ = model.coded_latents("round")
+    rgb = (model.rgb(latents).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    return rgb.reshape(-1, *model.size, 3)
+
+
+def yuv420_psnr(frames: np.ndarray, decoded: np.ndarray) -> float:
+    """Mean PSNR-YUV420 over frames, (N, H, W, 3) uint8 each."""
+    return float(np.mean([psnr_yuv420(yuv420_planes(f), yuv420_planes(d))
+                          for f, d in zip(frames, decoded)]))
+
+
 def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> dict:
     """Fit, quantize and score a model of frames, (N, H, W, 3) uint8; PSNRs are the
     frames' means and the rate is counted over all of them."""
@@ -277,12 +303,13 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     start = time.perf_counter()
     fit(model, target, lam, args.iters, args)
     fit_s = time.perf_counter() - start
-    net_bits, steps = quantize_networks(model, target, lam)
+    # The same with the networks still in float: what their quantization costs in PSNR.
+    unquantized = yuv420_psnr(frames, render(model))
+    net_bits, steps = quantize_networks(model, target, lam, args.chroma)
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
-        decoded = (model.rgb(latents).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    decoded = decoded.reshape(frames.shape)
+    decoded = render(model)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
     coded_bits += GRID_SIDE_BITS * len(latents)
@@ -291,8 +318,8 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
         "coded_latent_bpp": coded_bits / pixels, "latent_decode_s": round(decode_s, 2),
         "fixed_point_overhead": coded_bits / latent_bits - 1,
         "latent_bpp": latent_bits / pixels, "network_bpp": net_bits / pixels,
-        "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), yuv420_planes(d))
-                                      for f, d in zip(frames, decoded)])),
+        "psnr_yuv420": yuv420_psnr(frames, decoded),
+        "psnr_yuv420_float_networks": unquantized,
         "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
                                    for f, d in zip(frames, decoded)])),
         "fit_s": round(fit_s, 1), "network_steps": steps,
@@ -308,8 +335,19 @@ def x264_point(frame: np.ndarray, crf: int) -> dict:
             "psnr_rgb": psnr(to_float(decoded[0]), to_float(frame))}
 
 
+def cropped(frames: np.ndarray, box: list[int] | None) -> np.ndarray:
+    """Frames (N, H, W, 3) cut to the window box = (x, y, width, height), if one is given."""
+    if box is None:
+        return frames
+    x, y, w, h = box
+    return np.ascontiguousarray(frames[:, y:y + h, x:x + w])
+
+
 def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
-    """The model's size and the fit's schedule, shared with the GOP probe."""
+    """The model's size and the fit's schedule, and the window coded, shared with the
+    GOP probe."""
+    ap.add_argument("--crop", type=int, nargs=4, metavar=("X", "Y", "W", "H"),
+                    help="code only this window of the frames (a cheaper probe of a big clip)")
     ap.add_argument("--iters", type=int, default=3000)
     ap.add_argument("--levels", type=int, default=7)
     ap.add_argument("--hidden", type=int, default=16)
@@ -318,6 +356,8 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--latent-lr", type=float, default=1e-2)
     ap.add_argument("--quantizer", choices=("noise", "soft"), default="noise")
     ap.add_argument("--noise-share", type=float, default=0.7)
+    ap.add_argument("--chroma", choices=("444", "420"), default="444",
+                    help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
 
 
 def main() -> None:
@@ -333,6 +373,7 @@ def main() -> None:
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "clips": {}}
     for name in args.clips:
         frame = read_video(CLIPS / f"{name}.mkv", start=args.frame, count=1)[0][0]
+        frame = cropped(frame[None], args.crop)[0]
         points = [x264_point(frame, crf) for crf in args.crfs]
         for lam in args.lambdas:
             torch.manual_seed(0)
