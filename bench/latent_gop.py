@@ -10,11 +10,11 @@ saying whether there is a previous frame), the way C3 conditions on the frame be
 only every N-th frame may keep latents, the frames between interpolating them in time (a
 3D grid coarse in t, which is also what lets a decoder ask for any time), or sample the
 keys' latents displaced by a coarse motion field of their own (+warp), to which they may
-add a latent pyramid of their own, a correction mostly zero (+res, as Cool-chic's video
-codes a residual after motion). This probe measures what each of these buys over the
-same frames coded one at a time, and x264 medium at its default keyint on the same
-frames, all scored as whole clips are (mean PSNR-YUV420 over the frames, bits over all of
-them).
+add a latent pyramid of their own, a correction mostly zero, before the synthesis (+res)
+or after it as pixels (+pres, as Cool-chic's video codes a residual after motion). This
+probe measures what each of these buys over the same frames coded one at a time, and
+x264 medium at its default keyint on the same frames, all scored as whole clips are (mean
+PSNR-YUV420 over the frames, bits over all of them).
 
     python bench/latent_gop.py --clip carphone --frames 8 --out /tmp/gop
 
@@ -59,7 +59,7 @@ class LatentGOP(LatentFrame):
 
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
-                 warp: bool = False, residual: bool = False,
+                 warp: bool = False, residual: str | None = None,
                  residual_reference: bool = False):
         super().__init__(height, width, levels, hidden, arm_hidden)
         self.frames, self.levels, self.temporal = frames, levels, temporal
@@ -80,12 +80,15 @@ class LatentGOP(LatentFrame):
             ys = (torch.arange(height) + 0.5) / height * 2 - 1
             xs = (torch.arange(width) + 0.5) / width * 2 - 1
             self.identity = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
-        # With residual, every frame between keys also keeps a pyramid of its own, added to
-        # its warped latents before the synthesis: what the warp cannot carry (new
-        # content, occlusions), at a price near zero where the context model learns that
-        # most of it stays zero (as Cool-chic's residual latents do).
-        self.residual = residual and self.flow is not None
-        self.residual_reference = residual_reference and self.residual
+        # With a residual, every frame between keys also keeps a pyramid of its own: what
+        # the warp cannot carry (new content, occlusions), at a price near zero where the
+        # context model learns that most of it stays zero (as Cool-chic's residual latents
+        # do). It is added to the warped latents before the synthesis ("latent"), or
+        # turned into pixels by a linear map of its own and added to the synthesis' output
+        # ("pixel"), where a zero correction cannot interact with the nonlinear synthesis.
+        self.residual = residual if self.flow is not None else None
+        self.residual_head = nn.Linear(levels, 3, bias=False) if self.residual == "pixel" else None
+        self.residual_reference = residual_reference and self.residual is not None
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros_like(y)) for _ in range(owners) for y in self.latents)
@@ -104,6 +107,8 @@ class LatentGOP(LatentFrame):
             nets["bias_net"] = self.bias_net
         if self.flow is not None:
             nets["flow"] = self.flow
+        if self.residual_head is not None:
+            nets["residual_head"] = self.residual_head
         return nets
 
     def key_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
@@ -137,10 +142,13 @@ class LatentGOP(LatentFrame):
                                 mode="bilinear", padding_mode="border", align_corners=False)
                   [0].permute(1, 2, 0) for i, k in enumerate(pair)]
         blended = (1 - a) * warped[0] + a * warped[1]
-        if not self.residual:
+        if self.residual != "latent":
             return blended
-        own = len(self.keys) + self.between.index(f)
-        return blended + self.upsampled(self.key_latents(latents, own))
+        return blended + self.upsampled(self.correction(latents, f))
+
+    def correction(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
+        """The residual pyramid of f, a frame between keys."""
+        return self.key_latents(latents, len(self.keys) + self.between.index(f))
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
@@ -154,6 +162,8 @@ class LatentGOP(LatentFrame):
             stack = (self.warped_stack(latents, f, keys) if self.flow is not None
                      else self.upsampled(self.frame_latents(latents, f)))
             out.append(self.pixels(stack, bias))
+            if self.residual == "pixel" and f in self.between:
+                out[-1] = out[-1] + self.residual_head(self.upsampled(self.correction(latents, f)))
         return torch.stack(out)
 
     def reference_owner(self, owner: int) -> int | None:
@@ -216,8 +226,9 @@ def main() -> None:
                          "model reads the previous frame; +biases: per-frame biases; +keysN: "
                          "latents on every N-th frame, interpolated between; +warp: the "
                          "frames between warp the keys' latents by a coarse field each; "
-                         "+res: and add latents of their own (with +warp); +resref: whose "
-                         "context reads the previous frame's (with temporal)")
+                         "+res: and add latents of their own (with +warp), +pres: the same "
+                         "added as pixels; +resref, +presref: whose context reads the "
+                         "previous frame's (with temporal)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -235,11 +246,12 @@ def main() -> None:
         for lam in args.lambdas:
             torch.manual_seed(0)
             keys = re.search(r"keys(\d+)", variant)
+            residual = re.search(r"\+(p?)res(ref)?", variant)
             model = LatentGOP(n, h, w, args.levels, args.hidden, args.arm_hidden,
                               temporal="temporal" in variant, biases="biases" in variant,
                               key_every=int(keys[1]) if keys else 1, warp="warp" in variant,
-                              residual="res" in variant,
-                              residual_reference="resref" in variant)
+                              residual=residual and ("pixel" if residual[1] else "latent"),
+                              residual_reference=bool(residual and residual[2]))
             points.append(latent_point(frames, model, lam, args))
             p = points[-1]
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "
