@@ -111,16 +111,17 @@ class LatentGOP(LatentFrame):
             nets["residual_head"] = self.residual_head
         return nets
 
-    def key_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+    def owner_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
+        """The k-th pyramid: the keys' first, then the corrections of the frames between."""
         return latents[k * self.levels:(k + 1) * self.levels]
 
     def frame_latents(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
         after = next(k for k, key in enumerate(self.keys) if key >= f)
         if self.keys[after] == f:
-            return self.key_latents(latents, after)
+            return self.owner_latents(latents, after)
         a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
-        return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.key_latents(latents, after - 1),
-                                                        self.key_latents(latents, after))]
+        return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.owner_latents(latents, after - 1),
+                                                        self.owner_latents(latents, after))]
 
     def warped_stack(self, latents: list[torch.Tensor], f: int,
                      keys: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -131,7 +132,7 @@ class LatentGOP(LatentFrame):
         pair = (after,) if self.keys[after] == f else (after - 1, after)
         for k in pair:
             if k not in keys:
-                keys[k] = self.upsampled(self.key_latents(latents, k))
+                keys[k] = self.upsampled(self.owner_latents(latents, k))
         if len(pair) == 1:
             return keys[after]
         a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
@@ -148,7 +149,7 @@ class LatentGOP(LatentFrame):
 
     def correction(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
         """The residual pyramid of f, a frame between keys."""
-        return self.key_latents(latents, len(self.keys) + self.between.index(f))
+        return self.owner_latents(latents, len(self.keys) + self.between.index(f))
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
@@ -198,7 +199,7 @@ class LatentGOP(LatentFrame):
         previous = []
         for owner in range(len(latents) // self.levels):
             source = self.reference_owner(owner)
-            for k, y in enumerate(self.key_latents(latents, owner)):
+            for k, y in enumerate(self.owner_latents(latents, owner)):
                 if source is None:
                     previous.append(torch.zeros(y.numel(), REFERENCE))
                     continue

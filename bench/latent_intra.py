@@ -283,9 +283,8 @@ def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
 
 
 @torch.no_grad()
-def render(model: LatentFrame) -> np.ndarray:
-    """The model's frames with rounded latents, as 8-bit RGB in the model's shape."""
-    latents, _ = model.coded_latents("round")
+def render(model: LatentFrame, latents: list[torch.Tensor]) -> np.ndarray:
+    """The model's frames from rounded latents, as 8-bit RGB in the model's shape."""
     rgb = (model.rgb(latents).clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
     return rgb.reshape(-1, *model.size, 3)
 
@@ -303,13 +302,13 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     start = time.perf_counter()
     fit(model, target, lam, args.iters, args)
     fit_s = time.perf_counter() - start
-    # The same with the networks still in float: what their quantization costs in PSNR.
-    unquantized = yuv420_psnr(frames, render(model))
-    net_bits, steps = quantize_networks(model, target, lam, args.chroma)
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
-    decoded = render(model)
+    # The same with the networks still in float: what their quantization costs in PSNR.
+    unquantized = yuv420_psnr(frames, render(model, latents))
+    net_bits, steps = quantize_networks(model, target, lam, args.chroma)
+    decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
     coded_bits += GRID_SIDE_BITS * len(latents)
