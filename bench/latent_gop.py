@@ -60,8 +60,8 @@ class LatentGOP(LatentFrame):
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
                  warp: bool = False, residual: str | None = None,
-                 residual_reference: bool = False):
-        super().__init__(height, width, levels, hidden, arm_hidden)
+                 residual_reference: bool = False, **architecture):
+        super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
         # Frames with latents of their own (every key_every-th and the last); the frames
@@ -252,7 +252,9 @@ def main() -> None:
                               temporal="temporal" in variant, biases="biases" in variant,
                               key_every=int(keys[1]) if keys else 1, warp="warp" in variant,
                               residual=residual and ("pixel" if residual[1] else "latent"),
-                              residual_reference=bool(residual and residual[2]))
+                              residual_reference=bool(residual and residual[2]),
+                              depth=args.depth, refine_layers=args.refine_layers,
+                              learned_upsampling=args.learned_upsampling)
             points.append(latent_point(frames, model, lam, args))
             p = points[-1]
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "

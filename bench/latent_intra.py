@@ -32,6 +32,7 @@ Nothing here is part of the codec or its format yet; see docs/experiments.md.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -77,29 +78,36 @@ def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Ten
 class LatentFrame(nn.Module):
     """One frame as latent grids, a synthesis network and a context model."""
 
-    def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int):
+    def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
+                 depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
         super().__init__()
         self.size = (height, width)
         self.shape = (height, width, 3)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, math.ceil(height / 2 ** k), math.ceil(width / 2 ** k)))
             for k in range(levels))
-        # Bicubic upsampling of each grid to full size as two matrices (rows, columns):
-        # products are far cheaper to differentiate than interpolate's own kernel.
+        # Upsampling of each grid to full size as two matrices (rows, columns): products
+        # are far cheaper to differentiate than interpolate's own kernel. Bicubic in one
+        # step, or 2x steps whose kernels are fitted (and coded) with the networks.
+        self.upsampling = (LearnedUpsampling([g.shape[-2:] for g in self.latents])
+                           if learned_upsampling else None)
         self.upsample = [(_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width))
                          for g in self.latents]
+        # depth hidden layers of the same width, then RGB.
+        widths = [levels] + [hidden] * depth
         self.synthesis = nn.Sequential(
-            nn.Linear(levels, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-            nn.Linear(hidden, 3))
-        self.refine = nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
-        nn.init.zeros_(self.refine.weight)
-        nn.init.zeros_(self.refine.bias)
+            *[m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
+            nn.Linear(widths[-1], 3))
+        self.refine = Refinement(refine_layers)
         self.arm = nn.Sequential(nn.Linear(CONTEXT, arm_hidden), nn.ReLU(),
                                  nn.Linear(arm_hidden, arm_hidden), nn.ReLU(),
                                  nn.Linear(arm_hidden, 2))
 
     def networks(self) -> dict[str, nn.Module]:
-        return {"synthesis": self.synthesis, "refine": self.refine, "arm": self.arm}
+        nets = {"synthesis": self.synthesis, "refine": self.refine, "arm": self.arm}
+        if self.upsampling is not None:
+            nets["upsampling"] = self.upsampling
+        return nets
 
     def coded_latents(self, mode: str, temperature: float = 0.0
                       ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -126,8 +134,9 @@ class LatentFrame(nn.Module):
 
     def upsampled(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """One frame's grids at full size, stacked: (H, W, levels)."""
+        matrices = self.upsample if self.upsampling is None else self.upsampling.matrices()
         return torch.stack([rows @ y[0, 0] @ cols.T for y, (rows, cols)
-                            in zip(latents, self.upsample)], dim=-1)
+                            in zip(latents, matrices)], dim=-1)
 
     def pixels(self, stack: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped, from upsampled latents (H, W, levels); bias,
@@ -136,7 +145,7 @@ class LatentFrame(nn.Module):
         if bias is not None:
             first = first + bias
         base = self.synthesis[1:](first).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        return (base + self.refine(base))[0].permute(1, 2, 0)
+        return self.refine(base)[0].permute(1, 2, 0)
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped."""
@@ -166,6 +175,69 @@ class LatentFrame(nn.Module):
         flat, mu, b = self.laplace(latents)
         p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
         return (-torch.log2(p.clamp(min=MIN_PROBABILITY))).sum()
+
+
+class Refinement(nn.Module):
+    """3x3 convolutions over the synthesis' RGB, each added to its input, with a ReLU
+    after every one but the last (Cool-chic's residual layers): the only place where a
+    pixel sees its neighbours. They start at zero, as the identity."""
+
+    def __init__(self, layers: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
+                                   for _ in range(layers))
+        for conv in self.convs:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(self.convs):
+            x = x + conv(x)
+            if i < len(self.convs) - 1:
+                x = F.relu(x)
+        return x
+
+
+# Bicubic interpolation's weights (a = -0.75) at distances 1/4, 3/4, 5/4 and 7/4: the
+# taps of a 2x upsampling, where every new sample lies a quarter of a cell off an old one.
+BICUBIC_2X = (0.87890625, 0.26171875, -0.10546875, -0.03515625)
+
+
+class LearnedUpsampling(nn.Module):
+    """Grids brought to full size by successive 2x steps, each with a symmetric 8-tap
+    kernel of its own (four free taps, starting as bicubic), as Cool-chic learns its
+    upsampling: the step from level s + 1 to level s is shared by every coarser grid."""
+
+    def __init__(self, shapes: list[tuple[int, int]]):
+        super().__init__()
+        self.shapes = [tuple(s) for s in shapes]
+        self.taps = nn.Parameter(torch.tensor([BICUBIC_2X] * (len(shapes) - 1)))
+        # For each step and axis, the 0/1 matrices that place each tap.
+        self.places = [tuple(_tap_places(small, big) for small, big in zip(coarse, fine))
+                       for fine, coarse in zip(self.shapes, self.shapes[1:])]
+
+    def matrices(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each level's (rows, columns) matrices to full size."""
+        steps = [tuple(torch.einsum("t,tij->ij", taps, p) for p in axes)
+                 for taps, axes in zip(self.taps, self.places)]
+        h, w = self.shapes[0]
+        out = [(torch.eye(h), torch.eye(w))]
+        for rows, cols in steps:
+            out.append((out[-1][0] @ rows, out[-1][1] @ cols))
+        return out
+
+
+def _tap_places(n: int, size: int) -> torch.Tensor:
+    """(4, size, n): where each of the four taps of a 2x step from n samples lands, the
+    output cut to size and the input's edges repeated."""
+    places = torch.zeros(4, size, n)
+    for i in range(size):
+        m = i // 2
+        # Offsets of the taps at distances 1/4, 3/4, 5/4, 7/4 from output i.
+        offsets = (0, -1, 1, -2) if i % 2 == 0 else (0, 1, -1, 2)
+        for t, d in enumerate(offsets):
+            places[t, i, min(max(m + d, 0), n - 1)] += 1
+    return places
 
 
 def _bicubic(n: int, size: int) -> torch.Tensor:
@@ -203,9 +275,14 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
                             {"params": model.latents.parameters(), "lr": args.latent_lr}])
     pixels = target[..., 0].numel()
     noise_until = int(iters * args.noise_share)
+    # With keep_best, the fit returns the state whose rounded latents scored best (a
+    # hundred checks): the straight-through phase can raise the rate threefold
+    # (docs/experiments.md, "fifth probe").
+    best, check_every = (math.inf, None), max(1, iters // 100)
     for it in range(iters):
+        scale = 1.0 if it < noise_until else args.ste_lr_scale
         for group, lr in zip(opt.param_groups, (args.lr, args.latent_lr)):
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * it / iters))
+            group["lr"] = scale * lr * 0.5 * (1 + math.cos(math.pi * it / iters))
         # The soft-rounding temperature falls from 0.3 to 0.1 over the noisy phase.
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
@@ -215,38 +292,65 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if args.keep_best and (it + 1) % check_every == 0:
+            with torch.no_grad():
+                rounded, _ = model.coded_latents("round")
+                cost = float(distortion(model.rgb(rounded), target, args.chroma)
+                             + lam * model.bits(rounded) / pixels)
+            if cost < best[0]:
+                best = (cost, copy.deepcopy(model.state_dict()))
+    if best[1] is not None:
+        model.load_state_dict(best[1])
     return model
 
 
 @torch.no_grad()
-def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chroma: str
-                      ) -> tuple[float, dict[str, float]]:
+def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chroma: str,
+                      tensor_steps: bool = False) -> tuple[float, dict[str, object]]:
     """Round each network's parameters to the step (a power of two) that minimises
-    distortion + lambda x rate; returns the networks' bits and the steps chosen."""
-    pixels = target[..., 0].numel()
+    distortion + lambda x rate; with tensor_steps, each weight and bias then moves to a
+    step of its own where that pays (the context network keeps one step: its fixed
+    point has one shift). Returns the networks' bits and the steps chosen."""
     latents, _ = model.coded_latents("round")
     chosen, net_bits = {}, 0.0
     for name, net in model.networks().items():
         original = [p.detach().clone() for p in net.parameters()]
-        best = None
-        for shift in range(2, 13):
-            step = 2.0 ** -shift
-            symbols = [torch.round(p / step) for p in original]
-            for p, s in zip(net.parameters(), symbols):
-                p.copy_(s * step)
-            # One integer model for all of a network's parameters: a model per weight
-            # and bias costs more side information than it saves (carphone frame 10:
-            # networks 0.276 -> 0.229 bpp at the same PSNR, docs/experiments.md).
-            rate = tensor_bits(torch.cat([s.reshape(-1) for s in symbols])) + 16
-            cost = (float(distortion(model.rgb(latents), target, chroma))
-                    + lam * (float(model.bits(latents)) + rate) / pixels)
-            if best is None or cost < best[0]:
-                best = (cost, step, rate)
-        step = best[1]
-        for p, o in zip(net.parameters(), original):
-            p.copy_(torch.round(o / step) * step)
-        chosen[name], net_bits = step, net_bits + best[2]
+
+        def cost(shifts: list[int], net=net, original=original) -> tuple[float, float]:
+            return _rounded_cost(model, net, original, shifts, latents, target, lam, chroma)
+
+        n = len(original)
+        best = min(([shift] * n for shift in range(2, 13)), key=lambda sh: cost(sh)[0])
+        if tensor_steps and name != "arm":
+            best_cost = cost(best)[0]
+            for i in range(n):
+                for d in (-2, -1, 1, 2):
+                    trial = best[:i] + [min(14, max(1, best[i] + d))] + best[i + 1:]
+                    c = cost(trial)[0]
+                    if c < best_cost:
+                        best, best_cost = trial, c
+        net_bits += cost(best)[1]
+        chosen[name] = 2.0 ** -best[0] if len(set(best)) == 1 else [2.0 ** -s for s in best]
     return net_bits, chosen
+
+
+def _rounded_cost(model: LatentFrame, net: nn.Module, original: list[torch.Tensor],
+                  shifts: list[int], latents: list[torch.Tensor], target: torch.Tensor,
+                  lam: float, chroma: str) -> tuple[float, float]:
+    """Set net's parameters to the original ones rounded to steps 2**-shift, one per
+    tensor; returns distortion + lambda x rate per pixel, and the network's bits."""
+    symbols = [torch.round(o * 2.0 ** s) for o, s in zip(original, shifts)]
+    for p, q, s in zip(net.parameters(), symbols, shifts):
+        p.copy_(q * 2.0 ** -s)
+    # One integer model for all of a network's parameters: a model per weight and bias
+    # costs more side information than it saves (carphone frame 10: networks 0.276 ->
+    # 0.229 bpp at the same PSNR, docs/experiments.md). Each step is a shift of 4 bits;
+    # one step for the whole network takes 16.
+    rate = (tensor_bits(torch.cat([q.reshape(-1) for q in symbols]))
+            + (4 * len(shifts) if len(set(shifts)) > 1 else 16))
+    pixels = target[..., 0].numel()
+    return (float(distortion(model.rgb(latents), target, chroma))
+            + lam * (float(model.bits(latents)) + rate) / pixels), rate
 
 
 def tensor_bits(symbols: torch.Tensor) -> float:
@@ -307,7 +411,7 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
         latent_bits = float(model.bits(latents))
     # The same with the networks still in float: what their quantization costs in PSNR.
     unquantized = yuv420_psnr(frames, render(model, latents))
-    net_bits, steps = quantize_networks(model, target, lam, args.chroma)
+    net_bits, steps = quantize_networks(model, target, lam, args.chroma, args.tensor_steps)
     decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
@@ -349,12 +453,23 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
                     help="code only this window of the frames (a cheaper probe of a big clip)")
     ap.add_argument("--iters", type=int, default=3000)
     ap.add_argument("--levels", type=int, default=7)
-    ap.add_argument("--hidden", type=int, default=16)
+    ap.add_argument("--hidden", type=int, default=16, help="the synthesis' width")
+    ap.add_argument("--depth", type=int, default=2, help="the synthesis' hidden layers")
+    ap.add_argument("--refine-layers", type=int, default=1,
+                    help="residual 3x3 convolutions after the synthesis")
+    ap.add_argument("--tensor-steps", action="store_true",
+                    help="a quantization step per weight and bias where it pays")
+    ap.add_argument("--learned-upsampling", action="store_true",
+                    help="2x upsampling steps with fitted kernels instead of bicubic")
     ap.add_argument("--arm-hidden", type=int, default=16)
     ap.add_argument("--lr", type=float, default=1e-2)
     ap.add_argument("--latent-lr", type=float, default=1e-2)
     ap.add_argument("--quantizer", choices=("noise", "soft"), default="noise")
     ap.add_argument("--noise-share", type=float, default=0.7)
+    ap.add_argument("--ste-lr-scale", type=float, default=1.0,
+                    help="learning rates in the straight-through phase, as a share of the schedule's")
+    ap.add_argument("--keep-best", action="store_true",
+                    help="return the fit's best state under true rounding, checked 100 times")
     ap.add_argument("--chroma", choices=("444", "420"), default="444",
                     help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
 
@@ -377,7 +492,8 @@ def main() -> None:
         for lam in args.lambdas:
             torch.manual_seed(0)
             h, w, _ = frame.shape
-            model = LatentFrame(h, w, args.levels, args.hidden, args.arm_hidden)
+            model = LatentFrame(h, w, args.levels, args.hidden, args.arm_hidden,
+                                args.depth, args.refine_layers, args.learned_upsampling)
             points.append(latent_point(frame[None], model, lam, args))
             p = points[-1]
             print(f"{name} lambda {lam:g}: {p['bpp']:.3f} bpp ({p['network_bpp']:.3f} networks) "
