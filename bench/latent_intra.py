@@ -280,9 +280,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
     # (docs/experiments.md, "fifth probe").
     best, check_every = (math.inf, None), max(1, iters // 100)
     for it in range(iters):
-        scale = 1.0 if it < noise_until else args.ste_lr_scale
         for group, lr in zip(opt.param_groups, (args.lr, args.latent_lr)):
-            group["lr"] = scale * lr * 0.5 * (1 + math.cos(math.pi * it / iters))
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * it / iters))
         # The soft-rounding temperature falls from 0.3 to 0.1 over the noisy phase.
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
@@ -466,8 +465,6 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--latent-lr", type=float, default=1e-2)
     ap.add_argument("--quantizer", choices=("noise", "soft"), default="noise")
     ap.add_argument("--noise-share", type=float, default=0.7)
-    ap.add_argument("--ste-lr-scale", type=float, default=1.0,
-                    help="learning rates in the straight-through phase, as a share of the schedule's")
     ap.add_argument("--keep-best", action="store_true",
                     help="return the fit's best state under true rounding, checked 100 times")
     ap.add_argument("--chroma", choices=("444", "420"), default="444",
