@@ -91,8 +91,8 @@ class LatentFrame(nn.Module):
         # step, or 2x steps whose kernels are fitted (and coded) with the networks.
         self.upsampling = (LearnedUpsampling([g.shape[-2:] for g in self.latents])
                            if learned_upsampling else None)
-        self.upsample = [(_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width))
-                         for g in self.latents]
+        self.upsample = None if self.upsampling is not None else [
+            (_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width)) for g in self.latents]
         # depth hidden layers of the same width, then RGB.
         widths = [levels] + [hidden] * depth
         self.synthesis = nn.Sequential(
@@ -319,16 +319,18 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chro
             return _rounded_cost(model, net, original, shifts, latents, target, lam, chroma)
 
         n = len(original)
-        best = min(([shift] * n for shift in range(2, 13)), key=lambda sh: cost(sh)[0])
+        best_cost, best_rate, best = min((*cost([shift] * n), [shift] * n)
+                                         for shift in range(2, 13))
         if tensor_steps and name != "arm":
-            best_cost = cost(best)[0]
             for i in range(n):
                 for d in (-2, -1, 1, 2):
                     trial = best[:i] + [min(14, max(1, best[i] + d))] + best[i + 1:]
-                    c = cost(trial)[0]
+                    c, r = cost(trial)
                     if c < best_cost:
-                        best, best_cost = trial, c
-        net_bits += cost(best)[1]
+                        best_cost, best_rate, best = c, r, trial
+        # Leave the network at its chosen steps (the last trial may have been another).
+        cost(best)
+        net_bits += best_rate
         chosen[name] = 2.0 ** -best[0] if len(set(best)) == 1 else [2.0 ** -s for s in best]
     return net_bits, chosen
 
