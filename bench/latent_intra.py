@@ -11,7 +11,8 @@ gives the mean and scale of a Laplace distribution over the integer latent. The 
 minimises distortion (YCbCr, 6:1:1, BT.601; chroma at full resolution or as the 2x2 means
 that yuv420p keeps) plus lambda times the latents' bits, with
 soft rounding around uniform noise (or plain noise) standing in for rounding for most of
-it and straight-through rounding at the end. The networks are then quantized with a
+it and straight-through rounding at the end, where --ste-lr-scale 0.01 keeps that phase
+from undoing the fit (as Cool-chic's last phase runs at 1e-4). The networks are then quantized with a
 searched step per network, each network's parameters priced as one tensor in the codec's
 coder.
 
@@ -92,7 +93,7 @@ class LatentFrame(nn.Module):
         self.upsampling = (LearnedUpsampling([g.shape[-2:] for g in self.latents])
                            if learned_upsampling else None)
         self.upsample = None if self.upsampling is not None else [
-            (_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width)) for g in self.latents]
+            (_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width)) for g in self.latents[1:]]
         # depth hidden layers of the same width, then RGB.
         widths = [levels] + [hidden] * depth
         self.synthesis = nn.Sequential(
@@ -133,19 +134,31 @@ class LatentFrame(nn.Module):
         return seen, priced
 
     def upsampled(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """One frame's grids at full size, stacked: (H, W, levels)."""
+        """One frame's grids at full size, stacked: (H, W, levels). The first grid is at
+        full size already: its identity products were two thirds of the upsampling's
+        time at 320x240."""
         matrices = self.upsample if self.upsampling is None else self.upsampling.matrices()
-        return torch.stack([rows @ y[0, 0] @ cols.T for y, (rows, cols)
-                            in zip(latents, matrices)], dim=-1)
+        # Stacked level-major and seen through a permutation, so that pixels() can read
+        # the levels as rows of a contiguous matrix.
+        return torch.stack([latents[0][0, 0]] + [rows @ y[0, 0] @ cols.T for y, (rows, cols)
+                                                 in zip(latents[1:], matrices)]).permute(1, 2, 0)
 
     def pixels(self, stack: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped, from upsampled latents (H, W, levels); bias,
         if given, is added to the synthesis' first layer."""
-        first = self.synthesis[0](stack)
-        if bias is not None:
-            first = first + bias
-        base = self.synthesis[1:](first).permute(2, 0, 1)[None]  # (1, 3, H, W)
-        return self.refine(base)[0].permute(1, 2, 0)
+        # The layers run on (channels, pixels) matrices: with pixels as the rows, the
+        # first layer's weight gradient was a product with an inner dimension of one
+        # frame's pixels and 7 columns, eight times slower on CPU.
+        h, w, levels = stack.shape
+        x = stack.permute(2, 0, 1).reshape(levels, h * w)
+        for i, layer in enumerate(self.synthesis):
+            if isinstance(layer, nn.Linear):
+                x = torch.addmm(layer.bias[:, None], layer.weight, x)
+                if i == 0 and bias is not None:
+                    x = x + bias[:, None]
+            else:
+                x = layer(x)
+        return self.refine(x.reshape(1, 3, h, w))[0].permute(1, 2, 0)
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped."""
@@ -217,12 +230,12 @@ class LearnedUpsampling(nn.Module):
                        for fine, coarse in zip(self.shapes, self.shapes[1:])]
 
     def matrices(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each level's (rows, columns) matrices to full size."""
+        """Each coarser level's (rows, columns) matrices to full size (the first level's
+        are the identity)."""
         steps = [tuple(torch.einsum("t,tij->ij", taps, p) for p in axes)
                  for taps, axes in zip(self.taps, self.places)]
-        h, w = self.shapes[0]
-        out = [(torch.eye(h), torch.eye(w))]
-        for rows, cols in steps:
+        out = [steps[0]]
+        for rows, cols in steps[1:]:
             out.append((out[-1][0] @ rows, out[-1][1] @ cols))
         return out
 
@@ -267,9 +280,10 @@ def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444") -> 
     return PLANE_WEIGHTS[0] * (planes[:, 0] ** 2).mean() + (chroma_mse * PLANE_WEIGHTS[1:]).sum()
 
 
-def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) -> LatentFrame:
+def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) -> int:
     """Fit the model's latents and networks to the target, (H, W, 3) or (frames, H, W, 3);
-    the rate is priced per pixel of the target."""
+    the rate is priced per pixel of the target. Returns the step whose state the model
+    holds at the end (the last, or with keep_best the best one)."""
     nets = [p for net in model.networks().values() for p in net.parameters()]
     opt = torch.optim.Adam([{"params": nets, "lr": args.lr},
                             {"params": model.latents.parameters(), "lr": args.latent_lr}])
@@ -278,10 +292,12 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
     # With keep_best, the fit returns the state whose rounded latents scored best (a
     # hundred checks): the straight-through phase can raise the rate threefold
     # (docs/experiments.md, "fifth probe").
-    best, check_every = (math.inf, None), max(1, iters // 100)
+    best, check_every = (math.inf, None, iters), max(1, iters // 100)
     for it in range(iters):
+        # Straight-through rounding may run at a fraction of the schedule's rate.
+        scale = 1.0 if it < noise_until else args.ste_lr_scale
         for group, lr in zip(opt.param_groups, (args.lr, args.latent_lr)):
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * it / iters))
+            group["lr"] = scale * lr * 0.5 * (1 + math.cos(math.pi * it / iters))
         # The soft-rounding temperature falls from 0.3 to 0.1 over the noisy phase.
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
@@ -297,10 +313,10 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
                 cost = float(distortion(model.rgb(rounded), target, args.chroma)
                              + lam * model.bits(rounded) / pixels)
             if cost < best[0]:
-                best = (cost, copy.deepcopy(model.state_dict()))
+                best = (cost, copy.deepcopy(model.state_dict()), it + 1)
     if best[1] is not None:
         model.load_state_dict(best[1])
-    return model
+    return best[2]
 
 
 @torch.no_grad()
@@ -405,7 +421,7 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     frames' means and the rate is counted over all of them."""
     target = to_float(frames).reshape(model.shape)
     start = time.perf_counter()
-    fit(model, target, lam, args.iters, args)
+    kept_step = fit(model, target, lam, args.iters, args)
     fit_s = time.perf_counter() - start
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
@@ -426,7 +442,7 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
         "psnr_yuv420_float_networks": unquantized,
         "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
                                    for f, d in zip(frames, decoded)])),
-        "fit_s": round(fit_s, 1), "network_steps": steps,
+        "fit_s": round(fit_s, 1), "kept_step": kept_step, "network_steps": steps,
     }
 
 
@@ -467,6 +483,9 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--latent-lr", type=float, default=1e-2)
     ap.add_argument("--quantizer", choices=("noise", "soft"), default="noise")
     ap.add_argument("--noise-share", type=float, default=0.7)
+    ap.add_argument("--ste-lr-scale", type=float, default=1.0,
+                    help="learning rates in the straight-through phase, as a share of the "
+                         "schedule's")
     ap.add_argument("--keep-best", action="store_true",
                     help="return the fit's best state under true rounding, checked 100 times")
     ap.add_argument("--chroma", choices=("444", "420"), default="444",
@@ -497,7 +516,7 @@ def main() -> None:
             p = points[-1]
             print(f"{name} lambda {lam:g}: {p['bpp']:.3f} bpp ({p['network_bpp']:.3f} networks) "
                   f"{p['psnr_yuv420']:.2f} dB YUV420, {p['psnr_rgb']:.2f} dB RGB, "
-                  f"{p['fit_s']} s", file=sys.stderr, flush=True)
+                  f"{p['fit_s']} s, state of step {p['kept_step']}", file=sys.stderr, flush=True)
         anchor = [p for p in points if p["codec"] == "x264"]
         test = [p for p in points if p["codec"] == "latent"]
         bd = {metric: bd_delta([p["bpp"] for p in anchor], [p[metric] for p in anchor],
