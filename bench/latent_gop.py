@@ -39,7 +39,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_intra import CLIPS, CONTEXT, LatentFrame, add_fit_arguments, cropped, latent_point  # noqa: E402
+from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point  # noqa: E402
+from latent_model import CONTEXT, LatentFrame  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from bitstream.latents import REFERENCE  # noqa: E402

@@ -1,0 +1,219 @@
+"""The latent-grid frame model the probes fit: latent grids at halving resolutions, their
+upsampling to full size, a synthesis network with residual 3x3 refinement, and the
+auto-regressive context model that prices the latents (bench/latent_intra.py for one frame,
+bench/latent_gop.py for a GOP). Not part of the codec yet; see docs/experiments.md."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bitstream.latents import CONTEXT, SCALE_MAX, SCALE_MIN  # noqa: E402
+
+MIN_PROBABILITY = 2.0 ** -16
+
+
+def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    z = (x - mu) / b
+    return 0.5 - 0.5 * torch.sign(z) * torch.expm1(-z.abs())
+
+
+class LatentFrame(nn.Module):
+    """One frame as latent grids, a synthesis network and a context model."""
+
+    def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
+                 depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
+        super().__init__()
+        self.size = (height, width)
+        self.shape = (height, width, 3)
+        self.latents = nn.ParameterList(
+            nn.Parameter(torch.zeros(1, 1, math.ceil(height / 2 ** k), math.ceil(width / 2 ** k)))
+            for k in range(levels))
+        # Upsampling of each grid to full size as two matrices (rows, columns): products
+        # are far cheaper to differentiate than interpolate's own kernel. Bicubic in one
+        # step, or 2x steps whose kernels are fitted (and coded) with the networks.
+        self.upsampling = (LearnedUpsampling([g.shape[-2:] for g in self.latents])
+                           if learned_upsampling else None)
+        self.upsample = None if self.upsampling is not None else [
+            (_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width)) for g in self.latents[1:]]
+        # depth hidden layers of the same width, then RGB.
+        widths = [levels] + [hidden] * depth
+        self.synthesis = nn.Sequential(
+            *[m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
+            nn.Linear(widths[-1], 3))
+        self.refine = Refinement(refine_layers)
+        self.arm = nn.Sequential(nn.Linear(CONTEXT, arm_hidden), nn.ReLU(),
+                                 nn.Linear(arm_hidden, arm_hidden), nn.ReLU(),
+                                 nn.Linear(arm_hidden, 2))
+
+    def networks(self) -> dict[str, nn.Module]:
+        nets = {"synthesis": self.synthesis, "refine": self.refine, "arm": self.arm}
+        if self.upsampling is not None:
+            nets["upsampling"] = self.upsampling
+        return nets
+
+    def coded_latents(self, mode: str, temperature: float = 0.0
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The latents the synthesis sees and the ones the rate is priced on: with noise
+        (``noise``), soft-rounded around noise (``soft``, at a temperature), rounded with
+        a straight-through gradient (``ste``), or rounded (``round``)."""
+        seen, priced = [], []
+        for y in self.latents:
+            if mode in ("noise", "soft"):
+                u = torch.empty_like(y).uniform_(-0.5, 0.5)
+                if mode == "noise":
+                    seen.append(y + u)
+                    priced.append(seen[-1])
+                else:
+                    priced.append(soft_round(y, temperature) + u)
+                    seen.append(soft_round(priced[-1], temperature))
+            elif mode == "ste":
+                seen.append(y + (torch.round(y) - y).detach())
+                priced.append(seen[-1])
+            else:
+                seen.append(torch.round(y))
+                priced.append(seen[-1])
+        return seen, priced
+
+    def upsampled(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """One frame's grids at full size, stacked: (H, W, levels). The first grid is at
+        full size already: its identity products were two thirds of the upsampling's
+        time at 320x240."""
+        matrices = self.upsample if self.upsampling is None else self.upsampling.matrices()
+        # Stacked level-major and seen through a permutation, so that pixels() can read
+        # the levels as rows of a contiguous matrix.
+        return torch.stack([latents[0][0, 0]] + [rows @ y[0, 0] @ cols.T for y, (rows, cols)
+                                                 in zip(latents[1:], matrices)]).permute(1, 2, 0)
+
+    def pixels(self, stack: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """(H, W, 3) RGB in [0, 1], unclipped, from upsampled latents (H, W, levels); bias,
+        if given, is added to the synthesis' first layer."""
+        # The layers run on (channels, pixels) matrices: with pixels as the rows, the
+        # first layer's weight gradient was a product with an inner dimension of one
+        # frame's pixels and 7 columns, eight times slower on CPU.
+        h, w, levels = stack.shape
+        x = stack.permute(2, 0, 1).reshape(levels, h * w)
+        for i, layer in enumerate(self.synthesis):
+            if isinstance(layer, nn.Linear):
+                x = torch.addmm(layer.bias[:, None], layer.weight, x)
+                if i == 0 and bias is not None:
+                    x = x + bias[:, None]
+            else:
+                x = layer(x)
+        return self.refine(x.reshape(1, 3, h, w))[0].permute(1, 2, 0)
+
+    def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """(H, W, 3) RGB in [0, 1], unclipped."""
+        return self.pixels(self.upsampled(latents))
+
+    def laplace(self, latents: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Every latent, flat, with the mean and scale the context model gives it."""
+        flat = torch.cat([y.reshape(-1) for y in latents])
+        mu, log2_b = self.arm(self.contexts(latents)).unbind(dim=1)
+        # The scale as the fixed-point coder takes it: log2, in 2**-7 .. 2**7.
+        return flat, mu, torch.exp2(log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4))
+
+    def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Every latent's causal neighbours, (latents, CONTEXT), in bitstream.latents'
+        order (the first 12 positions of a 3x5 window ending at the latent): every grid
+        in one batch, since the context model is shared by the grids."""
+        return torch.cat([F.unfold(F.pad(y, (2, 2, 2, 0)), (3, 5))[0, :CONTEXT].T
+                          for y in latents])
+
+    def references(self, grids: list[np.ndarray]) -> list[np.ndarray | None]:
+        """The reference grid bitstream.latents gives the context model for each grid:
+        none for a single frame."""
+        return [None] * len(grids)
+
+    def bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Ideal code length of the latents under the context model, in bits."""
+        flat, mu, b = self.laplace(latents)
+        p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
+        return (-torch.log2(p.clamp(min=MIN_PROBABILITY))).sum()
+
+
+class Refinement(nn.Module):
+    """3x3 convolutions over the synthesis' RGB, each added to its input, with a ReLU
+    after every one but the last (Cool-chic's residual layers): the only place where a
+    pixel sees its neighbours. They start at zero, as the identity."""
+
+    def __init__(self, layers: int):
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(3, 3, 3, padding=1, padding_mode="replicate")
+                                   for _ in range(layers))
+        for conv in self.convs:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(self.convs):
+            x = x + conv(x)
+            if i < len(self.convs) - 1:
+                x = F.relu(x)
+        return x
+
+
+# Bicubic interpolation's weights (a = -0.75) at distances 1/4, 3/4, 5/4 and 7/4: the
+# taps of a 2x upsampling, where every new sample lies a quarter of a cell off an old one.
+BICUBIC_2X = (0.87890625, 0.26171875, -0.10546875, -0.03515625)
+
+
+class LearnedUpsampling(nn.Module):
+    """Grids brought to full size by successive 2x steps, each with a symmetric 8-tap
+    kernel of its own (four free taps, starting as bicubic), as Cool-chic learns its
+    upsampling: the step from level s + 1 to level s is shared by every coarser grid."""
+
+    def __init__(self, shapes: list[tuple[int, int]]):
+        super().__init__()
+        self.shapes = [tuple(s) for s in shapes]
+        self.taps = nn.Parameter(torch.tensor([BICUBIC_2X] * (len(shapes) - 1)))
+        # For each step and axis, the 0/1 matrices that place each tap.
+        self.places = [tuple(_tap_places(small, big) for small, big in zip(coarse, fine))
+                       for fine, coarse in zip(self.shapes, self.shapes[1:])]
+
+    def matrices(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each coarser level's (rows, columns) matrices to full size (the first level's
+        are the identity)."""
+        steps = [tuple(torch.einsum("t,tij->ij", taps, p) for p in axes)
+                 for taps, axes in zip(self.taps, self.places)]
+        out = [steps[0]]
+        for rows, cols in steps[1:]:
+            out.append((out[-1][0] @ rows, out[-1][1] @ cols))
+        return out
+
+
+def _tap_places(n: int, size: int) -> torch.Tensor:
+    """(4, size, n): where each of the four taps of a 2x step from n samples lands, the
+    output cut to size and the input's edges repeated."""
+    places = torch.zeros(4, size, n)
+    for i in range(size):
+        m = i // 2
+        # Offsets of the taps at distances 1/4, 3/4, 5/4, 7/4 from output i.
+        offsets = (0, -1, 1, -2) if i % 2 == 0 else (0, 1, -1, 2)
+        for t, d in enumerate(offsets):
+            places[t, i, min(max(m + d, 0), n - 1)] += 1
+    return places
+
+
+def _bicubic(n: int, size: int) -> torch.Tensor:
+    """The (size, n) matrix of bicubic interpolation from n samples to size (as
+    F.interpolate has it): column j is the interpolated unit vector j."""
+    if n == size:
+        return torch.eye(n)
+    eye = torch.eye(n)[None, None]
+    return F.interpolate(eye, size=(size, n), mode="bicubic", align_corners=False)[0, 0]
+
+
+def soft_round(x: torch.Tensor, temperature: float) -> torch.Tensor:
+    """A differentiable stand-in for rounding that tends to it as temperature -> 0
+    (Agustsson and Theis, 2020)."""
+    centre = torch.floor(x) + 0.5
+    return centre + 0.5 * torch.tanh((x - centre) / temperature) / math.tanh(0.5 / temperature)
