@@ -12,7 +12,7 @@ import gc
 
 import torch
 
-from .native.kernel import can_build
+from .native.build import can_build
 from .runtime import resolve_device
 
 _M_TRIM_THRESHOLD = -1

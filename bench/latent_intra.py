@@ -53,7 +53,8 @@ from latent_model import LatentFrame  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
-from bitstream.latents import ContextModel, decode_grids, encode_grids  # noqa: E402
+from actinr_codec.native.latents import decode_grids  # noqa: E402
+from bitstream.latents import ContextModel, encode_grids  # noqa: E402
 from bitstream.models import fit_model, ideal_bits, pack_model  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402

@@ -18,16 +18,8 @@ from __future__ import annotations
 import ast
 import ctypes
 import functools
-import hashlib
 import operator
-import os
-import platform
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
-import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,6 +30,7 @@ import torch
 from ..model.activations import input_scale
 from ..model.config import MAX_DEPTH, ModelConfig
 from ..model.network import MOTION_SCALE, GOPModel
+from . import build
 
 _Floats = ctypes.POINTER(ctypes.c_float)
 _Layers = _Floats * (MAX_DEPTH + 1)
@@ -47,56 +40,18 @@ HEADER = Path(__file__).with_name("kernel.h")
 TILES_PER_CHUNK = 8
 # -fno-trapping-math lets the compiler vectorise the sine's float-to-int rounding.
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shared", "-fPIC"]
-_lock = threading.Lock()
-
-
-def cache_dir() -> Path:
-    """Where built kernels are kept: $ACTINR_CACHE, else the user's cache directory."""
-    if "ACTINR_CACHE" in os.environ:
-        return Path(os.environ["ACTINR_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "actinr"
-
-
-def _cpu_identity() -> str:
-    # -march=native code can crash on another CPU, so a cache shared between machines
-    # (a network home directory) keys its builds on the CPU's model and feature flags.
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-        return "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
-    except OSError:
-        return platform.processor() + platform.machine()
-
-
-def _compiler() -> str:
-    return os.environ.get("CC", "cc")
-
-
-def can_build() -> bool:
-    """Whether this machine has what building the kernel takes (a C compiler, not Windows)."""
-    return sys.platform != "win32" and shutil.which(_compiler().split()[0]) is not None
 
 
 @functools.cache
 def library(width: int) -> ctypes.CDLL | None:
     """The kernel built for hidden width ``width``, or None (with a warning) if it cannot
     be built here or its interface disagrees with kernel.h's as this module read it."""
-    if sys.platform == "win32":
+    try:
+        lib = build.load(f"tile_mlp_{width}", SOURCES, [HEADER], _flags(width))
+    except build.BuildError as exc:
+        warnings.warn(f"native kernel unavailable ({exc}); fitting and rendering with PyTorch",
+                      stacklevel=3)
         return None
-    parts = [f.read_bytes() for f in [*SOURCES, HEADER]]
-    parts += [s.encode() for s in (" ".join(_flags(width)), _compiler(), _cpu_identity())]
-    key = hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
-    target = cache_dir() / f"tile_mlp_{width}_{key}.so"
-    with _lock:
-        try:
-            if not target.exists():
-                _build(width, target)
-            lib = ctypes.CDLL(str(target))
-        except (OSError, subprocess.SubprocessError) as exc:
-            detail = getattr(exc, "stderr", None) or exc
-            warnings.warn(f"native kernel unavailable ({str(detail).strip()[:200]}); "
-                          "fitting and rendering with PyTorch", stacklevel=3)
-            return None
     mismatch = _interface_mismatch(lib, INTERFACE_VERSION, _StepArgs)
     if mismatch:
         warnings.warn(f"native kernel interface mismatch ({mismatch}); fitting and rendering "
@@ -114,20 +69,6 @@ def library(width: int) -> ctypes.CDLL | None:
 
 def _flags(width: int) -> list[str]:
     return [*FLAGS, f"-DWIDTH={width}", f"-DMAX_DEPTH={MAX_DEPTH}"]
-
-
-def _build(width: int, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename, so that concurrent encoders never load half a file.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    try:
-        subprocess.run([_compiler(), *_flags(width), *map(str, SOURCES), "-o", tmp],
-                       check=True, capture_output=True, text=True, timeout=120)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def supported(cfg: ModelConfig, device: torch.device) -> bool:
