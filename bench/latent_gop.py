@@ -210,6 +210,20 @@ class LatentGOP(LatentFrame):
         return torch.cat([windows, torch.cat(previous)], dim=1)
 
 
+@torch.no_grad()
+def owner_bpp(model: LatentGOP, pixels: int) -> dict[str, list[float]]:
+    """Each key's and each correction's latents at their ideal code length, in bits per
+    pixel of one frame: where a GOP's latent bits go."""
+    latents, _ = model.coded_latents("round")
+    per_latent = model.latent_bits(latents)
+    sizes = [y.numel() for y in latents]
+    per_grid = [float(b.sum()) for b in per_latent.split(sizes)]
+    owners = [sum(per_grid[k:k + model.levels]) / pixels
+              for k in range(0, len(per_grid), model.levels)]
+    return {"keys": [round(b, 4) for b in owners[:len(model.keys)]],
+            "corrections": [round(b, 4) for b in owners[len(model.keys):]]}
+
+
 def x264_gop_point(frames: np.ndarray, crf: int) -> dict:
     n, h, w, _ = frames.shape
     size, _, _, _, planes = code(frames, codec_settings("x264", crf), Fraction(25))
@@ -258,6 +272,7 @@ def main() -> None:
                               learned_upsampling=args.learned_upsampling)
             points.append(latent_point(frames, model, lam, args))
             p = points[-1]
+            p["owner_bpp"] = owner_bpp(model, h * w)
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "
                   f"({p['network_bpp']:.3f} networks) {p['psnr_yuv420']:.2f} dB YUV420, "
                   f"{p['fit_s']} s", file=sys.stderr, flush=True)

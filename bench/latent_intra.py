@@ -54,6 +54,8 @@ from latent_model import LatentFrame  # noqa: E402
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
 from actinr_codec.native.latents import decode_grids  # noqa: E402
+from actinr_codec.native.synthesis import Synthesis  # noqa: E402
+from actinr_codec.native.synthesis import render as render_latents  # noqa: E402
 from bitstream.latents import ContextModel, encode_grids  # noqa: E402
 from bitstream.models import fit_model, ideal_bits, pack_model  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
@@ -215,6 +217,30 @@ def render(model: LatentFrame, latents: list[torch.Tensor]) -> np.ndarray:
     return rgb.reshape(-1, *model.size, 3)
 
 
+def native_render_s(model: LatentFrame, latents: list[torch.Tensor]) -> float | None:
+    """Seconds the C renderer takes for one frame of the model (median of 5), checked
+    against PyTorch's render; None for models it does not cover (a GOP's warps, learned
+    upsampling)."""
+    if type(model) is not LatentFrame or model.upsampling is not None:
+        return None
+    layers = tuple((m.weight.detach().numpy(), m.bias.detach().numpy())
+                   for m in model.synthesis if isinstance(m, nn.Linear))
+    refine = tuple((c.weight.detach().numpy(), c.bias.detach().numpy())
+                   for c in model.refine.convs)
+    grids = [y[0, 0].numpy() for y in latents]
+    net = Synthesis(layers, refine)
+    seconds = []
+    for _ in range(5):
+        start = time.perf_counter()
+        rgb = render_latents(grids, net)
+        seconds.append(time.perf_counter() - start)
+    with torch.no_grad():
+        want = model.rgb(latents).numpy()
+    if not np.allclose(rgb, want, atol=1e-3):
+        raise AssertionError("the C renderer disagrees with the model")
+    return round(float(np.median(seconds)), 4)
+
+
 def yuv420_psnr(frames: np.ndarray, decoded: np.ndarray) -> float:
     """Mean PSNR-YUV420 over frames, (N, H, W, 3) uint8 each."""
     return float(np.mean([psnr_yuv420(yuv420_planes(f), yuv420_planes(d))
@@ -248,6 +274,7 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
         "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
                                    for f, d in zip(frames, decoded)])),
         "fit_s": round(fit_s, 1), "kept_step": kept_step, "network_steps": steps,
+        "native_render_s": native_render_s(model, latents),
     }
 
 

@@ -135,9 +135,13 @@ class LatentFrame(nn.Module):
 
     def bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Ideal code length of the latents under the context model, in bits."""
+        return self.latent_bits(latents).sum()
+
+    def latent_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        """Each latent's ideal code length under the context model, flat, in bits."""
         flat, mu, b = self.laplace(latents)
         p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
-        return (-torch.log2(p.clamp(min=MIN_PROBABILITY))).sum()
+        return -torch.log2(p.clamp(min=MIN_PROBABILITY))
 
 
 class Refinement(nn.Module):

@@ -1,0 +1,143 @@
+"""Rendering a frame from latent grids in C (synthesis.c): bicubic upsampling of every grid
+to full size, the synthesis network, residual 3x3 refinement. PyTorch is the reference
+(tests/test_native_synthesis.py) and the fallback where no C compiler is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import build
+
+SOURCE = Path(__file__).with_name("synthesis.c")
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-shared", "-fPIC"]
+MAX_LEVELS = 16
+MAX_HIDDEN = 64
+TAPS = 4
+# Bicubic convolution's parameter, as PyTorch's and OpenCV's bicubic interpolation use it.
+CUBIC_A = -0.75
+
+_P = ctypes.c_void_p
+
+
+class _Synthesis(ctypes.Structure):
+    _fields_ = [("levels", ctypes.c_int64), ("height", ctypes.c_int64),
+                ("width", ctypes.c_int64), ("grid_h", _P), ("grid_w", _P), ("grids", _P),
+                ("row_taps", _P), ("col_taps", _P), ("row_weights", _P),
+                ("col_weights", _P), ("layers", ctypes.c_int64), ("widths", _P),
+                ("weights", _P), ("biases", _P), ("first_bias", _P),
+                ("refine_layers", ctypes.c_int64), ("refine_weights", _P),
+                ("refine_biases", _P)]
+
+
+@dataclass(frozen=True)
+class Synthesis:
+    """The networks that turn latent grids into pixels: linear layers (weights (out, in),
+    biases (out,)) with ReLUs between, the last giving RGB, then residual 3x3 convolutions
+    over RGB (weights (3, 3, 3, 3), biases (3,)) with ReLUs between."""
+
+    layers: tuple[tuple[np.ndarray, np.ndarray], ...]
+    refine: tuple[tuple[np.ndarray, np.ndarray], ...] = ()
+
+
+def bicubic_taps(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bicubic interpolation from n samples to size, as PyTorch's (align_corners=False,
+    edges repeated): per output, TAPS source indices (int32) and weights (float32)."""
+    src = (np.arange(size) + 0.5) * (n / size) - 0.5
+    base = np.floor(src)
+    t = (src - base)[:, None]
+    d = np.abs(np.arange(-1, 3)[None] - t)  # distances to the four taps
+    a = CUBIC_A
+    weights = np.where(d <= 1, ((a + 2) * d - (a + 3)) * d * d + 1,
+                       ((a * d - 5 * a) * d + 8 * a) * d - 4 * a)
+    index = np.clip(base[:, None].astype(np.int64) + np.arange(-1, 3)[None], 0, n - 1)
+    return index.astype(np.int32), weights.astype(np.float32)
+
+
+@functools.cache
+def library() -> ctypes.CDLL | None:
+    """The C renderer, or None (with a warning) where it cannot be built."""
+    try:
+        lib = build.load("synthesis", [SOURCE], [], FLAGS)
+    except build.BuildError as exc:
+        warnings.warn(f"native synthesis unavailable ({exc}); rendering latents with PyTorch",
+                      stacklevel=3)
+        return None
+    lib.latent_render.restype = ctypes.c_int64
+    lib.latent_render.argtypes = [ctypes.POINTER(_Synthesis), ctypes.c_void_p]
+    return lib
+
+
+def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | None = None
+           ) -> np.ndarray:
+    """(H, W, 3) float32 RGB, unclipped, from grids at halving resolutions (the first at
+    full size)."""
+    lib = library()
+    if lib is None:
+        return render_torch(grids, net, first_bias)
+    height, width = grids[0].shape
+    keep = []  # every array handed to C, alive until the call returns
+
+    def ptr(a: np.ndarray, dtype) -> int:
+        keep.append(np.ascontiguousarray(a, dtype))
+        return keep[-1].ctypes.data
+
+    def ptrs(arrays: list[np.ndarray], dtype) -> int:
+        table = (ctypes.c_void_p * max(1, len(arrays)))(*[ptr(a, dtype) for a in arrays])
+        keep.append(table)
+        return ctypes.addressof(table)
+
+    rows = [bicubic_taps(g.shape[0], height) for g in grids[1:]]
+    cols = [bicubic_taps(g.shape[1], width) for g in grids[1:]]
+    widths = [len(grids)] + [w.shape[0] for w, _ in net.layers]
+    if len(grids) > MAX_LEVELS or max(widths[1:]) > MAX_HIDDEN or widths[-1] != 3:
+        raise ValueError(f"synthesis of widths {widths} beyond the renderer's limits")
+    args = _Synthesis(
+        len(grids), height, width, ptr([g.shape[0] for g in grids], np.int64),
+        ptr([g.shape[1] for g in grids], np.int64), ptrs(grids, np.float32),
+        ptrs([i for i, _ in rows], np.int32), ptrs([i for i, _ in cols], np.int32),
+        ptrs([w for _, w in rows], np.float32), ptrs([w for _, w in cols], np.float32),
+        len(net.layers), ptr(widths, np.int64), ptrs([w for w, _ in net.layers], np.float32),
+        ptrs([b for _, b in net.layers], np.float32),
+        None if first_bias is None else ptr(first_bias, np.float32), len(net.refine),
+        ptr(np.concatenate([w.ravel() for w, _ in net.refine] or [np.zeros(0)]), np.float32),
+        ptr(np.concatenate([b.ravel() for _, b in net.refine] or [np.zeros(0)]), np.float32))
+    out = np.empty((3, height, width), np.float32)
+    if lib.latent_render(ctypes.byref(args), out.ctypes.data):
+        raise MemoryError("native synthesis ran out of memory")
+    return out.transpose(1, 2, 0)
+
+
+@torch.no_grad()
+def render_torch(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """The same frame computed with PyTorch's own operations."""
+    height, width = grids[0].shape
+    stack = torch.cat([torch.from_numpy(np.asarray(grids[0], np.float32))[None, None]] + [
+        F.interpolate(torch.from_numpy(np.asarray(g, np.float32))[None, None],
+                      size=(height, width), mode="bicubic", align_corners=False)
+        for g in grids[1:]], dim=1)
+    x = stack[0].permute(1, 2, 0)
+    for k, (w, b) in enumerate(net.layers):
+        x = x @ torch.from_numpy(np.asarray(w, np.float32)).T + torch.from_numpy(
+            np.asarray(b, np.float32))
+        if k == 0 and first_bias is not None:
+            x = x + torch.from_numpy(np.asarray(first_bias, np.float32))
+        if k < len(net.layers) - 1:
+            x = torch.relu(x)
+    x = x.permute(2, 0, 1)[None]
+    for k, (w, b) in enumerate(net.refine):
+        x = x + F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"),
+                         torch.from_numpy(np.asarray(w, np.float32)),
+                         torch.from_numpy(np.asarray(b, np.float32)))
+        if k < len(net.refine) - 1:
+            x = torch.relu(x)
+    return x[0].permute(1, 2, 0).numpy()
