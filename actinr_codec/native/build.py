@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import warnings
 from pathlib import Path
 
 _lock = threading.Lock()
@@ -83,3 +84,14 @@ def _build(sources: list[Path], flags: list[str], target: Path) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def optional(name: str, sources: list[Path], headers: list[Path], flags: list[str],
+             what: str, fallback: str) -> ctypes.CDLL | None:
+    """load(), or None with a warning saying that ``what`` is unavailable and that the
+    caller goes on with ``fallback``."""
+    try:
+        return load(name, sources, headers, flags)
+    except BuildError as exc:
+        warnings.warn(f"{what} unavailable ({exc}); {fallback}", stacklevel=4)
+        return None

@@ -46,11 +46,9 @@ FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-shar
 def library(width: int) -> ctypes.CDLL | None:
     """The kernel built for hidden width ``width``, or None (with a warning) if it cannot
     be built here or its interface disagrees with kernel.h's as this module read it."""
-    try:
-        lib = build.load(f"tile_mlp_{width}", SOURCES, [HEADER], _flags(width))
-    except build.BuildError as exc:
-        warnings.warn(f"native kernel unavailable ({exc}); fitting and rendering with PyTorch",
-                      stacklevel=3)
+    lib = build.optional(f"tile_mlp_{width}", SOURCES, [HEADER], _flags(width),
+                         "native kernel", "fitting and rendering with PyTorch")
+    if lib is None:
         return None
     mismatch = _interface_mismatch(lib, INTERFACE_VERSION, _StepArgs)
     if mismatch:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +30,9 @@ FAILURES = {1: "latent decoding failed (invalid data)",
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The C decoder, or None (with a warning) where it cannot be built."""
-    try:
-        lib = build.load("latents", [SOURCE], [], FLAGS)
-    except build.BuildError as exc:
-        warnings.warn(f"native latent decoder unavailable ({exc}); decoding latents with numpy",
-                      stacklevel=3)
+    lib = build.optional("latents", [SOURCE], [], FLAGS, "native latent decoder",
+                         "decoding latents with numpy")
+    if lib is None:
         return None
     lib.latent_decode.restype = ctypes.c_int64
     lib.latent_decode.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,11 +64,9 @@ def bicubic_taps(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The C renderer, or None (with a warning) where it cannot be built."""
-    try:
-        lib = build.load("synthesis", [SOURCE], [], FLAGS)
-    except build.BuildError as exc:
-        warnings.warn(f"native synthesis unavailable ({exc}); rendering latents with PyTorch",
-                      stacklevel=3)
+    lib = build.optional("synthesis", [SOURCE], [], FLAGS, "native synthesis",
+                         "rendering latents with PyTorch")
+    if lib is None:
         return None
     lib.latent_render.restype = ctypes.c_int64
     lib.latent_render.argtypes = [ctypes.POINTER(_Synthesis), ctypes.c_void_p]
