@@ -53,6 +53,26 @@ def test_native_render_matches_pytorch(h, w, levels, hidden, refine, bias):
     np.testing.assert_allclose(got, want, atol=2e-5 * max(1.0, np.abs(want).max()))
 
 
+@pytest.mark.parametrize("size", [(28, 20), (13, 9), (3, 2)])
+def test_native_render_at_another_size_matches_pytorch(size):
+    """Super-resolution (and its opposite): every grid, the first too, interpolated to size."""
+    rng = np.random.default_rng(size[0])
+    grids = pyramid(rng, 7, 5, 3)
+    net = random_synthesis(rng, 3, (8,), 2)
+    got = synthesis.render(grids, net, size=size)
+    want = synthesis.render_torch(grids, net, size=size)
+    assert got.shape == (*size, 3)
+    np.testing.assert_allclose(got, want, atol=2e-5 * max(1.0, np.abs(want).max()))
+
+
+def test_threads_split_the_work_without_changing_a_bit():
+    rng = np.random.default_rng(3)
+    grids, net = pyramid(rng, 45, 67, 5), random_synthesis(rng, 5, (16,), 2)
+    one = synthesis.render(grids, net, threads=1)
+    for threads in (2, 3, 200):
+        np.testing.assert_array_equal(synthesis.render(grids, net, threads=threads), one)
+
+
 def test_render_refuses_a_network_beyond_its_limits():
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match="limits"):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class _Synthesis(ctypes.Structure):
                 ("col_weights", _P), ("layers", ctypes.c_int64), ("widths", _P),
                 ("weights", _P), ("biases", _P), ("first_bias", _P),
                 ("refine_layers", ctypes.c_int64), ("refine_weights", _P),
-                ("refine_biases", _P)]
+                ("refine_biases", _P), ("threads", ctypes.c_int64)]
 
 
 @dataclass(frozen=True)
@@ -73,27 +74,31 @@ def library() -> ctypes.CDLL | None:
     return lib
 
 
-def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | None = None
-           ) -> np.ndarray:
-    """(H, W, 3) float32 RGB, unclipped, from grids at halving resolutions (the first at
-    full size)."""
+def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | None = None,
+           size: tuple[int, int] | None = None, threads: int | None = None) -> np.ndarray:
+    """(H, W, 3) float32 RGB, unclipped, from grids at halving resolutions: at the first
+    grid's size, or at ``size`` (H, W), every grid interpolated to it (super-resolution);
+    on ``threads`` threads, by default as many as this process may run on."""
     lib = library()
     if lib is None:
-        return render_torch(grids, net, first_bias)
-    height, width = grids[0].shape
+        return render_torch(grids, net, first_bias, size)
+    height, width = size or grids[0].shape
     keep = []  # every array handed to C, alive until the call returns
 
     def ptr(a: np.ndarray, dtype) -> int:
         keep.append(np.ascontiguousarray(a, dtype))
         return keep[-1].ctypes.data
 
-    def ptrs(arrays: list[np.ndarray], dtype) -> int:
-        table = (ctypes.c_void_p * max(1, len(arrays)))(*[ptr(a, dtype) for a in arrays])
+    def ptrs(arrays: list[np.ndarray | None], dtype) -> int:
+        table = (ctypes.c_void_p * max(1, len(arrays)))(
+            *[None if a is None else ptr(a, dtype) for a in arrays])
         keep.append(table)
         return ctypes.addressof(table)
 
-    rows = [bicubic_taps(g.shape[0], height) for g in grids[1:]]
-    cols = [bicubic_taps(g.shape[1], width) for g in grids[1:]]
+    # A grid at the output's size is copied (C reads a null pointer as "no taps").
+    same = [g.shape == (height, width) for g in grids]
+    rows = [(None, None) if k else bicubic_taps(g.shape[0], height) for g, k in zip(grids, same)]
+    cols = [(None, None) if k else bicubic_taps(g.shape[1], width) for g, k in zip(grids, same)]
     widths = [len(grids)] + [w.shape[0] for w, _ in net.layers]
     if len(grids) > MAX_LEVELS or max(widths[1:]) > MAX_HIDDEN or widths[-1] != 3:
         raise ValueError(f"synthesis of widths {widths} beyond the renderer's limits")
@@ -106,7 +111,8 @@ def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | Non
         ptrs([b for _, b in net.layers], np.float32),
         None if first_bias is None else ptr(first_bias, np.float32), len(net.refine),
         ptr(np.concatenate([w.ravel() for w, _ in net.refine] or [np.zeros(0)]), np.float32),
-        ptr(np.concatenate([b.ravel() for _, b in net.refine] or [np.zeros(0)]), np.float32))
+        ptr(np.concatenate([b.ravel() for _, b in net.refine] or [np.zeros(0)]), np.float32),
+        threads or len(os.sched_getaffinity(0)))
     out = np.empty((3, height, width), np.float32)
     if lib.latent_render(ctypes.byref(args), out.ctypes.data):
         raise MemoryError("native synthesis ran out of memory")
@@ -114,14 +120,14 @@ def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | Non
 
 
 @torch.no_grad()
-def render_torch(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | None = None
-                 ) -> np.ndarray:
+def render_torch(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | None = None,
+                 size: tuple[int, int] | None = None) -> np.ndarray:
     """The same frame computed with PyTorch's own operations."""
-    height, width = grids[0].shape
-    stack = torch.cat([torch.from_numpy(np.asarray(grids[0], np.float32))[None, None]] + [
+    height, width = size or grids[0].shape
+    stack = torch.cat([
         F.interpolate(torch.from_numpy(np.asarray(g, np.float32))[None, None],
                       size=(height, width), mode="bicubic", align_corners=False)
-        for g in grids[1:]], dim=1)
+        for g in grids], dim=1)
     x = stack[0].permute(1, 2, 0)
     for k, (w, b) in enumerate(net.layers):
         x = x @ torch.from_numpy(np.asarray(w, np.float32)).T + torch.from_numpy(
