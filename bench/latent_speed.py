@@ -26,14 +26,15 @@ import json
 import math
 import platform
 import resource
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core_fit import median_seconds  # noqa: E402
 
 from actinr_codec.native import latents as native_latents  # noqa: E402
 from actinr_codec.native import synthesis  # noqa: E402
@@ -65,15 +66,6 @@ def frame(height: int, width: int, seed: int = 0):
               for i, o in zip(widths, widths[1:])),
         tuple((rng.normal(0, 0.1, (3, 3, 3, 3)), rng.normal(0, 0.1, 3)) for _ in range(2)))
     return grids, model, net
-
-
-def median_seconds(call, runs: int) -> float:
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return statistics.median(seconds)
 
 
 def measure(args: argparse.Namespace) -> dict:
