@@ -73,10 +73,15 @@ def test_threads_split_the_work_without_changing_a_bit():
         np.testing.assert_array_equal(synthesis.render(grids, net, threads=threads), one)
 
 
-def test_render_refuses_a_network_beyond_its_limits():
+def test_render_refuses_a_network_that_does_not_fit():
     rng = np.random.default_rng(1)
+    grids = pyramid(rng, 8, 8, 2)
     with pytest.raises(ValueError, match="limits"):
-        synthesis.render(pyramid(rng, 8, 8, 2), random_synthesis(rng, 2, (65,), 0))
+        synthesis.render(grids, random_synthesis(rng, 2, (65,), 0))
+    with pytest.raises(ValueError, match="chain"):
+        synthesis.render(grids, random_synthesis(rng, 3, (8,), 0))
+    with pytest.raises(ValueError, match="chain"):
+        synthesis.render(grids, random_synthesis(rng, 2, (8,), 0), first_bias=np.zeros(7))
 
 
 def test_without_a_compiler_latents_render_with_pytorch(tmp_path, monkeypatch):

@@ -62,6 +62,21 @@ def bicubic_taps(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
     return index.astype(np.int32), weights.astype(np.float32)
 
 
+def check(net: Synthesis, levels: int, first_bias: np.ndarray | None) -> list[int]:
+    """The network's widths, levels first, after checking that its shapes chain and fit
+    the renderer's limits (C reads them as they are)."""
+    widths = [levels] + [np.shape(w)[0] for w, _ in net.layers]
+    shapes_chain = all(np.shape(w) == (o, i) and np.shape(b) == (o,)
+                       for (w, b), i, o in zip(net.layers, widths, widths[1:]))
+    refine_fits = all(np.shape(w) == (3, 3, 3, 3) and np.shape(b) == (3,) for w, b in net.refine)
+    bias_fits = first_bias is None or (len(widths) > 1 and np.shape(first_bias) == (widths[1],))
+    if (not net.layers or not 1 <= levels <= MAX_LEVELS or max(widths[1:]) > MAX_HIDDEN
+            or widths[-1] != 3 or not (shapes_chain and refine_fits and bias_fits)):
+        raise ValueError(f"synthesis of widths {widths} does not chain or is beyond the "
+                         "renderer's limits")
+    return widths
+
+
 @functools.cache
 def library() -> ctypes.CDLL | None:
     """The C renderer, or None (with a warning) where it cannot be built."""
@@ -78,7 +93,8 @@ def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | Non
            size: tuple[int, int] | None = None, threads: int | None = None) -> np.ndarray:
     """(H, W, 3) float32 RGB, unclipped, from grids at halving resolutions: at the first
     grid's size, or at ``size`` (H, W), every grid interpolated to it (super-resolution);
-    on ``threads`` threads, by default as many as this process may run on."""
+    on ``threads`` threads, by default one per core."""
+    widths = check(net, len(grids), first_bias)
     lib = library()
     if lib is None:
         return render_torch(grids, net, first_bias, size)
@@ -99,9 +115,6 @@ def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | Non
     same = [g.shape == (height, width) for g in grids]
     rows = [(None, None) if k else bicubic_taps(g.shape[0], height) for g, k in zip(grids, same)]
     cols = [(None, None) if k else bicubic_taps(g.shape[1], width) for g, k in zip(grids, same)]
-    widths = [len(grids)] + [w.shape[0] for w, _ in net.layers]
-    if len(grids) > MAX_LEVELS or max(widths[1:]) > MAX_HIDDEN or widths[-1] != 3:
-        raise ValueError(f"synthesis of widths {widths} beyond the renderer's limits")
     args = _Synthesis(
         len(grids), height, width, ptr([g.shape[0] for g in grids], np.int64),
         ptr([g.shape[1] for g in grids], np.int64), ptrs(grids, np.float32),
@@ -112,7 +125,7 @@ def render(grids: list[np.ndarray], net: Synthesis, first_bias: np.ndarray | Non
         None if first_bias is None else ptr(first_bias, np.float32), len(net.refine),
         ptr(np.concatenate([w.ravel() for w, _ in net.refine] or [np.zeros(0)]), np.float32),
         ptr(np.concatenate([b.ravel() for _, b in net.refine] or [np.zeros(0)]), np.float32),
-        threads or len(os.sched_getaffinity(0)))
+        threads or os.cpu_count() or 1)
     out = np.empty((3, height, width), np.float32)
     if lib.latent_render(ctypes.byref(args), out.ctypes.data):
         raise MemoryError("native synthesis ran out of memory")
