@@ -80,7 +80,8 @@ class LatentGOP(LatentFrame):
                                                                    *cells))])
             ys = (torch.arange(height) + 0.5) / height * 2 - 1
             xs = (torch.arange(width) + 0.5) / width * 2 - 1
-            self.identity = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+            self.register_buffer("identity", torch.stack(torch.meshgrid(xs, ys, indexing="xy"),
+                                                         dim=-1)[None], persistent=False)
         # With a residual, every frame between keys also keeps a pyramid of its own: what
         # the warp cannot carry (new content, occlusions), at a price near zero where the
         # context model learns that most of it stays zero (as Cool-chic's residual latents
@@ -158,8 +159,9 @@ class LatentGOP(LatentFrame):
         for f in range(self.frames):
             bias = None
             if self.bias_net is not None:
-                t = torch.tensor(f / max(1, self.frames - 1))
-                angles = torch.tensor(TIME_FREQUENCIES) * math.pi * t
+                weight = self.bias_net.weight
+                angles = torch.tensor(TIME_FREQUENCIES, dtype=weight.dtype, device=weight.device
+                                      ) * (math.pi * f / max(1, self.frames - 1))
                 bias = self.bias_net(torch.cat([angles.sin(), angles.cos()]))
             stack = (self.warped_stack(latents, f, keys) if self.flow is not None
                      else self.upsampled(self.frame_latents(latents, f)))
@@ -202,11 +204,11 @@ class LatentGOP(LatentFrame):
             source = self.reference_owner(owner)
             for k, y in enumerate(self.owner_latents(latents, owner)):
                 if source is None:
-                    previous.append(torch.zeros(y.numel(), REFERENCE))
+                    previous.append(y.new_zeros(y.numel(), REFERENCE))
                     continue
                 before = torch.zeros_like(y) if source < 0 else latents[source * self.levels + k]
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
-                previous.append(torch.cat([window, torch.ones(y.numel(), 1)], dim=1))
+                previous.append(torch.cat([window, y.new_ones(y.numel(), 1)], dim=1))
         return torch.cat([windows, torch.cat(previous)], dim=1)
 
 

@@ -42,8 +42,11 @@ class LatentFrame(nn.Module):
         # step, or 2x steps whose kernels are fitted (and coded) with the networks.
         self.upsampling = (LearnedUpsampling([g.shape[-2:] for g in self.latents])
                            if learned_upsampling else None)
-        self.upsample = None if self.upsampling is not None else [
-            (_bicubic(g.shape[-2], height), _bicubic(g.shape[-1], width)) for g in self.latents[1:]]
+        # Buffers, not plain attributes, so that .to() takes them to the fit's device.
+        if self.upsampling is None:
+            for k, g in enumerate(self.latents[1:], start=1):
+                self.register_buffer(f"rows{k}", _bicubic(g.shape[-2], height), persistent=False)
+                self.register_buffer(f"cols{k}", _bicubic(g.shape[-1], width), persistent=False)
         # depth hidden layers of the same width, then RGB.
         widths = [levels] + [hidden] * depth
         self.synthesis = nn.Sequential(
@@ -87,7 +90,9 @@ class LatentFrame(nn.Module):
         """One frame's grids at full size, stacked: (H, W, levels). The first grid is at
         full size already: its identity products were two thirds of the upsampling's
         time at 320x240."""
-        matrices = self.upsample if self.upsampling is None else self.upsampling.matrices()
+        matrices = (self.upsampling.matrices() if self.upsampling is not None else
+                    [(getattr(self, f"rows{k}"), getattr(self, f"cols{k}"))
+                     for k in range(1, len(latents))])
         # Stacked level-major and seen through a permutation, so that pixels() can read
         # the levels as rows of a contiguous matrix.
         return torch.stack([latents[0][0, 0]] + [rows @ y[0, 0] @ cols.T for y, (rows, cols)
@@ -180,14 +185,18 @@ class LearnedUpsampling(nn.Module):
         self.shapes = [tuple(s) for s in shapes]
         self.taps = nn.Parameter(torch.tensor([BICUBIC_2X] * (len(shapes) - 1)))
         # For each step and axis, the 0/1 matrices that place each tap.
-        self.places = [tuple(_tap_places(small, big) for small, big in zip(coarse, fine))
-                       for fine, coarse in zip(self.shapes, self.shapes[1:])]
+        # (buffers, so that .to() takes them to the fit's device)
+        for k, (fine, coarse) in enumerate(zip(self.shapes, self.shapes[1:])):
+            for axis, (small, big) in enumerate(zip(coarse, fine)):
+                self.register_buffer(f"places{k}_{axis}", _tap_places(small, big),
+                                     persistent=False)
 
     def matrices(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Each coarser level's (rows, columns) matrices to full size (the first level's
         are the identity)."""
-        steps = [tuple(torch.einsum("t,tij->ij", taps, p) for p in axes)
-                 for taps, axes in zip(self.taps, self.places)]
+        steps = [tuple(torch.einsum("t,tij->ij", taps, getattr(self, f"places{k}_{axis}"))
+                       for axis in range(2))
+                 for k, taps in enumerate(self.taps)]
         out = [steps[0]]
         for rows, cols in steps[1:]:
             out.append((out[-1][0] @ rows, out[-1][1] @ cols))
