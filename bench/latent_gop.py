@@ -39,7 +39,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point  # noqa: E402
+from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, save_model  # noqa: E402
 from latent_model import CONTEXT, LatentFrame  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
@@ -61,7 +61,7 @@ class LatentGOP(LatentFrame):
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
                  warp: bool = False, residual: str | None = None,
-                 residual_reference: bool = False, **architecture):
+                 residual_reference: bool = False, key_warp: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -88,6 +88,21 @@ class LatentGOP(LatentFrame):
         # do). It is added to the warped latents before the synthesis ("latent"), or
         # turned into pixels by a linear map of its own and added to the synthesis' output
         # ("pixel"), where a zero correction cannot interact with the nonlinear synthesis.
+        # With key_warp, a key after the first holds only a residual: its latents are the
+        # key before's (as that one's own residual made them) displaced by a coarse field
+        # of the key's own, plus the residual, as a predicted frame of a classic codec
+        # adds a residual to a motion-compensated one. The field is in grid_sample's
+        # units, so one field moves every level of the pyramid alike.
+        self.key_flow = None
+        if key_warp and len(self.keys) > 1:
+            cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
+            self.key_flow = nn.Parameter(torch.zeros(len(self.keys) - 1, 2, *cells))
+            for k, y in enumerate(self.latents):
+                gh, gw = y.shape[-2:]
+                ys = (torch.arange(gh) + 0.5) / gh * 2 - 1
+                xs = (torch.arange(gw) + 0.5) / gw * 2 - 1
+                self.register_buffer(f"key_identity{k}", torch.stack(
+                    torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None], persistent=False)
         self.residual = residual if self.flow is not None else None
         self.residual_head = nn.Linear(levels, 3, bias=False) if self.residual == "pixel" else None
         self.residual_reference = residual_reference and self.residual is not None
@@ -111,30 +126,57 @@ class LatentGOP(LatentFrame):
             nets["flow"] = self.flow
         if self.residual_head is not None:
             nets["residual_head"] = self.residual_head
+        if self.key_flow is not None:
+            nets["key_flow"] = nn.ParameterList([self.key_flow])
         return nets
 
     def owner_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
         """The k-th pyramid: the keys' first, then the corrections of the frames between."""
         return latents[k * self.levels:(k + 1) * self.levels]
 
+    def key_latents(self, latents: list[torch.Tensor], k: int,
+                    cache: dict[int, list[torch.Tensor]] | None = None) -> list[torch.Tensor]:
+        """The k-th key's pyramid as the synthesis sees it: its own latents, or with
+        key_warp (after the first key) the key before's displaced by k's field plus its
+        own as a residual; ``cache`` keeps the keys' pyramids over one rendering."""
+        cache = {} if cache is None else cache
+        if k not in cache:
+            own = self.owner_latents(latents, k)
+            if self.key_flow is None or k == 0:
+                cache[k] = own
+            else:
+                before = self.key_latents(latents, k - 1, cache)
+                cache[k] = [self._moved(y, self.key_flow[k - 1], level) + r
+                            for level, (y, r) in enumerate(zip(before, own))]
+        return cache[k]
+
+    def _moved(self, grid: torch.Tensor, field: torch.Tensor, level: int) -> torch.Tensor:
+        """A (1, 1, h, w) grid displaced by a coarse field (2, cells) in grid_sample's units."""
+        identity = getattr(self, f"key_identity{level}")
+        dense = F.interpolate(field[None], size=grid.shape[-2:], mode="bilinear",
+                              align_corners=False)[0]
+        return F.grid_sample(grid, identity + dense.permute(1, 2, 0)[None], mode="bilinear",
+                             padding_mode="border", align_corners=False)
+
     def frame_latents(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
         after = next(k for k, key in enumerate(self.keys) if key >= f)
         if self.keys[after] == f:
-            return self.owner_latents(latents, after)
+            return self.key_latents(latents, after)
         a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
-        return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.owner_latents(latents, after - 1),
-                                                        self.owner_latents(latents, after))]
+        return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.key_latents(latents, after - 1),
+                                                        self.key_latents(latents, after))]
 
     def warped_stack(self, latents: list[torch.Tensor], f: int,
-                     keys: dict[int, torch.Tensor]) -> torch.Tensor:
+                     keys: dict[int, torch.Tensor],
+                     pyramids: dict[int, list[torch.Tensor]]) -> torch.Tensor:
         """Frame f's upsampled latents (H, W, levels): a key's own, or the two keys around
         it each displaced by f's field and blended by f's place between them; ``keys``
-        caches the keys' upsampled latents over one rendering."""
+        caches the keys' upsampled latents over one rendering, ``pyramids`` their grids."""
         after = next(k for k, key in enumerate(self.keys) if key >= f)
         pair = (after,) if self.keys[after] == f else (after - 1, after)
         for k in pair:
             if k not in keys:
-                keys[k] = self.upsampled(self.owner_latents(latents, k))
+                keys[k] = self.upsampled(self.key_latents(latents, k, pyramids))
         if len(pair) == 1:
             return keys[after]
         a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
@@ -155,7 +197,7 @@ class LatentGOP(LatentFrame):
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
-        out, keys = [], {}
+        out, keys, pyramids = [], {}, {}
         for f in range(self.frames):
             bias = None
             if self.bias_net is not None:
@@ -163,7 +205,7 @@ class LatentGOP(LatentFrame):
                 angles = torch.tensor(TIME_FREQUENCIES, dtype=weight.dtype, device=weight.device
                                       ) * (math.pi * f / max(1, self.frames - 1))
                 bias = self.bias_net(torch.cat([angles.sin(), angles.cos()]))
-            stack = (self.warped_stack(latents, f, keys) if self.flow is not None
+            stack = (self.warped_stack(latents, f, keys, pyramids) if self.flow is not None
                      else self.upsampled(self.frame_latents(latents, f)))
             out.append(self.pixels(stack, bias))
             if self.residual == "pixel" and f in self.between:
@@ -246,7 +288,9 @@ def main() -> None:
                          "frames between warp the keys' latents by a coarse field each; "
                          "+res: and add latents of their own (with +warp), +pres: the same "
                          "added as pixels; +resref, +presref: whose context reads the "
-                         "previous frame's (with temporal)")
+                         "previous frame's (with temporal); +kres: a key after the first "
+                         "is the key before's latents moved by a field of its own plus a "
+                         "residual")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -265,14 +309,18 @@ def main() -> None:
             torch.manual_seed(0)
             keys = re.search(r"keys(\d+)", variant)
             residual = re.search(r"\+(p?)res(ref)?", variant)
-            model = LatentGOP(n, h, w, args.levels, args.hidden, args.arm_hidden,
-                              temporal="temporal" in variant, biases="biases" in variant,
-                              key_every=int(keys[1]) if keys else 1, warp="warp" in variant,
-                              residual=residual and ("pixel" if residual[1] else "latent"),
-                              residual_reference=bool(residual and residual[2]),
-                              depth=args.depth, refine_layers=args.refine_layers,
-                              learned_upsampling=args.learned_upsampling)
+            build = dict(frames=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
+                         arm_hidden=args.arm_hidden, temporal="temporal" in variant,
+                         biases="biases" in variant, key_every=int(keys[1]) if keys else 1,
+                         warp="warp" in variant,
+                         residual=residual and ("pixel" if residual[1] else "latent"),
+                         residual_reference=bool(residual and residual[2]),
+                         key_warp="kres" in variant, depth=args.depth, refine_layers=args.refine_layers,
+                         learned_upsampling=args.learned_upsampling)
+            model = LatentGOP(**build)
             points.append(latent_point(frames, model, lam, args))
+            if args.save:
+                save_model(args.out / f"{variant}_{lam:g}.pt", model, build)
             p = points[-1]
             p["owner_bpp"] = owner_bpp(model, h * w)
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "

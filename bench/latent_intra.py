@@ -286,6 +286,12 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     }
 
 
+def save_model(path: Path, model: LatentFrame, build: dict) -> None:
+    """Keep a fitted model (its networks at their coded steps) and what rebuilds it, so
+    that the coding layer can be studied on it without fitting again."""
+    torch.save({"build": build, "state": model.state_dict()}, path)
+
+
 def x264_point(frame: np.ndarray, crf: int) -> dict:
     h, w, _ = frame.shape
     size, decoded, _, _, planes = code(frame[None], codec_settings("x264", crf, keyint=1),
@@ -335,6 +341,8 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
                     help="where the fit runs (cuda when lent); coding and scoring stay on the CPU")
     ap.add_argument("--chroma", choices=("444", "420"), default="444",
                     help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
+    ap.add_argument("--save", action="store_true",
+                    help="keep every fitted model in --out (its state and what rebuilds it)")
 
 
 def main() -> None:
@@ -355,9 +363,14 @@ def main() -> None:
         for lam in args.lambdas:
             torch.manual_seed(0)
             h, w, _ = frame.shape
-            model = LatentFrame(h, w, args.levels, args.hidden, args.arm_hidden,
-                                args.depth, args.refine_layers, args.learned_upsampling)
+            build = dict(height=h, width=w, levels=args.levels, hidden=args.hidden,
+                         arm_hidden=args.arm_hidden, depth=args.depth,
+                         refine_layers=args.refine_layers,
+                         learned_upsampling=args.learned_upsampling)
+            model = LatentFrame(**build)
             points.append(latent_point(frame[None], model, lam, args))
+            if args.save:
+                save_model(args.out / f"{name}_{lam:g}.pt", model, build)
             p = points[-1]
             print(f"{name} lambda {lam:g}: {p['bpp']:.3f} bpp ({p['network_bpp']:.3f} networks) "
                   f"{p['psnr_yuv420']:.2f} dB YUV420, {p['psnr_rgb']:.2f} dB RGB, "

@@ -1,0 +1,146 @@
+"""Probe: where the latents' coded size departs from the fit's ideal, on saved fits.
+
+The latent probes report one "fixed-point overhead": the range-coded latents plus each
+grid's stated symbol range, over the float context model's ideal code length. This
+splits it, for a model fitted and saved by bench/latent_intra.py or bench/latent_gop.py
+with --save (networks at their coded steps, latents rounded here), into:
+
+- quantized context network: the ideal length under the coded (rounded) network,
+  computed in float, against the float network's (from the probe's json, if given);
+- mean and scale rounding: the same Laplace laws with the mean rounded to eighths and
+  log2 of the scale to quarters, as the format takes them (still float, untruncated);
+- integer arithmetic and tables: bitstream.latents' own ideal length (integer
+  activations, truncated and normalised tables) against the rounded float laws;
+- the range coder: the payload's size against that ideal length;
+- the grids' stated ranges: 32 bits a grid now, against shorter codes for them.
+
+It also prices finer resolutions (means in sixteenths, scales in eighths of an octave),
+which would change the coding layer: no file holds latents yet.
+
+    python bench/latent_coding.py /tmp/gop/temporal+biases+keys7+warp+presref_0.003.pt
+
+Nothing here is part of the codec or its format yet; see docs/experiments.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from latent_gop import LatentGOP  # noqa: E402
+from latent_intra import GRID_SIDE_BITS, context_model  # noqa: E402
+from latent_model import MIN_PROBABILITY, LatentFrame, laplace_cdf  # noqa: E402
+
+from bitstream.latents import SCALE_MAX, SCALE_MIN, encode_grids, ideal_bits  # noqa: E402
+
+
+def load(path: Path) -> LatentFrame:
+    saved = torch.load(path, weights_only=True)
+    build = saved["build"]
+    model = LatentGOP(**build) if "frames" in build else LatentFrame(**build)
+    model.load_state_dict(saved["state"])
+    return model
+
+
+@torch.no_grad()
+def rounded_law_bits(model: LatentFrame, latents: list[torch.Tensor], mean_steps: int | None,
+                     scale_steps: int | None) -> float:
+    """Ideal bits in float under the context model's laws, the mean rounded to
+    1/mean_steps of a symbol and log2 of the scale to 1/scale_steps (None: unrounded)."""
+    flat = torch.cat([y.reshape(-1) for y in latents]).double()
+    mu, log2_b = model.arm(model.contexts(latents)).double().unbind(dim=1)
+    log2_b = log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4)
+    if mean_steps is not None:
+        mu = torch.round(mu * mean_steps) / mean_steps
+    if scale_steps is not None:
+        log2_b = torch.round(log2_b * scale_steps) / scale_steps
+    b = torch.exp2(log2_b)
+    p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
+    return float(-torch.log2(p.clamp(min=MIN_PROBABILITY)).sum())
+
+
+def exp_golomb_bits(value: int) -> int:
+    """Length of a signed Exp-Golomb code of value (zigzag, order 0)."""
+    n = 2 * value if value >= 0 else -2 * value - 1
+    return 2 * (n + 1).bit_length() - 1
+
+
+def range_side_bits(grids: list[np.ndarray]) -> dict[str, int]:
+    """What stating each grid's symbol range [lo, hi] costs under several codes."""
+    ranges = [(int(g.min()), int(g.max())) for g in grids]
+    return {
+        "two_i16": GRID_SIDE_BITS * len(grids),
+        # lo and hi - lo, each a signed Exp-Golomb code
+        "exp_golomb": sum(exp_golomb_bits(lo) + exp_golomb_bits(hi - lo) for lo, hi in ranges),
+        # one range for every grid, stated once
+        "one_range": GRID_SIDE_BITS,
+    }
+
+
+@torch.no_grad()
+def split(model: LatentFrame, float_bits: float | None) -> dict:
+    latents, _ = model.coded_latents("round")
+    grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
+    references = model.references(grids)
+    coder = context_model(model, arm_step(model))
+    pixels = int(np.prod(model.shape[:-1]))
+    quantized = rounded_law_bits(model, latents, None, None)
+    rounded = rounded_law_bits(model, latents, 8, 4)
+    integer = sum(ideal_bits(g, coder, r) for g, r in zip(grids, references))
+    payload = 8 * len(encode_grids(grids, coder, references))
+    sides = range_side_bits(grids)
+    return {
+        "float_network": None if float_bits is None else float_bits / pixels,
+        "quantized_network": quantized / pixels,
+        "mean_eighths_scale_quarters": rounded / pixels,
+        "integer_tables": integer / pixels,
+        "payload": payload / pixels,
+        "finer": {f"mean_1/{m}_scale_1/{s}": rounded_law_bits(model, latents, m, s) / pixels
+                  for m, s in ((16, 4), (8, 8), (16, 8), (32, 16))},
+        "range_sides": {k: v / pixels for k, v in sides.items()},
+        "grids": len(grids), "constant_grids": sum(int(g.min() == g.max()) for g in grids),
+    }
+
+
+def arm_step(model: LatentFrame) -> float:
+    """The context network's coded step: the largest power of two dividing every one of
+    its (already rounded) parameters, at most 2**-24."""
+    values = torch.cat([p.reshape(-1) for p in model.arm.parameters()]).double()
+    for shift in range(25):
+        if torch.all(torch.round(values * 2.0 ** shift) == values * 2.0 ** shift):
+            return 2.0 ** -shift
+    raise ValueError("the context network is not on a power-of-two step")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", type=Path, nargs="+", help="saved fits (--save)")
+    ap.add_argument("--results", type=Path,
+                    help="the probe's json, for the float context model's ideal length")
+    args = ap.parse_args()
+    floats = {}
+    if args.results:
+        data = json.loads(args.results.read_text())
+        for group in (data.get("variants") or data.get("clips")).values():
+            for p in group["points"]:
+                if p["codec"] == "latent":
+                    floats[p["lambda"]] = p["latent_bpp"]
+    out = {}
+    for path in args.models:
+        model = load(path)
+        float_bpp = floats.get(float(path.stem.rsplit("_", 1)[1]))
+        pixels = int(np.prod(model.shape[:-1]))
+        out[path.name] = split(model, None if float_bpp is None else float_bpp * pixels)
+        print(json.dumps({path.name: out[path.name]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
