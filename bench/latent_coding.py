@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_gop import LatentGOP  # noqa: E402
-from latent_intra import GRID_SIDE_BITS, context_model  # noqa: E402
+from latent_intra import GRID_SIDE_BITS, coded_step, context_model  # noqa: E402
 from latent_model import MIN_PROBABILITY, LatentFrame, laplace_cdf  # noqa: E402
 
 from bitstream.latents import SCALE_MAX, SCALE_MIN, encode_grids, ideal_bits  # noqa: E402
@@ -90,7 +90,7 @@ def split(model: LatentFrame, float_bits: float | None) -> dict:
     latents, _ = model.coded_latents("round")
     grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
     references = model.references(grids)
-    coder = context_model(model, arm_step(model))
+    coder = context_model(model, coded_step(model.arm))
     pixels = int(np.prod(model.shape[:-1]))
     quantized = rounded_law_bits(model, latents, None, None)
     rounded = rounded_law_bits(model, latents, 8, 4)
@@ -108,16 +108,6 @@ def split(model: LatentFrame, float_bits: float | None) -> dict:
         "range_sides": {k: v / pixels for k, v in sides.items()},
         "grids": len(grids), "constant_grids": sum(int(g.min() == g.max()) for g in grids),
     }
-
-
-def arm_step(model: LatentFrame) -> float:
-    """The context network's coded step: the largest power of two dividing every one of
-    its (already rounded) parameters, at most 2**-24."""
-    values = torch.cat([p.reshape(-1) for p in model.arm.parameters()]).double()
-    for shift in range(25):
-        if torch.all(torch.round(values * 2.0 ** shift) == values * 2.0 ** shift):
-            return 2.0 ** -shift
-    raise ValueError("the context network is not on a power-of-two step")
 
 
 def main() -> None:

@@ -255,6 +255,24 @@ class LatentGOP(LatentFrame):
 
 
 @torch.no_grad()
+def reuse_networks(model: LatentGOP, path: Path, names: tuple[str, ...]) -> None:
+    """Take the named networks, as coded, from a fit saved with --save (of a GOP of the
+    same shape before this one): a scene's later GOPs then fit only their latents and
+    motion, and pay nothing for networks a decoder already holds."""
+    saved = torch.load(path, weights_only=True)["state"]
+    nets = model.networks()
+    for name in names:
+        prefix = _prefix(model, nets[name])
+        for key, value in nets[name].state_dict().items():
+            value.copy_(saved[prefix + key])
+
+
+def _prefix(model: LatentGOP, net: nn.Module) -> str:
+    """Where net's state sits in the model's state dict."""
+    return next(f"{name}." for name, module in model.named_modules() if module is net)
+
+
+@torch.no_grad()
 def owner_bpp(model: LatentGOP, pixels: int) -> dict[str, list[float]]:
     """Each key's and each correction's latents at their ideal code length, in bits per
     pixel of one frame: where a GOP's latent bits go."""
@@ -294,8 +312,15 @@ def main() -> None:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
+    ap.add_argument("--networks", type=Path,
+                    help="a fit saved with --save whose networks (--reuse) this GOP takes as "
+                         "they were coded, instead of fitting and coding its own")
+    ap.add_argument("--reuse", nargs="+", dest="reused",
+                    default=["synthesis", "refine", "arm", "residual_head", "bias_net"],
+                    help="the networks taken from --networks")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    args.reused = tuple(args.reused) if args.networks else ()
     args.out.mkdir(parents=True, exist_ok=True)
     frames = cropped(read_video(CLIPS / f"{args.clip}.mkv", start=args.start,
                                 count=args.frames)[0], args.crop)
@@ -318,6 +343,8 @@ def main() -> None:
                          key_warp="kres" in variant, depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
+            if args.networks:
+                reuse_networks(model, args.networks, args.reused)
             points.append(latent_point(frames, model, lam, args))
             if args.save:
                 save_model(args.out / f"{variant}_{lam:g}.pt", model, build)

@@ -95,7 +95,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
     """Fit the model's latents and networks to the target, (H, W, 3) or (frames, H, W, 3);
     the rate is priced per pixel of the target. Returns the step whose state the model
     holds at the end (the last, or with keep_best the best one)."""
-    nets = [p for net in model.networks().values() for p in net.parameters()]
+    nets = [p for name, net in model.networks().items() if name not in args.reused
+            for p in net.parameters()]
     opt = torch.optim.Adam([{"params": nets, "lr": args.lr},
                             {"params": model.latents.parameters(), "lr": args.latent_lr}])
     pixels = target[..., 0].numel()
@@ -132,14 +133,19 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
 
 @torch.no_grad()
 def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chroma: str,
-                      tensor_steps: bool = False) -> tuple[float, dict[str, object]]:
+                      tensor_steps: bool = False, reused: tuple[str, ...] = ()
+                      ) -> tuple[float, dict[str, object]]:
     """Round each network's parameters to the step (a power of two) that minimises
     distortion + lambda x rate; with tensor_steps, each weight and bias then moves to a
     step of its own where that pays (the context network keeps one step: its fixed
-    point has one shift). Returns the networks' bits and the steps chosen."""
+    point has one shift). Networks in reused come from an earlier fit, coded there: they
+    keep their steps and cost nothing here. Returns the networks' bits and the steps."""
     latents, _ = model.coded_latents("round")
     chosen, net_bits = {}, 0.0
     for name, net in model.networks().items():
+        if name in reused:
+            chosen[name] = coded_step(net)
+            continue
         original = [p.detach().clone() for p in net.parameters()]
 
         def cost(shifts: list[int], net=net, original=original) -> tuple[float, float]:
@@ -179,6 +185,16 @@ def _rounded_cost(model: LatentFrame, net: nn.Module, original: list[torch.Tenso
     pixels = target[..., 0].numel()
     return (float(distortion(model.rgb(latents), target, chroma))
             + lam * (float(model.bits(latents)) + rate) / pixels), rate
+
+
+def coded_step(net: nn.Module) -> float:
+    """The largest power-of-two step, at most 1, on which every parameter of an already
+    quantized network lies (down to 2**-24, the context model's finest shift)."""
+    values = torch.cat([p.detach().reshape(-1) for p in net.parameters()]).double()
+    for shift in range(25):
+        if torch.equal(torch.round(values * 2.0 ** shift), values * 2.0 ** shift):
+            return 2.0 ** -shift
+    raise ValueError("the network's parameters are not on a power-of-two step")
 
 
 def tensor_bits(symbols: torch.Tensor) -> float:
@@ -267,7 +283,8 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
         latent_bits = float(model.bits(latents))
     # The same with the networks still in float: what their quantization costs in PSNR.
     unquantized = yuv420_psnr(frames, render(model, latents))
-    net_bits, steps = quantize_networks(model, target, lam, args.chroma, args.tensor_steps)
+    net_bits, steps = quantize_networks(model, target, lam, args.chroma, args.tensor_steps,
+                                        args.reused)
     decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
@@ -354,6 +371,7 @@ def main() -> None:
     add_fit_arguments(ap)
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    args.reused = ()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "clips": {}}
     for name in args.clips:
