@@ -12,7 +12,8 @@ with --save (networks at their coded steps, latents rounded here), into:
 - integer arithmetic and tables: bitstream.latents' own ideal length (integer
   activations, truncated and normalised tables) against the rounded float laws;
 - the range coder: the payload's size against that ideal length;
-- the grids' stated ranges: 32 bits a grid now, against shorter codes for them.
+- the grids' stated ranges: Exp-Golomb codes (what the probes now count), against
+  the 32 bits a grid the probes counted before, and one range for all grids.
 
 It also prices finer resolutions (means in sixteenths, scales in eighths of an octave),
 which would change the coding layer: no file holds latents yet.
@@ -36,10 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_gop import LatentGOP  # noqa: E402
-from latent_intra import GRID_SIDE_BITS, coded_step, context_model  # noqa: E402
+from latent_intra import coded_step, context_model  # noqa: E402
 from latent_model import MIN_PROBABILITY, LatentFrame, laplace_cdf  # noqa: E402
 
-from bitstream.latents import SCALE_MAX, SCALE_MIN, encode_grids, ideal_bits  # noqa: E402
+from bitstream.latents import SCALE_MAX, SCALE_MIN, encode_grids, ideal_bits, pack_ranges  # noqa: E402
+from bitstream.models import PRECISION  # noqa: E402
 
 
 def load(path: Path) -> LatentFrame:
@@ -52,9 +54,10 @@ def load(path: Path) -> LatentFrame:
 
 @torch.no_grad()
 def rounded_law_bits(model: LatentFrame, latents: list[torch.Tensor], mean_steps: int | None,
-                     scale_steps: int | None) -> float:
+                     scale_steps: int | None, floor: float = MIN_PROBABILITY) -> float:
     """Ideal bits in float under the context model's laws, the mean rounded to
-    1/mean_steps of a symbol and log2 of the scale to 1/scale_steps (None: unrounded)."""
+    1/mean_steps of a symbol and log2 of the scale to 1/scale_steps (None: unrounded),
+    no symbol's probability taken below floor."""
     flat = torch.cat([y.reshape(-1) for y in latents]).double()
     mu, log2_b = model.arm(model.contexts(latents)).double().unbind(dim=1)
     log2_b = log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4)
@@ -64,24 +67,18 @@ def rounded_law_bits(model: LatentFrame, latents: list[torch.Tensor], mean_steps
         log2_b = torch.round(log2_b * scale_steps) / scale_steps
     b = torch.exp2(log2_b)
     p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
-    return float(-torch.log2(p.clamp(min=MIN_PROBABILITY)).sum())
-
-
-def exp_golomb_bits(value: int) -> int:
-    """Length of a signed Exp-Golomb code of value (zigzag, order 0)."""
-    n = 2 * value if value >= 0 else -2 * value - 1
-    return 2 * (n + 1).bit_length() - 1
+    return float(-torch.log2(p.clamp(min=floor)).sum())
 
 
 def range_side_bits(grids: list[np.ndarray]) -> dict[str, int]:
     """What stating each grid's symbol range [lo, hi] costs under several codes."""
     ranges = [(int(g.min()), int(g.max())) for g in grids]
     return {
-        "two_i16": GRID_SIDE_BITS * len(grids),
-        # lo and hi - lo, each a signed Exp-Golomb code
-        "exp_golomb": sum(exp_golomb_bits(lo) + exp_golomb_bits(hi - lo) for lo, hi in ranges),
+        # two 16-bit numbers a grid, as the probes counted them before the eighth
+        "two_i16": 32 * len(grids),
+        "exp_golomb": 8 * len(pack_ranges(ranges)),
         # one range for every grid, stated once
-        "one_range": GRID_SIDE_BITS,
+        "one_range": 32,
     }
 
 
@@ -94,6 +91,8 @@ def split(model: LatentFrame, float_bits: float | None) -> dict:
     pixels = int(np.prod(model.shape[:-1]))
     quantized = rounded_law_bits(model, latents, None, None)
     rounded = rounded_law_bits(model, latents, 8, 4)
+    # The fit prices no latent above 16 bits; the coder's tables go down to 2**-24.
+    floored = rounded_law_bits(model, latents, 8, 4, 2.0 ** -PRECISION)
     integer = sum(ideal_bits(g, coder, r) for g, r in zip(grids, references))
     payload = 8 * len(encode_grids(grids, coder, references))
     sides = range_side_bits(grids)
@@ -101,6 +100,7 @@ def split(model: LatentFrame, float_bits: float | None) -> dict:
         "float_network": None if float_bits is None else float_bits / pixels,
         "quantized_network": quantized / pixels,
         "mean_eighths_scale_quarters": rounded / pixels,
+        "and_floor_2**-24": floored / pixels,
         "integer_tables": integer / pixels,
         "payload": payload / pixels,
         "finer": {f"mean_1/{m}_scale_1/{s}": rounded_law_bits(model, latents, m, s) / pixels

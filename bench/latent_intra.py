@@ -18,14 +18,15 @@ tensor in the codec's coder. The model itself is in bench/latent_model.py.
 
 The rate is what a file would hold: the latents range-coded by bitstream.latents, whose
 context model runs in fixed point so that every decoder computes the same probabilities
-(the probe decodes them back and checks), plus the networks' coded size and 2 bytes of
-step per network. The float model's ideal code length is reported beside it, and so the
-cost of fixed point. Distortion is measured as the codec
-would: the decoded frame rounded to 8-bit RGB, converted to yuv420p as x264's input is,
-PSNR-YUV420 against the source's planes. x264 medium intra (keyint 1) codes the same
-frame at several crf values, and the BD-rate is reported. The defaults are the best
-settings measured so far; the fit runs on --device (cuda when one is lent), the coding
-and scoring on the CPU.
+(the probe decodes them back and checks), each grid's symbol range in Exp-Golomb codes
+(bitstream.latents.pack_ranges; probes before 2026-12-06's eighth counted 32 bits a grid),
+plus the networks' coded size and 2 bytes of step per network. The float model's ideal
+code length is reported beside it, and so the cost of fixed point (bench/latent_coding.py
+splits it). Distortion is measured as the codec would: the decoded frame rounded to 8-bit
+RGB, converted to yuv420p as x264's input is, PSNR-YUV420 against the source's planes.
+x264 medium intra (keyint 1) codes the same frame at several crf values, and the BD-rate
+is reported. The defaults are the best settings measured so far; the fit runs on --device
+(cuda when one is lent), the coding and scoring on the CPU.
 
     python bench/latent_intra.py --clips carphone tree --frame 10 --out /tmp/latent
     python bench/latent_intra.py --clips megamind --lambdas 1e-4 3e-5 1e-5 --device cuda --out /tmp/m
@@ -59,7 +60,7 @@ from actinr_codec.metrics import psnr  # noqa: E402
 from actinr_codec.native.latents import decode_grids  # noqa: E402
 from actinr_codec.native.synthesis import Synthesis  # noqa: E402
 from actinr_codec.native.synthesis import render as render_latents  # noqa: E402
-from bitstream.latents import ContextModel, encode_grids  # noqa: E402
+from bitstream.latents import ContextModel, encode_grids, pack_ranges  # noqa: E402
 from bitstream.models import fit_model, ideal_bits, pack_model  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
@@ -70,9 +71,6 @@ CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"
 YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
                       [0.5, -0.418688, -0.081312]])
 PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
-# What a file would say of each grid beside its payload: its symbol range (two 16-bit
-# numbers; the shapes follow from the frame's).
-GRID_SIDE_BITS = 32
 
 
 def to_float(rgb: np.ndarray) -> torch.Tensor:
@@ -274,6 +272,7 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     start = time.perf_counter()
     # The fit runs on --device; quantization, coding and scoring on the CPU, as a decoder.
     device = torch.device(args.device)
+    model.floor = 2.0 ** -args.floor_bits
     model.to(device)
     kept_step = fit(model, target.to(device), lam, args.iters, args)
     model.cpu()
@@ -288,7 +287,9 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
-    coded_bits += GRID_SIDE_BITS * len(latents)
+    # What a file says of each grid beside the payload: its symbol range (the shapes
+    # follow from the frame's).
+    coded_bits += 8 * len(pack_ranges([(int(y.min()), int(y.max())) for y in latents]))
     return {
         "codec": "latent", "lambda": lam, "bpp": (coded_bits + net_bits) / pixels,
         "coded_latent_bpp": coded_bits / pixels, "latent_decode_s": round(decode_s, 2),
@@ -358,6 +359,9 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
                     help="where the fit runs (cuda when lent); coding and scoring stay on the CPU")
     ap.add_argument("--chroma", choices=("444", "420"), default="444",
                     help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
+    ap.add_argument("--floor-bits", type=int, default=16,
+                    help="the most bits the rate term prices a latent at (the coder's tables "
+                         "go to 24)")
     ap.add_argument("--save", action="store_true",
                     help="keep every fitted model in --out (its state and what rebuilds it)")
 

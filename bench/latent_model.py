@@ -29,6 +29,10 @@ def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Ten
 class LatentFrame(nn.Module):
     """One frame as latent grids, a synthesis network and a context model."""
 
+    # The least probability the rate term gives a latent: no latent is priced above
+    # -log2(floor) bits, and none below it feels the rate's gradient.
+    floor = MIN_PROBABILITY
+
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
                  depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
         super().__init__()
@@ -146,7 +150,7 @@ class LatentFrame(nn.Module):
         """Each latent's ideal code length under the context model, flat, in bits."""
         flat, mu, b = self.laplace(latents)
         p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
-        return -torch.log2(p.clamp(min=MIN_PROBABILITY))
+        return -torch.log2(p.clamp(min=self.floor))
 
 
 class Refinement(nn.Module):

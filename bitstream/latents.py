@@ -41,6 +41,9 @@ MAX_LAYERS = 4
 MAX_ACTIVATION = 2**24
 MAX_LATENT = 2**15
 MAX_ALPHABET = 2**12
+# Leading zeros of an Exp-Golomb code of a range: se(lo) of |lo| <= 2**15 takes 16 at
+# most, ue(hi - lo) of a span below 2**12 takes 12; a reader stops counting beyond.
+MAX_RANGE_ZEROS = 16
 # log2 of the Laplace scale in quarters, SCALE_MIN..SCALE_MAX (scales 2**-7 .. 2**7), and
 # the decay per eighth of a symbol, round(2**16 * exp(-1 / (8 b))) capped at 2**16 - 1,
 # listed here: this list, not a floating-point formula, is the format.
@@ -177,6 +180,48 @@ def check_grid(shape: tuple[int, int], lo: int, hi: int) -> None:
         raise BitstreamError(f"latent range [{lo}, {hi}] beyond +-{MAX_LATENT}")
     if hi - lo + 1 > MAX_ALPHABET:
         raise BitstreamError(f"latent range [{lo}, {hi}] wider than {MAX_ALPHABET}")
+
+
+def pack_ranges(ranges: list[tuple[int, int]]) -> bytes:
+    """Grids' symbol ranges [lo, hi] as bits: se(lo) then ue(hi - lo) for each grid, in
+    H.264's Exp-Golomb codes, most significant bit first, zero bits to the byte's end.
+    Most grids' ranges are a few symbols about zero and take a few bits, where two 16-bit
+    numbers took 32 (a GOP's many sparse grids paid 5 % of their bits for them)."""
+    bits = []
+    for lo, hi in ranges:
+        lo, hi = int(lo), int(hi)
+        check_grid((1, 1), lo, hi)
+        for code in (2 * lo - 1 if lo > 0 else -2 * lo, hi - lo):
+            bits.append(format(code + 1, "b").rjust(2 * (code + 1).bit_length() - 1, "0"))
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return int(text, 2).to_bytes(len(text) // 8, "big") if text else b""
+
+
+def unpack_ranges(data: bytes, count: int) -> list[tuple[int, int]]:
+    """count ranges [lo, hi] from pack_ranges' bytes, which they must fill exactly (the
+    padding zero, nothing after it), each within check_grid's limits."""
+    bits = "".join(format(byte, "08b") for byte in data)
+    at, codes = 0, []
+    for _ in range(2 * count):
+        zeros = 0
+        while at + zeros < len(bits) and bits[at + zeros] == "0":
+            zeros += 1
+            if zeros > MAX_RANGE_ZEROS:
+                raise BitstreamError("latent range code is too long")
+        end = at + 2 * zeros + 1
+        if end > len(bits):
+            raise BitstreamError("latent ranges are truncated")
+        codes.append(int(bits[at + zeros:end], 2) - 1)
+        at = end
+    if len(bits) - at >= 8 or "1" in bits[at:]:
+        raise BitstreamError("latent ranges are followed by data")
+    out = []
+    for signed, span in zip(codes[::2], codes[1::2]):
+        lo = (signed + 1) // 2 if signed % 2 else -(signed // 2)
+        check_grid((1, 1), lo, lo + span)
+        out.append((lo, lo + span))
+    return out
 
 
 def _waves(shape: tuple[int, int]) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -13,7 +13,9 @@ from bitstream.latents import (
     decode_grids,
     encode_grids,
     ideal_bits,
+    pack_ranges,
     table_weights,
+    unpack_ranges,
 )
 from bitstream.models import TOTAL
 
@@ -146,3 +148,43 @@ def test_reference_makes_a_repeated_grid_cheap():
     assert ideal_bits(grid, model, grid) < 0.05 * ideal_bits(grid, model, None)
     with pytest.raises(BitstreamError, match="reference grid of shape"):
         encode_grids([grid], model, [grid[1:]])
+
+
+def test_ranges_round_trip_in_few_bits():
+    rng = np.random.default_rng(13)
+    ranges = [(0, 0), (-1, 1), (-2**15, -2**15 + 4095), (2**15, 2**15), (0, 4095)]
+    ranges += [(lo, lo + int(rng.integers(0, 9))) for lo in rng.integers(-40, 41, 50)]
+    assert unpack_ranges(pack_ranges(ranges), len(ranges)) == ranges
+    assert unpack_ranges(pack_ranges([]), 0) == []
+    # [0, 0] is two bits, [-1, 1] six: 105 such grids in 27 bytes, not 420.
+    assert len(pack_ranges([(0, 0)] * 4)) == 1
+    assert len(pack_ranges([(-1, 1)] * 4)) == 3
+
+
+@pytest.mark.parametrize("data,count,message", [
+    (bytes([0b11000000]), 2, "truncated"),            # one range's bits, two asked for
+    (bytes([0b11000000, 0]), 1, "followed"),          # a whole byte after the codes
+    (bytes([0b11000100]), 1, "followed"),             # a set bit in the padding
+    (bytes(3) + b"\xff", 1, "too long"),              # 24 leading zeros
+    (pack_ranges([(0, 4095)])[:-1] + b"\xff", 1, "wider|followed"),
+])
+def test_hostile_ranges_are_refused(data, count, message):
+    with pytest.raises(BitstreamError, match=message):
+        unpack_ranges(data, count)
+
+
+def test_ranges_beyond_the_limits_are_refused():
+    # se(-2**15 - 1), then ue(0): a legal code, a value beyond the limit.
+    code = format(2 * (2**15 + 1) + 1, "b")
+    bits = "0" * (len(code) - 1) + code + "1"
+    data = int(bits + "0" * (-len(bits) % 8), 2).to_bytes(-(-len(bits) // 8), "big")
+    with pytest.raises(BitstreamError, match="beyond"):
+        unpack_ranges(data, 1)
+    # ue(4096) as a span: a legal code, an alphabet too wide.
+    code = format(4097, "b")
+    bits = "1" + "0" * (len(code) - 1) + code
+    data = int(bits + "0" * (-len(bits) % 8), 2).to_bytes(-(-len(bits) // 8), "big")
+    with pytest.raises(BitstreamError, match="wider"):
+        unpack_ranges(data, 1)
+    with pytest.raises(BitstreamError, match="wider"):
+        pack_ranges([(0, 4096)])

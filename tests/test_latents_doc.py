@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_range_coder_doc import DocRangeDecoder, cumulative, decay_powers
 
-from bitstream.latents import ContextModel, encode_grids, table_weights
+from bitstream.latents import ContextModel, encode_grids, pack_ranges, table_weights
 
 D = [0, 0, 1, 5, 22, 79, 229, 563, 1200, 2268, 3874, 6075, 8869, 12192, 15933, 19953, 24109,
      28267, 32314, 36162, 39750, 43041, 46019, 48681, 51039, 53111, 54917, 56484, 57835,
@@ -119,3 +119,35 @@ def test_doc_tables_match():
     got = table_weights(np.clip(means, 8 * lo, 8 * hi), scales, lo, hi) + 1
     for row, m, k in zip(got, means, scales):
         assert list(row) == table(min(max(int(m), 8 * lo), 8 * hi), int(k), lo, hi)
+
+
+def doc_ranges(data: bytes, n: int) -> list[tuple[int, int]]:
+    """The section's "Ranges": se(lo), ue(hi - lo) per grid, MSB first."""
+    bits = [(byte >> (7 - i)) & 1 for byte in data for i in range(8)]
+    at = 0
+
+    def ue() -> int:
+        nonlocal at
+        z = 0
+        while bits[at + z] == 0:
+            z += 1
+        value = 0
+        for bit in bits[at + z:at + 2 * z + 1]:
+            value = 2 * value + bit
+        at += 2 * z + 1
+        return value - 1
+
+    out = []
+    for _ in range(n):
+        code = ue()
+        lo = (code + 1) // 2 if code % 2 else -(code // 2)
+        out.append((lo, lo + ue()))
+    assert not any(bits[at:]) and len(bits) - at < 8
+    return out
+
+
+def test_doc_reader_reads_the_ranges():
+    rng = np.random.default_rng(4)
+    ranges = [(0, 0), (-1, 1), (-2**15, -2**15 + 4095), (2**15, 2**15)]
+    ranges += [(int(lo), int(lo) + int(rng.integers(0, 20))) for lo in rng.integers(-99, 99, 30)]
+    assert doc_ranges(pack_ranges(ranges), len(ranges)) == ranges
