@@ -48,7 +48,12 @@ def load(path: Path) -> LatentFrame:
     saved = torch.load(path, weights_only=True)
     build = saved["build"]
     model = LatentGOP(**build) if "frames" in build else LatentFrame(**build)
-    model.load_state_dict(saved["state"])
+    state = saved["state"]
+    chained = sorted((k for k in state if k.startswith("first_reference.")),
+                     key=lambda k: int(k.rsplit(".", 1)[1]))
+    if chained:
+        model.set_first_reference([state[k] for k in chained])
+    model.load_state_dict(state)
     return model
 
 

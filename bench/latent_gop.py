@@ -53,6 +53,8 @@ TIME_FREQUENCIES = (1, 2, 4, 8)
 # A frame between key frames warps their latents by a displacement field held on a grid
 # of one vector per FLOW_CELL x FLOW_CELL pixels, bilinearly interpolated.
 FLOW_CELL = 32
+# reference_owner's word for "the previous GOP's last key".
+PREVIOUS_GOP = -2
 
 
 class LatentGOP(LatentFrame):
@@ -103,6 +105,7 @@ class LatentGOP(LatentFrame):
                 xs = (torch.arange(gw) + 0.5) / gw * 2 - 1
                 self.register_buffer(f"key_identity{k}", torch.stack(
                     torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None], persistent=False)
+        self.first_reference = None
         self.residual = residual if self.flow is not None else None
         self.residual_head = nn.Linear(levels, 3, bias=False) if self.residual == "pixel" else None
         self.residual_reference = residual_reference and self.residual is not None
@@ -117,6 +120,12 @@ class LatentGOP(LatentFrame):
         if biases:
             nn.init.zeros_(self.bias_net.weight)
             nn.init.zeros_(self.bias_net.bias)
+
+    def set_first_reference(self, grids: list[torch.Tensor]) -> None:
+        """Give the first key a reference as later keys have one: the previous GOP's last
+        key as coded, (1, 1, h, w) a level, so that a scene's GOPs chain their keys."""
+        self.first_reference = nn.ParameterList(
+            nn.Parameter(g.to(self.latents[0]), requires_grad=False) for g in grids)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()
@@ -217,9 +226,13 @@ class LatentGOP(LatentFrame):
         frames between with latents of their own): the key before a key; with
         +resref, the previous frame's own latents for a frame between keys, a grid of
         zeros (-1) for the first of them, which still says "a reference exists", so that
-        the context model can tell these sparse corrections from a key's latents."""
+        the context model can tell these sparse corrections from a key's latents; for the
+        first key, the previous GOP's last key (PREVIOUS_GOP) once set_first_reference
+        has given it."""
         if owner < len(self.keys):
-            return owner - 1 if owner > 0 else None
+            if owner == 0:
+                return PREVIOUS_GOP if self.first_reference is not None else None
+            return owner - 1
         if not self.residual_reference:
             return None
         return owner - 1 if owner > len(self.keys) else -1
@@ -233,7 +246,10 @@ class LatentGOP(LatentFrame):
             source = self.reference_owner(owner)
             for k in range(self.levels):
                 g = grids[owner * self.levels + k]
-                out.append(None if source is None else np.zeros_like(g) if source < 0
+                out.append(None if source is None
+                           else self.first_reference[k][0, 0].numpy().astype(np.int32)
+                           if source == PREVIOUS_GOP
+                           else np.zeros_like(g) if source < 0
                            else grids[source * self.levels + k])
         return out
 
@@ -248,7 +264,9 @@ class LatentGOP(LatentFrame):
                 if source is None:
                     previous.append(y.new_zeros(y.numel(), REFERENCE))
                     continue
-                before = torch.zeros_like(y) if source < 0 else latents[source * self.levels + k]
+                before = (self.first_reference[k] if source == PREVIOUS_GOP
+                          else torch.zeros_like(y) if source < 0
+                          else latents[source * self.levels + k])
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
                 previous.append(torch.cat([window, y.new_ones(y.numel(), 1)], dim=1))
         return torch.cat([windows, torch.cat(previous)], dim=1)
@@ -270,6 +288,16 @@ def reuse_networks(model: LatentGOP, path: Path, names: tuple[str, ...]) -> None
 def _prefix(model: LatentGOP, net: nn.Module) -> str:
     """Where net's state sits in the model's state dict."""
     return next(f"{name}." for name, module in model.named_modules() if module is net)
+
+
+def last_key(path: Path) -> list[torch.Tensor]:
+    """The last key's latents, rounded as coded, of a GOP fit saved with --save."""
+    saved = torch.load(path, weights_only=True)
+    build = saved["build"]
+    keys = len({*range(0, build["frames"], build["key_every"]), build["frames"] - 1})
+    levels = build["levels"]
+    return [torch.round(saved["state"][f"latents.{(keys - 1) * levels + k}"])
+            for k in range(levels)]
 
 
 @torch.no_grad()
@@ -318,6 +346,9 @@ def main() -> None:
     ap.add_argument("--reuse", nargs="+", dest="reused",
                     default=["synthesis", "refine", "arm", "residual_head", "bias_net"],
                     help="the networks taken from --networks")
+    ap.add_argument("--key-reference", type=Path,
+                    help="a fit saved with --save (of the GOP before this one) whose last key "
+                         "is the context of this GOP's first key (with temporal)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.reused = tuple(args.reused) if args.networks else ()
@@ -345,6 +376,8 @@ def main() -> None:
             model = LatentGOP(**build)
             if args.networks:
                 reuse_networks(model, args.networks, args.reused)
+            if args.key_reference:
+                model.set_first_reference(last_key(args.key_reference))
             points.append(latent_point(frames, model, lam, args))
             if args.save:
                 save_model(args.out / f"{variant}_{lam:g}.pt", model, build)
