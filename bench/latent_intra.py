@@ -359,9 +359,9 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
                     help="where the fit runs (cuda when lent); coding and scoring stay on the CPU")
     ap.add_argument("--chroma", choices=("444", "420"), default="444",
                     help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
-    ap.add_argument("--floor-bits", type=int, default=16,
-                    help="the most bits the rate term prices a latent at (the coder's tables "
-                         "go to 24)")
+    ap.add_argument("--floor-bits", type=int, default=24,
+                    help="the most bits the rate term prices a latent at: the coder's tables "
+                         "go to 24 (probes before the eighth priced at most 16)")
     ap.add_argument("--save", action="store_true",
                     help="keep every fitted model in --out (its state and what rebuilds it)")
 
