@@ -11,10 +11,13 @@ only every N-th frame may keep latents, the frames between interpolating them in
 3D grid coarse in t, which is also what lets a decoder ask for any time), or sample the
 keys' latents displaced by a coarse motion field of their own (+warp), to which they may
 add a latent pyramid of their own, a correction mostly zero, before the synthesis (+res)
-or after it as pixels (+pres, as Cool-chic's video codes a residual after motion). This
-probe measures what each of these buys over the same frames coded one at a time, and
-x264 medium at its default keyint on the same frames, all scored as whole clips are (mean
-PSNR-YUV420 over the frames, bits over all of them).
+or after it as pixels (+pres, as Cool-chic's video codes a residual after motion); a
+later key may hold only a residual over the key before moved by a field of its own
+(+kres). A GOP may also take an earlier fit's networks as coded (--networks), and its
+first key may read an earlier GOP's last key as context (--key-reference), as parts of a
+scene coded as one chain. This probe measures what each of these buys over the same
+frames coded one at a time, and x264 medium at its default keyint on the same frames, all
+scored as whole clips are (mean PSNR-YUV420 over the frames, bits over all of them).
 
     python bench/latent_gop.py --clip carphone --frames 8 --out /tmp/gop
 
