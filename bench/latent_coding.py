@@ -58,13 +58,12 @@ def load(path: Path) -> LatentFrame:
 
 
 @torch.no_grad()
-def rounded_law_bits(model: LatentFrame, latents: list[torch.Tensor], mean_steps: int | None,
+def rounded_law_bits(flat: torch.Tensor, laws: torch.Tensor, mean_steps: int | None,
                      scale_steps: int | None, floor: float = MIN_PROBABILITY) -> float:
-    """Ideal bits in float under the context model's laws, the mean rounded to
-    1/mean_steps of a symbol and log2 of the scale to 1/scale_steps (None: unrounded),
-    no symbol's probability taken below floor."""
-    flat = torch.cat([y.reshape(-1) for y in latents]).double()
-    mu, log2_b = model.arm(model.contexts(latents)).double().unbind(dim=1)
+    """Ideal bits in float of the latents flat under the context model's laws (mean, log2
+    scale) a row, the mean rounded to 1/mean_steps of a symbol and log2 of the scale to
+    1/scale_steps (None: unrounded), no symbol's probability taken below floor."""
+    mu, log2_b = laws.unbind(dim=1)
     log2_b = log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4)
     if mean_steps is not None:
         mu = torch.round(mu * mean_steps) / mean_steps
@@ -94,10 +93,14 @@ def split(model: LatentFrame, float_bits: float | None) -> dict:
     references = model.references(grids)
     coder = context_model(model, coded_step(model.arm))
     pixels = int(np.prod(model.shape[:-1]))
-    quantized = rounded_law_bits(model, latents, None, None)
-    rounded = rounded_law_bits(model, latents, 8, 4)
-    # The fit prices no latent above 16 bits; the coder's tables go down to 2**-24.
-    floored = rounded_law_bits(model, latents, 8, 4, 2.0 ** -PRECISION)
+    # The context model's laws once; each pricing below only rounds them.
+    flat = torch.cat([y.reshape(-1) for y in latents]).double()
+    laws = model.arm(model.contexts(latents)).double()
+    quantized = rounded_law_bits(flat, laws, None, None)
+    rounded = rounded_law_bits(flat, laws, 8, 4)
+    # The fit priced no latent above 16 bits before the eighth probe; the coder's tables
+    # go down to 2**-24.
+    floored = rounded_law_bits(flat, laws, 8, 4, 2.0 ** -PRECISION)
     integer = sum(ideal_bits(g, coder, r) for g, r in zip(grids, references))
     payload = 8 * len(encode_grids(grids, coder, references))
     sides = range_side_bits(grids)
@@ -108,7 +111,7 @@ def split(model: LatentFrame, float_bits: float | None) -> dict:
         "and_floor_2**-24": floored / pixels,
         "integer_tables": integer / pixels,
         "payload": payload / pixels,
-        "finer": {f"mean_1/{m}_scale_1/{s}": rounded_law_bits(model, latents, m, s) / pixels
+        "finer": {f"mean_1/{m}_scale_1/{s}": rounded_law_bits(flat, laws, m, s) / pixels
                   for m, s in ((16, 4), (8, 8), (16, 8), (32, 16))},
         "range_sides": {k: v / pixels for k, v in sides.items()},
         "grids": len(grids), "constant_grids": sum(int(g.min() == g.max()) for g in grids),
