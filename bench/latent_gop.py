@@ -14,7 +14,8 @@ add a latent pyramid of their own, a correction mostly zero, before the synthesi
 or after it as pixels (+pres, as Cool-chic's video codes a residual after motion); a
 later key may hold only a residual over the key before moved by a field of its own
 (+kres). A GOP may also take an earlier fit's networks as coded (--networks), and its
-first key may read an earlier GOP's last key as context (--key-reference), as parts of a
+first key may read an earlier GOP's last key as context (--key-reference) or be that key
+itself (--anchor: the GOP starts on the frame the earlier one ended on), as parts of a
 scene coded as one chain. This probe measures what each of these buys over the same
 frames coded one at a time, and x264 medium at its default keyint on the same frames, all
 scored as whole clips are (mean PSNR-YUV420 over the frames, bits over all of them).
@@ -56,6 +57,9 @@ TIME_FREQUENCIES = (1, 2, 4, 8)
 # A frame between key frames warps their latents by a displacement field held on a grid
 # of one vector per FLOW_CELL x FLOW_CELL pixels, bilinearly interpolated.
 FLOW_CELL = 32
+# The step at which the fit prices motion fields (+fr): the one the networks' step search
+# chose for them, a sixth of a pixel on carphone (docs/experiments.md, eighth probe).
+FLOW_STEP = 2.0 ** -9
 # reference_owner's word for "the previous GOP's last key".
 PREVIOUS_GOP = -2
 
@@ -66,7 +70,8 @@ class LatentGOP(LatentFrame):
     def __init__(self, frames: int, height: int, width: int, levels: int, hidden: int,
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
                  warp: bool = False, residual: str | None = None,
-                 residual_reference: bool = False, key_warp: bool = False, **architecture):
+                 residual_reference: bool = False, key_warp: bool = False,
+                 flow_rate: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -108,7 +113,9 @@ class LatentGOP(LatentFrame):
                 xs = (torch.arange(gw) + 0.5) / gw * 2 - 1
                 self.register_buffer(f"key_identity{k}", torch.stack(
                     torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None], persistent=False)
+        self.flow_rate = flow_rate and self.flow is not None
         self.first_reference = None
+        self.anchored = False
         self.residual = residual if self.flow is not None else None
         self.residual_head = nn.Linear(levels, 3, bias=False) if self.residual == "pixel" else None
         self.residual_reference = residual_reference and self.residual is not None
@@ -129,6 +136,40 @@ class LatentGOP(LatentFrame):
         key as coded, (1, 1, h, w) a level, so that a scene's GOPs chain their keys."""
         self.first_reference = nn.ParameterList(
             nn.Parameter(g.to(self.latents[0]), requires_grad=False) for g in grids)
+
+    def set_anchor(self, grids: list[torch.Tensor]) -> None:
+        """Make the first key the previous GOP's last key as coded, (1, 1, h, w) a level:
+        the GOP then starts on a frame a decoder holds already, frozen and coded nowhere
+        here, as a classic codec's GOPs share their anchor frames."""
+        for y, g in zip(self.latents[:self.levels], grids):
+            y.data.copy_(g)
+            y.requires_grad_(False)
+        self.anchored = True
+        self.uncoded = self.levels
+
+    def side_bits(self) -> torch.Tensor | float:
+        """With flow_rate, the motion fields priced in the fit as an Exp-Golomb code of
+        their values at FLOW_STEP would cost (2 log2(1 + |v| / step) + 1 bits, smoothed):
+        unpriced, a field takes whatever motion lowers the distortion at all, and cost
+        5.8 bits a value once coded."""
+        if not self.flow_rate:
+            return 0.0
+        return (2 * torch.log2(1 + self.flow[0].abs() / FLOW_STEP) + 1).sum()
+
+    def coded_latents(self, mode: str, temperature: float = 0.0
+                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        seen, priced = super().coded_latents(mode, temperature)
+        if self.anchored:
+            # The anchor's latents are integers already, and not noisy: a decoder has them.
+            seen[:self.levels] = priced[:self.levels] = list(self.latents[:self.levels])
+        return seen, priced
+
+    def latent_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        bits = super().latent_bits(latents)
+        if not self.anchored:
+            return bits
+        anchor = sum(y.numel() for y in latents[:self.levels])
+        return torch.cat([bits.new_zeros(anchor), bits[anchor:]])
 
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()
@@ -339,7 +380,7 @@ def main() -> None:
                          "added as pixels; +resref, +presref: whose context reads the "
                          "previous frame's (with temporal); +kres: a key after the first "
                          "is the key before's latents moved by a field of its own plus a "
-                         "residual")
+                         "residual; +fr: the fit prices the motion fields")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -352,6 +393,11 @@ def main() -> None:
     ap.add_argument("--key-reference", type=Path,
                     help="a fit saved with --save (of the GOP before this one) whose last key "
                          "is the context of this GOP's first key (with temporal)")
+    ap.add_argument("--anchor", type=Path,
+                    help="a fit saved with --save (of the GOP before this one, ending on "
+                         "--start) whose last key, as coded, is this GOP's first key: the "
+                         "GOP's first frame is then that GOP's, and only the others are "
+                         "scored and priced (x264 too codes only them)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.reused = tuple(args.reused) if args.networks else ()
@@ -359,7 +405,8 @@ def main() -> None:
     frames = cropped(read_video(CLIPS / f"{args.clip}.mkv", start=args.start,
                                 count=args.frames)[0], args.crop)
     n, h, w, _ = frames.shape
-    anchor = [x264_gop_point(frames, crf) for crf in args.crfs]
+    scored = frames[1:] if args.anchor else frames
+    anchor = [x264_gop_point(scored, crf) for crf in args.crfs]
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "x264": anchor,
                "variants": {}}
     for variant in args.variants:
@@ -374,14 +421,24 @@ def main() -> None:
                          warp="warp" in variant,
                          residual=residual and ("pixel" if residual[1] else "latent"),
                          residual_reference=bool(residual and residual[2]),
-                         key_warp="kres" in variant, depth=args.depth, refine_layers=args.refine_layers,
+                         key_warp="kres" in variant, flow_rate="+fr" in variant,
+                         depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
             if args.networks:
                 reuse_networks(model, args.networks, args.reused)
             if args.key_reference:
                 model.set_first_reference(last_key(args.key_reference))
+            if args.anchor:
+                model.set_anchor(last_key(args.anchor))
             points.append(latent_point(frames, model, lam, args))
+            if args.anchor:
+                # The anchor frame is the earlier GOP's, scored there: this GOP's point
+                # is its new frames', its bits over them.
+                p = points[-1]
+                p["bpp_all_frames"], p["psnr_yuv420_all_frames"] = p["bpp"], p["psnr_yuv420"]
+                p["bpp"] *= n / (n - 1)
+                p["psnr_yuv420"] = float(np.mean(p["frame_psnr_yuv420"][1:]))
             if args.save:
                 save_model(args.out / f"{variant}_{lam:g}.pt", model, build)
             p = points[-1]

@@ -113,7 +113,7 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
                                            temperature)
         loss = (distortion(model.rgb(seen), target, args.chroma)
-                + lam * model.bits(priced) / pixels)
+                + lam * (model.bits(priced) + model.side_bits()) / pixels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -121,7 +121,7 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
             with torch.no_grad():
                 rounded, _ = model.coded_latents("round")
                 cost = float(distortion(model.rgb(rounded), target, args.chroma)
-                             + lam * model.bits(rounded) / pixels)
+                             + lam * (model.bits(rounded) + model.side_bits()) / pixels)
             if cost < best[0]:
                 best = (cost, copy.deepcopy(model.state_dict()), it + 1)
     if best[1] is not None:
@@ -217,7 +217,8 @@ def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
     checked: their size in bits and the decode's seconds."""
     coder = context_model(model, step)
     grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
-    references = model.references(grids)
+    references = model.references(grids)[model.uncoded:]
+    grids = grids[model.uncoded:]
     payload = encode_grids(grids, coder, references)
     start = time.perf_counter()
     decoded = decode_grids(payload, [(g.shape, int(g.min()), int(g.max())) for g in grids],
@@ -289,13 +290,15 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
     # What a file says of each grid beside the payload: its symbol range (the shapes
     # follow from the frame's).
-    coded_bits += 8 * len(pack_ranges([(int(y.min()), int(y.max())) for y in latents]))
+    coded_bits += 8 * len(pack_ranges([(int(y.min()), int(y.max()))
+                                       for y in latents[model.uncoded:]]))
     return {
         "codec": "latent", "lambda": lam, "bpp": (coded_bits + net_bits) / pixels,
         "coded_latent_bpp": coded_bits / pixels, "latent_decode_s": round(decode_s, 2),
         "fixed_point_overhead": coded_bits / latent_bits - 1,
         "latent_bpp": latent_bits / pixels, "network_bpp": net_bits / pixels,
         "psnr_yuv420": yuv420_psnr(frames, decoded),
+        "frame_psnr_yuv420": [yuv420_psnr(f[None], d[None]) for f, d in zip(frames, decoded)],
         "psnr_yuv420_float_networks": unquantized,
         "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
                                    for f, d in zip(frames, decoded)])),

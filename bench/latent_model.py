@@ -32,6 +32,9 @@ class LatentFrame(nn.Module):
     # The least probability the rate term gives a latent: no latent is priced above
     # -log2(floor) bits, and none below it feels the rate's gradient.
     floor = MIN_PROBABILITY
+    # How many of the first grids a file holds elsewhere (a GOP's anchor key): priced and
+    # coded by nothing here.
+    uncoded = 0
 
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
                  depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
@@ -141,6 +144,10 @@ class LatentFrame(nn.Module):
         """The reference grid bitstream.latents gives the context model for each grid:
         none for a single frame."""
         return [None] * len(grids)
+
+    def side_bits(self) -> torch.Tensor | float:
+        """What the fit prices beside the latents, in bits: nothing for a frame."""
+        return 0.0
 
     def bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """Ideal code length of the latents under the context model, in bits."""
