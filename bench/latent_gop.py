@@ -71,7 +71,7 @@ class LatentGOP(LatentFrame):
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
                  warp: bool = False, residual: str | None = None,
                  residual_reference: bool = False, key_warp: bool = False,
-                 flow_rate: bool = False, **architecture):
+                 flow_rate: bool = False, key_context: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -102,9 +102,14 @@ class LatentGOP(LatentFrame):
         # key before's (as that one's own residual made them) displaced by a coarse field
         # of the key's own, plus the residual, as a predicted frame of a classic codec
         # adds a residual to a motion-compensated one. The field is in grid_sample's
-        # units, so one field moves every level of the pyramid alike.
+        # units, so one field moves every level of the pyramid alike. With key_context,
+        # the field moves the key before only where the context model reads it, rounded
+        # to integers as a decoder would warp it: the key is coded whole, its reference
+        # aligned with it (as a classic codec's motion-compensated prediction, but as
+        # context, since +kres measured a warped prediction of latents to be poor).
+        self.key_warp = key_warp
         self.key_flow = None
-        if key_warp and len(self.keys) > 1:
+        if (key_warp or key_context) and len(self.keys) > 1:
             cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
             self.key_flow = nn.Parameter(torch.zeros(len(self.keys) - 1, 2, *cells))
             for k, y in enumerate(self.latents):
@@ -195,7 +200,7 @@ class LatentGOP(LatentFrame):
         cache = {} if cache is None else cache
         if k not in cache:
             own = self.owner_latents(latents, k)
-            if self.key_flow is None or k == 0:
+            if not self.key_warp or k == 0:
                 cache[k] = own
             else:
                 before = self.key_latents(latents, k - 1, cache)
@@ -290,12 +295,23 @@ class LatentGOP(LatentFrame):
             source = self.reference_owner(owner)
             for k in range(self.levels):
                 g = grids[owner * self.levels + k]
-                out.append(None if source is None
-                           else self.first_reference[k][0, 0].numpy().astype(np.int32)
-                           if source == PREVIOUS_GOP
-                           else np.zeros_like(g) if source < 0
-                           else grids[source * self.levels + k])
+                reference = (None if source is None
+                             else self.first_reference[k][0, 0].numpy().astype(np.int32)
+                             if source == PREVIOUS_GOP
+                             else np.zeros_like(g) if source < 0
+                             else grids[source * self.levels + k])
+                if self._aligned(owner):
+                    with torch.no_grad():
+                        moved = self._moved(torch.from_numpy(reference).float()[None, None],
+                                            self.key_flow[owner - 1], k)
+                    reference = torch.round(moved)[0, 0].numpy().astype(np.int32)
+                out.append(reference)
         return out
+
+    def _aligned(self, owner: int) -> bool:
+        """Whether owner's reference is moved by a field before the context model reads
+        it: a key after the first, with key_context."""
+        return not self.key_warp and self.key_flow is not None and 0 < owner < len(self.keys)
 
     def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
         windows = super().contexts(latents)
@@ -311,6 +327,9 @@ class LatentGOP(LatentFrame):
                 before = (self.first_reference[k] if source == PREVIOUS_GOP
                           else torch.zeros_like(y) if source < 0
                           else latents[source * self.levels + k])
+                if self._aligned(owner):
+                    moved = self._moved(before, self.key_flow[owner - 1], k)
+                    before = moved + (torch.round(moved) - moved).detach()
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
                 previous.append(torch.cat([window, y.new_ones(y.numel(), 1)], dim=1))
         return torch.cat([windows, torch.cat(previous)], dim=1)
@@ -380,7 +399,9 @@ def main() -> None:
                          "added as pixels; +resref, +presref: whose context reads the "
                          "previous frame's (with temporal); +kres: a key after the first "
                          "is the key before's latents moved by a field of its own plus a "
-                         "residual; +fr: the fit prices the motion fields")
+                         "residual; +kctx: a key after the first is coded whole, the key "
+                         "before moved by a field of its own as its context; +fr: the fit "
+                         "prices the motion fields")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -422,6 +443,7 @@ def main() -> None:
                          residual=residual and ("pixel" if residual[1] else "latent"),
                          residual_reference=bool(residual and residual[2]),
                          key_warp="kres" in variant, flow_rate="+fr" in variant,
+                         key_context="kctx" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
