@@ -71,7 +71,8 @@ class LatentGOP(LatentFrame):
                  arm_hidden: int, temporal: bool, biases: bool, key_every: int = 1,
                  warp: bool = False, residual: str | None = None,
                  residual_reference: bool = False, key_warp: bool = False,
-                 flow_rate: bool = False, key_context: bool = False, **architecture):
+                 flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
+                 **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -120,13 +121,20 @@ class LatentGOP(LatentFrame):
                     torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None], persistent=False)
         self.flow_rate = flow_rate and self.flow is not None
         self.first_reference = None
-        self.anchored = False
         self.residual = residual if self.flow is not None else None
         self.residual_head = nn.Linear(levels, 3, bias=False) if self.residual == "pixel" else None
         self.residual_reference = residual_reference and self.residual is not None
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros_like(y)) for _ in range(owners) for y in self.latents)
+        # With anchored, the first key is the previous GOP's last key as coded (set_anchor):
+        # the GOP starts on a frame a decoder holds already, frozen and coded nowhere here,
+        # as a classic codec's GOPs share their anchor frames.
+        self.anchored = anchored
+        if anchored:
+            for y in self.latents[:levels]:
+                y.requires_grad_(False)
+            self.uncoded = levels
         if temporal:
             self.arm[0] = nn.Linear(CONTEXT + REFERENCE, arm_hidden)
         # The bias network gives the synthesis' first layer a bias per frame; it starts
@@ -143,14 +151,10 @@ class LatentGOP(LatentFrame):
             nn.Parameter(g.to(self.latents[0]), requires_grad=False) for g in grids)
 
     def set_anchor(self, grids: list[torch.Tensor]) -> None:
-        """Make the first key the previous GOP's last key as coded, (1, 1, h, w) a level:
-        the GOP then starts on a frame a decoder holds already, frozen and coded nowhere
-        here, as a classic codec's GOPs share their anchor frames."""
+        """Give an anchored GOP its first key: the previous GOP's last key as coded,
+        (1, 1, h, w) a level."""
         for y, g in zip(self.latents[:self.levels], grids):
             y.data.copy_(g)
-            y.requires_grad_(False)
-        self.anchored = True
-        self.uncoded = self.levels
 
     def side_bits(self) -> torch.Tensor | float:
         """With flow_rate, the motion fields priced in the fit as an Exp-Golomb code of
@@ -443,7 +447,7 @@ def main() -> None:
                          residual=residual and ("pixel" if residual[1] else "latent"),
                          residual_reference=bool(residual and residual[2]),
                          key_warp="kres" in variant, flow_rate="+fr" in variant,
-                         key_context="kctx" in variant,
+                         key_context="kctx" in variant, anchored=bool(args.anchor),
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
