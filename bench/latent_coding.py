@@ -89,16 +89,12 @@ def range_side_bits(grids: list[np.ndarray]) -> dict[str, int]:
 @torch.no_grad()
 def split(model: LatentFrame, float_bits: float | None) -> dict:
     latents, _ = model.coded_latents("round")
-    grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
     # An anchored GOP's first key is coded by the GOP before: none of it counts here.
-    references = model.references(grids)[model.uncoded:]
-    grids = grids[model.uncoded:]
+    grids, references = model.coded_grids(latents)
     coder = context_model(model, coded_step(model.arm))
     pixels = int(np.prod(model.shape[:-1]))
     # The context model's laws once; each pricing below only rounds them.
-    anchor = sum(y.numel() for y in latents[:model.uncoded])
-    flat = torch.cat([y.reshape(-1) for y in latents]).double()[anchor:]
-    laws = model.arm(model.contexts(latents)).double()[anchor:]
+    flat, laws = (t.double() for t in model.laws(latents))
     quantized = rounded_law_bits(flat, laws, None, None)
     rounded = rounded_law_bits(flat, laws, 8, 4)
     # The fit priced no latent above 16 bits before the eighth probe; the coder's tables

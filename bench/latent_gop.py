@@ -130,7 +130,6 @@ class LatentGOP(LatentFrame):
         # With anchored, the first key is the previous GOP's last key as coded (set_anchor):
         # the GOP starts on a frame a decoder holds already, frozen and coded nowhere here,
         # as a classic codec's GOPs share their anchor frames.
-        self.anchored = anchored
         if anchored:
             for y in self.latents[:levels]:
                 y.requires_grad_(False)
@@ -164,21 +163,6 @@ class LatentGOP(LatentFrame):
         if not self.flow_rate:
             return 0.0
         return (2 * torch.log2(1 + self.flow[0].abs() / FLOW_STEP) + 1).sum()
-
-    def coded_latents(self, mode: str, temperature: float = 0.0
-                      ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        seen, priced = super().coded_latents(mode, temperature)
-        if self.anchored:
-            # The anchor's latents are integers already, and not noisy: a decoder has them.
-            seen[:self.levels] = priced[:self.levels] = list(self.latents[:self.levels])
-        return seen, priced
-
-    def latent_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        bits = super().latent_bits(latents)
-        if not self.anchored:
-            return bits
-        anchor = sum(y.numel() for y in latents[:self.levels])
-        return torch.cat([bits.new_zeros(anchor), bits[anchor:]])
 
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()

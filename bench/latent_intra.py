@@ -214,11 +214,10 @@ def context_model(model: LatentFrame, step: float) -> ContextModel:
 def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
                ) -> tuple[int, float]:
     """The latents range-coded under the fixed-point context model, decoded back and
-    checked: their size in bits and the decode's seconds."""
+    checked: their size in bits with what a file says of each grid beside the payload
+    (its symbol range; the shapes follow from the frame's), and the decode's seconds."""
     coder = context_model(model, step)
-    grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
-    references = model.references(grids)[model.uncoded:]
-    grids = grids[model.uncoded:]
+    grids, references = model.coded_grids(latents)
     payload = encode_grids(grids, coder, references)
     start = time.perf_counter()
     decoded = decode_grids(payload, [(g.shape, int(g.min()), int(g.max())) for g in grids],
@@ -226,7 +225,8 @@ def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
     decode_s = time.perf_counter() - start
     if not all(np.array_equal(a, b) for a, b in zip(decoded, grids)):
         raise AssertionError("latents did not decode to what was coded")
-    return 8 * len(payload), decode_s
+    ranges = pack_ranges([(int(g.min()), int(g.max())) for g in grids])
+    return 8 * (len(payload) + len(ranges)), decode_s
 
 
 @torch.no_grad()
@@ -288,10 +288,6 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
-    # What a file says of each grid beside the payload: its symbol range (the shapes
-    # follow from the frame's).
-    coded_bits += 8 * len(pack_ranges([(int(y.min()), int(y.max()))
-                                       for y in latents[model.uncoded:]]))
     return {
         "codec": "latent", "lambda": lam, "bpp": (coded_bits + net_bits) / pixels,
         "coded_latent_bpp": coded_bits / pixels, "latent_decode_s": round(decode_s, 2),

@@ -76,8 +76,12 @@ class LatentFrame(nn.Module):
         (``noise``), soft-rounded around noise (``soft``, at a temperature), rounded with
         a straight-through gradient (``ste``), or rounded (``round``)."""
         seen, priced = [], []
-        for y in self.latents:
-            if mode in ("noise", "soft"):
+        for i, y in enumerate(self.latents):
+            if i < self.uncoded:
+                # Held elsewhere as coded: integers already, and exact for a decoder.
+                seen.append(y)
+                priced.append(y)
+            elif mode in ("noise", "soft"):
                 u = torch.empty_like(y).uniform_(-0.5, 0.5)
                 if mode == "noise":
                     seen.append(y + u)
@@ -126,10 +130,18 @@ class LatentFrame(nn.Module):
         """(H, W, 3) RGB in [0, 1], unclipped."""
         return self.pixels(self.upsampled(latents))
 
+    def laws(self, latents: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every latent coded here, flat, and the context model's (mean, log2 scale) for
+        it a row, unclamped; the uncoded grids are left out before the network runs."""
+        skip = sum(y.numel() for y in latents[:self.uncoded])
+        flat = torch.cat([y.reshape(-1) for y in latents])[skip:]
+        return flat, self.arm(self.contexts(latents)[skip:])
+
     def laplace(self, latents: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        """Every latent, flat, with the mean and scale the context model gives it."""
-        flat = torch.cat([y.reshape(-1) for y in latents])
-        mu, log2_b = self.arm(self.contexts(latents)).unbind(dim=1)
+        """Every latent coded here, flat, with the mean and scale the context model
+        gives it."""
+        flat, laws = self.laws(latents)
+        mu, log2_b = laws.unbind(dim=1)
         # The scale as the fixed-point coder takes it: log2, in 2**-7 .. 2**7.
         return flat, mu, torch.exp2(log2_b.clamp(min=SCALE_MIN / 4, max=SCALE_MAX / 4))
 
@@ -145,6 +157,13 @@ class LatentFrame(nn.Module):
         none for a single frame."""
         return [None] * len(grids)
 
+    def coded_grids(self, latents: list[torch.Tensor]
+                    ) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
+        """The rounded latents a file codes here, as integer grids, and each one's
+        reference grid."""
+        grids = [y[0, 0].numpy().astype(np.int32) for y in latents]
+        return grids[self.uncoded:], self.references(grids)[self.uncoded:]
+
     def side_bits(self) -> torch.Tensor | float:
         """What the fit prices beside the latents, in bits: nothing for a frame."""
         return 0.0
@@ -154,10 +173,12 @@ class LatentFrame(nn.Module):
         return self.latent_bits(latents).sum()
 
     def latent_bits(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """Each latent's ideal code length under the context model, flat, in bits."""
+        """Each latent's ideal code length under the context model, flat, in bits (none
+        for the uncoded grids', kept as zeros so that every latent keeps its place)."""
         flat, mu, b = self.laplace(latents)
         p = laplace_cdf(flat + 0.5, mu, b) - laplace_cdf(flat - 0.5, mu, b)
-        return -torch.log2(p.clamp(min=self.floor))
+        bits = -torch.log2(p.clamp(min=self.floor))
+        return F.pad(bits, (sum(y.numel() for y in latents) - bits.numel(), 0))
 
 
 class Refinement(nn.Module):
