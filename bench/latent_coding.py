@@ -36,25 +36,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_gop import LatentGOP  # noqa: E402
+from latent_gop import load_fit  # noqa: E402
 from latent_intra import coded_step, context_model  # noqa: E402
 from latent_model import MIN_PROBABILITY, LatentFrame, laplace_cdf  # noqa: E402
 
 from bitstream.latents import SCALE_MAX, SCALE_MIN, encode_grids, ideal_bits, pack_ranges  # noqa: E402
 from bitstream.models import PRECISION  # noqa: E402
-
-
-def load(path: Path) -> LatentFrame:
-    saved = torch.load(path, weights_only=True)
-    build = saved["build"]
-    model = LatentGOP(**build) if "frames" in build else LatentFrame(**build)
-    state = saved["state"]
-    chained = sorted((k for k in state if k.startswith("first_reference.")),
-                     key=lambda k: int(k.rsplit(".", 1)[1]))
-    if chained:
-        model.set_first_reference([state[k] for k in chained])
-    model.load_state_dict(state)
-    return model
 
 
 @torch.no_grad()
@@ -132,7 +119,7 @@ def main() -> None:
                     floats[p["lambda"]] = p["latent_bpp"]
     out = {}
     for path in args.models:
-        model = load(path)
+        model = load_fit(path)
         float_bpp = floats.get(float(path.stem.rsplit("_", 1)[1]))
         pixels = int(np.prod(model.shape[:-1]))
         out[path.name] = split(model, None if float_bpp is None else float_bpp * pixels)

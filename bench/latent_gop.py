@@ -3,22 +3,26 @@
 The single-frame probe (`latent_intra.py`) pays for its networks in every frame and codes
 every frame's latents as if it were alone. ActINR's way is a model per GOP: the synthesis
 and the context model are fitted to all the GOP's frames and coded once, each frame keeps
-its own latent pyramid, and a small time-conditioned bias network gives each frame its own
-biases in the synthesis (ActINR's bias modulation). The context model may also read the
-previous frame's latents around the same place (a 3x3 window of the same grid, and a flag
-saying whether there is a previous frame), the way C3 conditions on the frame before. And
-only every N-th frame may keep latents, the frames between interpolating them in time (a
-3D grid coarse in t, which is also what lets a decoder ask for any time), or sample the
-keys' latents displaced by a coarse motion field of their own (+warp), to which they may
-add a latent pyramid of their own, a correction mostly zero, before the synthesis (+res)
-or after it as pixels (+pres, as Cool-chic's video codes a residual after motion); a
-later key may hold only a residual over the key before moved by a field of its own
-(+kres). A GOP may also take an earlier fit's networks as coded (--networks), and its
-first key may read an earlier GOP's last key as context (--key-reference) or be that key
-itself (--anchor: the GOP starts on the frame the earlier one ended on), as parts of a
-scene coded as one chain. This probe measures what each of these buys over the same
-frames coded one at a time, and x264 medium at its default keyint on the same frames, all
-scored as whole clips are (mean PSNR-YUV420 over the frames, bits over all of them).
+its own latent pyramid, and a small time-conditioned bias network gives each frame its
+own biases in the synthesis (ActINR's bias modulation). The context model may also read
+the previous frame's latents around the same place (a 3x3 window of the same grid, and a
+flag saying whether there is a previous frame), the way C3 conditions on the frame
+before. And only every N-th frame may keep latents, the frames between interpolating them
+in time (a 3D grid coarse in t, which is also what lets a decoder ask for any time), or
+sample the keys' latents displaced by a coarse motion field of their own (+warp), to
+which they may add a latent pyramid of their own, a correction mostly zero, before the
+synthesis (+res) or after it as pixels (+pres, as Cool-chic's video codes a residual
+after motion); a later key may hold only a residual over the key before moved by a field
+of its own (+kres). Or prediction may happen on decoded pictures, as a classic codec's
+does (+px): a later key is the key before as decoded, moved by its field, plus pixels
+from a residual pyramid (a P frame), and a frame between keys blends the keys' pictures
+moved by its fields, plus its own correction (a B frame). A GOP may also take an earlier
+fit's networks as coded (--networks), and its first key may read an earlier GOP's last
+key as context (--key-reference) or be that key itself (--anchor: the GOP starts on the
+frame the earlier one ended on), as parts of a scene coded as one chain. This probe
+measures what each of these buys over the same frames coded one at a time, and x264
+medium at its default keyint on the same frames, all scored as whole clips are (mean
+PSNR-YUV420 over the frames, bits over all of them).
 
     python bench/latent_gop.py --clip carphone --frames 8 --out /tmp/gop
 
@@ -43,7 +47,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, save_model  # noqa: E402
+from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, render, save_model  # noqa: E402
 from latent_model import CONTEXT, LatentFrame  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
@@ -62,6 +66,8 @@ FLOW_CELL = 32
 FLOW_STEP = 2.0 ** -9
 # reference_owner's word for "the previous GOP's last key".
 PREVIOUS_GOP = -2
+# The hidden width of the head that turns residual pyramids into pixels (+px).
+PIXEL_HEAD = 16
 
 
 class LatentGOP(LatentFrame):
@@ -72,7 +78,7 @@ class LatentGOP(LatentFrame):
                  warp: bool = False, residual: str | None = None,
                  residual_reference: bool = False, key_warp: bool = False,
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
-                 **architecture):
+                 pixel: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -108,9 +114,16 @@ class LatentGOP(LatentFrame):
         # to integers as a decoder would warp it: the key is coded whole, its reference
         # aligned with it (as a classic codec's motion-compensated prediction, but as
         # context, since +kres measured a warped prediction of latents to be poor).
-        self.key_warp = key_warp
+        # With pixel, prediction happens on decoded pictures instead, as a classic codec's
+        # does: a later key is the key before as decoded (8-bit), moved by a field of its
+        # own, plus pixels from a residual pyramid of its own (a P frame); a frame between
+        # keys blends the two keys' pictures, each moved by its field, plus its own
+        # correction (a B frame). The synthesis then draws only the GOP's first key, and
+        # one small head (pixel_head) turns every residual pyramid into pixels.
+        self.pixel = pixel
+        self.key_warp, self.key_context = key_warp, key_context
         self.key_flow = None
-        if (key_warp or key_context) and len(self.keys) > 1:
+        if (key_warp or key_context or pixel) and len(self.keys) > 1:
             cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
             self.key_flow = nn.Parameter(torch.zeros(len(self.keys) - 1, 2, *cells))
             for k, y in enumerate(self.latents):
@@ -119,10 +132,18 @@ class LatentGOP(LatentFrame):
                 xs = (torch.arange(gw) + 0.5) / gw * 2 - 1
                 self.register_buffer(f"key_identity{k}", torch.stack(
                     torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None], persistent=False)
-        self.flow_rate = flow_rate and self.flow is not None
+        self.flow_rate = flow_rate and (self.flow is not None or self.key_flow is not None)
         self.first_reference = None
         self.residual = residual if self.flow is not None else None
-        self.residual_head = nn.Linear(levels, 3, bias=False) if self.residual == "pixel" else None
+        self.residual_head = (nn.Linear(levels, 3, bias=False)
+                              if self.residual == "pixel" and not pixel else None)
+        # Without biases, so that a residual pyramid of zeros adds nothing; its last layer
+        # starts at zero, so the GOP starts as its predictions alone.
+        self.pixel_head = None
+        if pixel:
+            self.pixel_head = nn.Sequential(nn.Linear(levels, PIXEL_HEAD, bias=False), nn.ReLU(),
+                                            nn.Linear(PIXEL_HEAD, 3, bias=False))
+            nn.init.zeros_(self.pixel_head[2].weight)
         self.residual_reference = residual_reference and self.residual is not None
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
         self.latents = nn.ParameterList(
@@ -134,6 +155,10 @@ class LatentGOP(LatentFrame):
             for y in self.latents[:levels]:
                 y.requires_grad_(False)
             self.uncoded = levels
+            if pixel:
+                # The previous GOP's last frame as decoded: pixel prediction's anchor
+                # is a picture (set_anchor_picture), its latents unused.
+                self.register_buffer("anchor_picture", torch.zeros(height, width, 3))
         if temporal:
             self.arm[0] = nn.Linear(CONTEXT + REFERENCE, arm_hidden)
         # The bias network gives the synthesis' first layer a bias per frame; it starts
@@ -155,14 +180,23 @@ class LatentGOP(LatentFrame):
         for y, g in zip(self.latents[:self.levels], grids):
             y.data.copy_(g)
 
+    def set_anchor_picture(self, rgb: np.ndarray) -> None:
+        """Give a GOP anchored with pixel its first key: the previous GOP's last frame
+        as decoded, (H, W, 3) uint8."""
+        self.anchor_picture.copy_(torch.from_numpy(rgb).float() / 255)
+
     def side_bits(self) -> torch.Tensor | float:
         """With flow_rate, the motion fields priced in the fit as an Exp-Golomb code of
         their values at FLOW_STEP would cost (2 log2(1 + |v| / step) + 1 bits, smoothed):
         unpriced, a field takes whatever motion lowers the distortion at all, and cost
-        5.8 bits a value once coded."""
+        5.8 bits a value once coded. The keys' fields are priced when they move pictures
+        (pixel); as +kctx's context alignment they were not, and stay so."""
         if not self.flow_rate:
             return 0.0
-        return (2 * torch.log2(1 + self.flow[0].abs() / FLOW_STEP) + 1).sum()
+        fields = [self.flow[0]] if self.flow is not None else []
+        if self.pixel and self.key_flow is not None:
+            fields.append(self.key_flow)
+        return sum((2 * torch.log2(1 + v.abs() / FLOW_STEP) + 1).sum() for v in fields)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()
@@ -172,6 +206,8 @@ class LatentGOP(LatentFrame):
             nets["flow"] = self.flow
         if self.residual_head is not None:
             nets["residual_head"] = self.residual_head
+        if self.pixel_head is not None:
+            nets["pixel_head"] = self.pixel_head
         if self.key_flow is not None:
             nets["key_flow"] = nn.ParameterList([self.key_flow])
         return nets
@@ -213,16 +249,18 @@ class LatentGOP(LatentFrame):
                                                         self.key_latents(latents, after))]
 
     def warped_stack(self, latents: list[torch.Tensor], f: int,
-                     keys: dict[int, torch.Tensor],
-                     pyramids: dict[int, list[torch.Tensor]]) -> torch.Tensor:
-        """Frame f's upsampled latents (H, W, levels): a key's own, or the two keys around
-        it each displaced by f's field and blended by f's place between them; ``keys``
-        caches the keys' upsampled latents over one rendering, ``pyramids`` their grids."""
+                     keys: dict[int, torch.Tensor], cache: dict[int, object]) -> torch.Tensor:
+        """Frame f's upsampled latents (H, W, levels), or with pixel its picture
+        (H, W, 3) before its correction: a key's own, or the two keys around it each
+        displaced by f's field and blended by f's place between them; ``keys`` caches the
+        keys' upsampled latents (decoded pictures) over one rendering, ``cache`` their
+        grids (pictures before rounding)."""
         after = next(k for k, key in enumerate(self.keys) if key >= f)
         pair = (after,) if self.keys[after] == f else (after - 1, after)
         for k in pair:
             if k not in keys:
-                keys[k] = self.upsampled(self.key_latents(latents, k, pyramids))
+                keys[k] = (decoded(self.key_picture(latents, k, cache)) if self.pixel else
+                           self.upsampled(self.key_latents(latents, k, cache)))
         if len(pair) == 1:
             return keys[after]
         a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
@@ -237,25 +275,50 @@ class LatentGOP(LatentFrame):
             return blended
         return blended + self.upsampled(self.correction(latents, f))
 
+    def key_picture(self, latents: list[torch.Tensor], k: int,
+                    pictures: dict[int, torch.Tensor]) -> torch.Tensor:
+        """With pixel, the k-th key's picture (H, W, 3): the first drawn by the synthesis
+        (or the anchor), a later one the key before as a decoder holds it (clamped and
+        rounded to 8 bits, straight through in the fit) moved by k's field, plus k's
+        residual; ``pictures`` caches them over one rendering."""
+        if k not in pictures:
+            if k == 0:
+                pictures[0] = (self.anchor_picture if self.uncoded else
+                               self.pixels(self.upsampled(self.owner_latents(latents, 0)),
+                                           self.frame_bias(self.keys[0])))
+            else:
+                before = decoded(self.key_picture(latents, k - 1, pictures))
+                moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0)
+                own = self.upsampled(self.owner_latents(latents, k))
+                pictures[k] = moved[0].permute(1, 2, 0) + self.pixel_head(own)
+        return pictures[k]
+
+    def frame_bias(self, f: int) -> torch.Tensor | None:
+        """Frame f's bias for the synthesis' first layer, from its time."""
+        if self.bias_net is None:
+            return None
+        weight = self.bias_net.weight
+        angles = torch.tensor(TIME_FREQUENCIES, dtype=weight.dtype, device=weight.device
+                              ) * (math.pi * f / max(1, self.frames - 1))
+        return self.bias_net(torch.cat([angles.sin(), angles.cos()]))
+
     def correction(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
         """The residual pyramid of f, a frame between keys."""
         return self.owner_latents(latents, len(self.keys) + self.between.index(f))
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped."""
-        out, keys, pyramids = [], {}, {}
+        out, keys, cache = [], {}, {}
         for f in range(self.frames):
-            bias = None
-            if self.bias_net is not None:
-                weight = self.bias_net.weight
-                angles = torch.tensor(TIME_FREQUENCIES, dtype=weight.dtype, device=weight.device
-                                      ) * (math.pi * f / max(1, self.frames - 1))
-                bias = self.bias_net(torch.cat([angles.sin(), angles.cos()]))
-            stack = (self.warped_stack(latents, f, keys, pyramids) if self.flow is not None
-                     else self.upsampled(self.frame_latents(latents, f)))
-            out.append(self.pixels(stack, bias))
+            if self.pixel:
+                out.append(self.warped_stack(latents, f, keys, cache))
+            else:
+                stack = (self.warped_stack(latents, f, keys, cache) if self.flow is not None
+                         else self.upsampled(self.frame_latents(latents, f)))
+                out.append(self.pixels(stack, self.frame_bias(f)))
             if self.residual == "pixel" and f in self.between:
-                out[-1] = out[-1] + self.residual_head(self.upsampled(self.correction(latents, f)))
+                head = self.pixel_head if self.pixel else self.residual_head
+                out[-1] = out[-1] + head(self.upsampled(self.correction(latents, f)))
         return torch.stack(out)
 
     def reference_owner(self, owner: int) -> int | None:
@@ -265,11 +328,12 @@ class LatentGOP(LatentFrame):
         zeros (-1) for the first of them, which still says "a reference exists", so that
         the context model can tell these sparse corrections from a key's latents; for the
         first key, the previous GOP's last key (PREVIOUS_GOP) once set_first_reference
-        has given it."""
+        has given it. With pixel, a later key's latents are a residual, read with a grid
+        of zeros as the corrections are."""
         if owner < len(self.keys):
             if owner == 0:
                 return PREVIOUS_GOP if self.first_reference is not None else None
-            return owner - 1
+            return -1 if self.pixel else owner - 1
         if not self.residual_reference:
             return None
         return owner - 1 if owner > len(self.keys) else -1
@@ -299,7 +363,7 @@ class LatentGOP(LatentFrame):
     def _aligned(self, owner: int) -> bool:
         """Whether owner's reference is moved by a field before the context model reads
         it: a key after the first, with key_context."""
-        return not self.key_warp and self.key_flow is not None and 0 < owner < len(self.keys)
+        return self.key_context and self.key_flow is not None and 0 < owner < len(self.keys)
 
     def contexts(self, latents: list[torch.Tensor]) -> torch.Tensor:
         windows = super().contexts(latents)
@@ -323,6 +387,13 @@ class LatentGOP(LatentFrame):
         return torch.cat([windows, torch.cat(previous)], dim=1)
 
 
+def decoded(picture: torch.Tensor) -> torch.Tensor:
+    """A picture as a decoder holds it for prediction: clamped and rounded to 8 bits,
+    the rounding straight through in a fit."""
+    picture = picture.clamp(0, 1)
+    return picture + (torch.round(picture * 255) / 255 - picture).detach()
+
+
 @torch.no_grad()
 def reuse_networks(model: LatentGOP, path: Path, names: tuple[str, ...]) -> None:
     """Take the named networks, as coded, from a fit saved with --save (of a GOP of the
@@ -339,6 +410,27 @@ def reuse_networks(model: LatentGOP, path: Path, names: tuple[str, ...]) -> None
 def _prefix(model: LatentGOP, net: nn.Module) -> str:
     """Where net's state sits in the model's state dict."""
     return next(f"{name}." for name, module in model.named_modules() if module is net)
+
+
+def load_fit(path: Path) -> LatentFrame:
+    """A model saved with --save (a GOP's or a single frame's), as it was coded."""
+    saved = torch.load(path, weights_only=True)
+    build = saved["build"]
+    model = LatentGOP(**build) if "frames" in build else LatentFrame(**build)
+    state = saved["state"]
+    chained = sorted((k for k in state if k.startswith("first_reference.")),
+                     key=lambda k: int(k.rsplit(".", 1)[1]))
+    if chained:
+        model.set_first_reference([state[k] for k in chained])
+    model.load_state_dict(state)
+    return model
+
+
+def last_frame(path: Path) -> np.ndarray:
+    """The last frame a GOP fit saved with --save decodes to, (H, W, 3) uint8."""
+    model = load_fit(path)
+    latents, _ = model.coded_latents("round")
+    return render(model, latents)[-1]
 
 
 def last_key(path: Path) -> list[torch.Tensor]:
@@ -388,8 +480,11 @@ def main() -> None:
                          "previous frame's (with temporal); +kres: a key after the first "
                          "is the key before's latents moved by a field of its own plus a "
                          "residual; +kctx: a key after the first is coded whole, the key "
-                         "before moved by a field of its own as its context; +fr: the fit "
-                         "prices the motion fields")
+                         "before moved by a field of its own as its context; +px (with "
+                         "+warp and +pres): prediction on decoded pictures, a later key "
+                         "the key before moved plus a residual, the frames between the "
+                         "keys' pictures moved and blended plus their corrections; +fr: "
+                         "the fit prices the motion fields")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -432,6 +527,7 @@ def main() -> None:
                          residual_reference=bool(residual and residual[2]),
                          key_warp="kres" in variant, flow_rate="+fr" in variant,
                          key_context="kctx" in variant, anchored=bool(args.anchor),
+                         pixel="+px" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
@@ -439,7 +535,9 @@ def main() -> None:
                 reuse_networks(model, args.networks, args.reused)
             if args.key_reference:
                 model.set_first_reference(last_key(args.key_reference))
-            if args.anchor:
+            if args.anchor and model.pixel:
+                model.set_anchor_picture(last_frame(args.anchor))
+            elif args.anchor:
                 model.set_anchor(last_key(args.anchor))
             points.append(latent_point(frames, model, lam, args))
             if args.anchor:
