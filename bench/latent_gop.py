@@ -215,6 +215,11 @@ class LatentGOP(LatentFrame):
             nets["pixel_head"] = self.pixel_head
         if self.key_flow is not None:
             nets["key_flow"] = nn.ParameterList([self.key_flow])
+        if self.pixel and self.uncoded:
+            # An anchored GOP predicting pictures draws none: its first key is a picture
+            # a decoder holds, the rest predictions and residuals.
+            for name in ("synthesis", "refine", "upsampling", "bias_net"):
+                nets.pop(name, None)
         return nets
 
     def owner_latents(self, latents: list[torch.Tensor], k: int) -> list[torch.Tensor]:
@@ -318,7 +323,7 @@ class LatentGOP(LatentFrame):
         return self.owner_latents(latents, len(self.keys) + self.between.index(f))
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
-        """(frames, H, W, 3) RGB in [0, 1], unclipped."""
+        """(frames, H, W, 3) RGB in [0, 1], unclipped (with pixel, keys as decoded)."""
         out, keys, cache = [], {}, {}
         for f in range(self.frames):
             if self.pixel:
@@ -409,10 +414,11 @@ def decoded(picture: torch.Tensor) -> torch.Tensor:
 def reuse_networks(model: LatentGOP, path: Path, names: tuple[str, ...]) -> None:
     """Take the named networks, as coded, from a fit saved with --save (of a GOP of the
     same shape before this one): a scene's later GOPs then fit only their latents and
-    motion, and pay nothing for networks a decoder already holds."""
+    motion, and pay nothing for networks a decoder already holds. Names the model does
+    not use (an anchored +px GOP draws no picture) are passed over."""
     saved = torch.load(path, weights_only=True)["state"]
     nets = model.networks()
-    for name in names:
+    for name in (n for n in names if n in nets):
         prefix = _prefix(model, nets[name])
         for key, value in nets[name].state_dict().items():
             value.copy_(saved[prefix + key])
