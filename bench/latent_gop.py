@@ -134,8 +134,9 @@ class LatentGOP(LatentFrame):
                     torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None], persistent=False)
         # With linear_motion (and a key's field, as pixel gives), a frame between keys
         # starts from the motion its place in time implies, its fields holding only the
-        # departures: ActINR's way of deriving a frame's change from its time, and a
-        # saving where motion and networks took 35 % of a GOP's rate (+px, carphone 15-28).
+        # departures: ActINR's way of deriving a frame's change from its time. It saved
+        # nothing on carphone 15-28 (+px): the fields there are not the key's motion
+        # scaled (docs/experiments.md, "tenth probe").
         self.linear_motion = linear_motion and self.flow is not None and self.key_flow is not None
         self.flow_rate = flow_rate and (self.flow is not None or self.key_flow is not None)
         self.first_reference = None
