@@ -265,12 +265,12 @@ class LatentGOP(LatentFrame):
         (H, W, 3) before its correction: a key's own, or the two keys around it each
         displaced by f's field and blended by f's place between them; ``keys`` caches the
         keys' upsampled latents (decoded pictures) over one rendering, ``cache`` their
-        grids (pictures before rounding)."""
+        grids."""
         after = next(k for k, key in enumerate(self.keys) if key >= f)
         pair = (after,) if self.keys[after] == f else (after - 1, after)
         for k in pair:
             if k not in keys:
-                keys[k] = (decoded(self.key_picture(latents, k, cache)) if self.pixel else
+                keys[k] = (self.key_picture(latents, k, keys) if self.pixel else
                            self.upsampled(self.key_latents(latents, k, cache)))
         if len(pair) == 1:
             return keys[after]
@@ -294,20 +294,21 @@ class LatentGOP(LatentFrame):
 
     def key_picture(self, latents: list[torch.Tensor], k: int,
                     pictures: dict[int, torch.Tensor]) -> torch.Tensor:
-        """With pixel, the k-th key's picture (H, W, 3): the first drawn by the synthesis
-        (or the anchor), a later one the key before as a decoder holds it (clamped and
-        rounded to 8 bits, straight through in the fit) moved by k's field, plus k's
-        residual; ``pictures`` caches them over one rendering."""
+        """With pixel, the k-th key's picture (H, W, 3) as a decoder holds it (clamped
+        and rounded to 8 bits, straight through in the fit): the first drawn by the
+        synthesis (or the anchor), a later one the key before moved by k's field, plus
+        k's residual; ``pictures`` caches them over one rendering."""
         if k not in pictures:
             if k == 0:
-                pictures[0] = (self.anchor_picture if self.uncoded else
-                               self.pixels(self.upsampled(self.owner_latents(latents, 0)),
-                                           self.frame_bias(self.keys[0])))
+                picture = (self.anchor_picture if self.uncoded else
+                           self.pixels(self.upsampled(self.owner_latents(latents, 0)),
+                                       self.frame_bias(self.keys[0])))
             else:
-                before = decoded(self.key_picture(latents, k - 1, pictures))
+                before = self.key_picture(latents, k - 1, pictures)
                 moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0)
                 own = self.upsampled(self.owner_latents(latents, k))
-                pictures[k] = moved[0].permute(1, 2, 0) + self.pixel_head(own)
+                picture = moved[0].permute(1, 2, 0) + self.pixel_head(own)
+            pictures[k] = decoded(picture)
         return pictures[k]
 
     def frame_bias(self, f: int) -> torch.Tensor | None:
@@ -407,8 +408,9 @@ class LatentGOP(LatentFrame):
 def decoded(picture: torch.Tensor) -> torch.Tensor:
     """A picture as a decoder holds it for prediction: clamped and rounded to 8 bits,
     the rounding straight through in a fit."""
+    # Rounded half up, as render() writes the 8-bit frames an anchored GOP starts on.
     picture = picture.clamp(0, 1)
-    return picture + (torch.round(picture * 255) / 255 - picture).detach()
+    return picture + (torch.floor(picture * 255 + 0.5) / 255 - picture).detach()
 
 
 @torch.no_grad()
@@ -453,12 +455,9 @@ def last_frame(path: Path) -> np.ndarray:
 
 def last_key(path: Path) -> list[torch.Tensor]:
     """The last key's latents, rounded as coded, of a GOP fit saved with --save."""
-    saved = torch.load(path, weights_only=True)
-    build = saved["build"]
-    keys = len({*range(0, build["frames"], build["key_every"]), build["frames"] - 1})
-    levels = build["levels"]
-    return [torch.round(saved["state"][f"latents.{(keys - 1) * levels + k}"])
-            for k in range(levels)]
+    model = load_fit(path)
+    return [torch.round(y.detach())
+            for y in model.owner_latents(list(model.latents), len(model.keys) - 1)]
 
 
 @torch.no_grad()
