@@ -2,15 +2,22 @@
 
 bench/latent_gop.py scores one GOP against x264 coding the same frames alone, so x264
 pays an intra frame in every window; on a whole clip it pays one. This adds up a chain
-of GOP fits (the first fitting its networks, the later ones taking them with --networks
-and starting on the frame before ended on with --anchor): bits over all the chain's
+of fits (a GOP fitting its networks, or a first frame fitted alone by
+bench/latent_intra.py, then GOPs starting on the frame before ended on with --anchor,
+fitting networks of their own or taking them with --networks): bits over all the chain's
 frames, mean PSNR-YUV420 over them, against x264 medium at its default keyint on the same
-frames, and on each GOP's window as the GOP probe scores it.
+frames (x265 medium's points beside it), and on each GOP's window as the GOP probe scores
+it.
 
     python bench/latent_chain.py --clip carphone /tmp/gop1 /tmp/gop2 /tmp/gop3 --out chain.json
+    python bench/latent_chain.py --curve chain1.json chain2.json chain3.json --out curve.json
 
-Each folder holds a latent_gop.json with one variant and one lambda. Nothing here is part
-of the codec or its format yet; see docs/experiments.md.
+The second form takes chains of the same frames at several lambdas as one curve: its
+BD-rate (PSNR-YUV420) against x264 and x265 medium at their default keyint.
+
+Each folder holds a latent_gop.json with one variant and one lambda, or (the first) a
+latent_intra.json with one clip and one lambda. Nothing here is part of the codec or its
+format yet; see docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -25,10 +32,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_gop import x264_gop_point  # noqa: E402
+from latent_gop import gop_point  # noqa: E402
 from latent_intra import CLIPS  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
+from evaluation.bdrate import bd_delta  # noqa: E402
 
 
 def point_against(anchor: list[dict], bpp: float, psnr: float) -> float | None:
@@ -41,21 +49,43 @@ def point_against(anchor: list[dict], bpp: float, psnr: float) -> float | None:
     return round(100 * (bpp / float(np.exp(np.interp(psnr, quality, log_rate))) - 1), 1)
 
 
+def _fit(folder: Path, clip: str) -> tuple[str, dict, dict, int, int, int]:
+    """One fit of the chain: its variant, its point, its run (with the x264 points of
+    its window), its first frame, its frames and how many of them it scores."""
+    if (folder / "latent_intra.json").exists():
+        run = json.loads((folder / "latent_intra.json").read_text())
+        points = run["clips"][clip]["points"]
+        p, = (q for q in points if q["codec"] == "latent")
+        run["x264"] = [q for q in points if q["codec"] == "x264"]
+        return "intra", p, run, int(run["args"]["frame"]), 1, 1
+    run = json.loads((folder / "latent_gop.json").read_text())
+    (variant, result), = run["variants"].items()
+    p, = result["points"]
+    start, count = int(run["args"]["start"]), int(run["args"]["frames"])
+    # An anchored GOP's first frame is the one before scored; its point is the rest's.
+    new = count - 1 if run["args"].get("anchor", "None") != "None" else count
+    return variant, p, run, start, count, new
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clip", default="carphone")
-    ap.add_argument("gops", type=Path, nargs="+", help="the GOP probe's output folders, in order")
+    ap.add_argument("fits", type=Path, nargs="+",
+                    help="the fits' output folders, in order (with --curve, chain JSONs)")
+    ap.add_argument("--curve", action="store_true",
+                    help="score chains of the same frames (this script's JSONs) as one curve")
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
+    result = curve(args.fits) if args.curve else chain(args.clip, args.fits, args.crfs)
+    args.out.write_text(json.dumps(result, indent=1))
+
+
+def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
+    """A chain of fits scored as one clip, with x264 and x265 on the same frames."""
     gops, first, last, bits, quality = [], None, None, 0.0, 0.0
-    for folder in args.gops:
-        run = json.loads((folder / "latent_gop.json").read_text())
-        (variant, result), = run["variants"].items()
-        p, = result["points"]
-        start, count = int(run["args"]["start"]), int(run["args"]["frames"])
-        # An anchored GOP's first frame is the one before scored; its point is the rest's.
-        new = count - 1 if run["args"].get("anchor", "None") != "None" else count
+    for folder in folders:
+        variant, p, run, start, count, new = _fit(folder, clip)
         first = start if first is None else first
         if start + count - new != (first if last is None else last):
             raise SystemExit(f"{folder}: frames {start}.. do not follow the chain's {last}")
@@ -67,17 +97,36 @@ def main() -> None:
                      "psnr_yuv420": p["psnr_yuv420"],
                      "against_x264_window": point_against(run["x264"], p["bpp"],
                                                           p["psnr_yuv420"])})
-    frames = read_video(CLIPS / f"{args.clip}.mkv", start=first, count=last - first)[0]
-    anchor = [x264_gop_point(frames, crf) for crf in args.crfs]
+    frames = read_video(CLIPS / f"{clip}.mkv", start=first, count=last - first)[0]
+    anchors = {codec: [gop_point(frames, crf, codec) for crf in crfs]
+               for codec in ("x264", "x265")}
     n = last - first
-    chain = {"frames": [first, last], "bpp": bits / n, "psnr_yuv420": quality / n}
-    chain["against_x264"] = point_against(anchor, chain["bpp"], chain["psnr_yuv420"])
-    args.out.write_text(json.dumps({"clip": args.clip, "chain": chain, "gops": gops,
-                                    "x264": anchor}, indent=1))
-    print(f"{args.clip} frames {first}-{last - 1}: {chain['bpp']:.4f} bpp "
-          f"{chain['psnr_yuv420']:.2f} dB, {chain['against_x264']} % against x264 "
+    result = {"frames": [first, last], "bpp": bits / n, "psnr_yuv420": quality / n}
+    result["against_x264"] = point_against(anchors["x264"], result["bpp"],
+                                           result["psnr_yuv420"])
+    print(f"{clip} frames {first}-{last - 1}: {result['bpp']:.4f} bpp "
+          f"{result['psnr_yuv420']:.2f} dB, {result['against_x264']} % against x264 "
           f"(windows: {[g['against_x264_window'] for g in gops]})")
+    return {"clip": clip, "chain": result, "gops": gops, **anchors}
 
+
+def curve(paths: list[Path]) -> dict:
+    """Chains of the same frames at several lambdas as one curve, BD-rated against the
+    baselines of the first (x265 where it has them)."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    if len({(r["clip"], tuple(r["chain"]["frames"])) for r in runs}) != 1:
+        raise SystemExit("the chains do not cover the same frames of one clip")
+    points = sorted((r["chain"] for r in runs), key=lambda c: c["bpp"])
+    result = {"clip": runs[0]["clip"], "frames": points[0]["frames"], "points": points}
+    for codec in ("x264", "x265"):
+        anchor = runs[0].get(codec)
+        if anchor:
+            result[f"bd_yuv420_{codec}"] = bd_delta(
+                [p["bpp"] for p in anchor], [p["psnr_yuv420"] for p in anchor],
+                [p["bpp"] for p in points], [p["psnr_yuv420"] for p in points])
+            print(f"{result['clip']}: BD-rate against {codec} "
+                  f"{result[f'bd_yuv420_{codec}']['bd_rate']} % (PSNR-YUV420)")
+    return result
 
 if __name__ == "__main__":
     main()

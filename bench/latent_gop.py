@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, render, save_model  # noqa: E402
 from latent_model import CONTEXT, LatentFrame  # noqa: E402
+from latent_motion import field_bits, residuals  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from bitstream.latents import REFERENCE  # noqa: E402
@@ -66,6 +67,10 @@ FLOW_CELL = 32
 FLOW_STEP = 2.0 ** -9
 # reference_owner's word for "the previous GOP's last key".
 PREVIOUS_GOP = -2
+# The prediction a fit with +mc prices its fields' residuals under (a file takes whichever
+# codes them best): the frame before's field, the only one that paid on carphone's fields
+# fitted without it (docs/experiments.md, "eleventh probe").
+MOTION_PREDICTOR = "temporal"
 # The hidden width of the head that turns residual pyramids into pixels (+px).
 PIXEL_HEAD = 16
 
@@ -78,7 +83,8 @@ class LatentGOP(LatentFrame):
                  warp: bool = False, residual: str | None = None,
                  residual_reference: bool = False, key_warp: bool = False,
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
-                 pixel: bool = False, linear_motion: bool = False, **architecture):
+                 pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
+                 crossing: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -88,13 +94,18 @@ class LatentGOP(LatentFrame):
         # then blended in time: motion carried instead of cross-faded.
         self.keys = sorted({*range(0, frames, key_every), frames - 1})
         self.between = [f for f in range(frames) if f not in self.keys]
-        self.flow = None
+        self.flow, self.crossing = None, crossing
         if warp and self.between:
             cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
             # Per frame between keys, from the key before and the one after: (dx, dy) in
-            # grid_sample's units (2 / width, 2 / height a pixel), starting still.
-            self.flow = nn.ParameterList([nn.Parameter(torch.zeros(len(self.between), 2, 2,
-                                                                   *cells))])
+            # grid_sample's units (2 / width, 2 / height a pixel), starting still. With
+            # crossing, one field a frame instead: the motion across the two keys' interval
+            # of what the frame shows, each key's share of it set by the frame's place in
+            # time (content moving at a steady speed through the frame), so that a frame
+            # codes half the values, and a steady motion the same field in every frame,
+            # which +mc's temporal prediction codes nearly free.
+            self.flow = nn.ParameterList([nn.Parameter(torch.zeros(
+                len(self.between), 1 if crossing else 2, 2, *cells))])
             ys = (torch.arange(height) + 0.5) / height * 2 - 1
             xs = (torch.arange(width) + 0.5) / width * 2 - 1
             self.register_buffer("identity", torch.stack(torch.meshgrid(xs, ys, indexing="xy"),
@@ -139,6 +150,9 @@ class LatentGOP(LatentFrame):
         # scaled (docs/experiments.md, "tenth probe").
         self.linear_motion = linear_motion and self.flow is not None and self.key_flow is not None
         self.flow_rate = flow_rate and (self.flow is not None or self.key_flow is not None)
+        # With motion_coded, a file codes each field's values less their predictions
+        # from values coded before them (latent_motion.py), and the fit prices those.
+        self.motion_coded = motion_coded
         self.first_reference = None
         self.residual = residual if self.flow is not None else None
         self.residual_head = (nn.Linear(levels, 3, bias=False)
@@ -202,7 +216,14 @@ class LatentGOP(LatentFrame):
         fields = [self.flow[0]] if self.flow is not None else []
         if self.pixel and self.key_flow is not None:
             fields.append(self.key_flow)
+        if self.motion_coded:
+            fields = [residuals(v, MOTION_PREDICTOR) for v in fields]
         return sum((2 * torch.log2(1 + v.abs() / FLOW_STEP) + 1).sum() for v in fields)
+
+    def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
+        if self.motion_coded and name in ("flow", "key_flow"):
+            return field_bits(symbols[0])[0]
+        return super().network_bits(name, symbols)
 
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()
@@ -275,7 +296,11 @@ class LatentGOP(LatentFrame):
         if len(pair) == 1:
             return keys[after]
         a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
-        field = self.flow[0][self.between.index(f)]  # (2 keys, 2, cells)
+        field = self.flow[0][self.between.index(f)]  # (2 keys, 2, cells), or (1, ...)
+        if self.crossing:
+            # Content at x here sits at x + a D in the key before and x + (a - 1) D in
+            # the key after, D being where the key before holds what the key after shows.
+            field = torch.cat([a * field, (a - 1) * field])
         if self.linear_motion:
             # The key after's field K says where in the key before its content was: at
             # f's place a, that content is a K back towards the key before and (1 - a) K
@@ -474,10 +499,11 @@ def owner_bpp(model: LatentGOP, pixels: int) -> dict[str, list[float]]:
             "corrections": [round(b, 4) for b in owners[len(model.keys):]]}
 
 
-def x264_gop_point(frames: np.ndarray, crf: int) -> dict:
+def gop_point(frames: np.ndarray, crf: int, codec: str = "x264") -> dict:
+    """A baseline (x264 or x265 medium, default keyint, yuv420p) on frames (N, H, W, 3)."""
     n, h, w, _ = frames.shape
-    size, _, _, _, planes = code(frames, codec_settings("x264", crf), Fraction(25))
-    return {"codec": "x264", "crf": crf, "bpp": size * 8 / (n * h * w),
+    size, _, _, _, planes = code(frames, codec_settings(codec, crf), Fraction(25))
+    return {"codec": codec, "crf": crf, "bpp": size * 8 / (n * h * w),
             "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), p)
                                           for f, p in zip(frames, planes)]))}
 
@@ -503,7 +529,11 @@ def main() -> None:
                          "keys' pictures moved and blended plus their corrections; +lin "
                          "(with +px or +kctx): the frames between start from the motion "
                          "the key's field implies at their time, their fields holding "
-                         "what departs from it; +fr: the fit prices the motion fields")
+                         "what departs from it; +fr: the fit prices the motion fields; "
+                         "+mc: fields coded as residuals of a prediction from values "
+                         "coded before them, the fit pricing those (with +fr); +cross "
+                         "(with +warp): one field a frame between keys, the motion across "
+                         "their interval, shared out by the frame's place in time")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -529,7 +559,7 @@ def main() -> None:
                                 count=args.frames)[0], args.crop)
     n, h, w, _ = frames.shape
     scored = frames[1:] if args.anchor else frames
-    anchor = [x264_gop_point(scored, crf) for crf in args.crfs]
+    anchor = [gop_point(scored, crf) for crf in args.crfs]
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "x264": anchor,
                "variants": {}}
     for variant in args.variants:
@@ -547,6 +577,7 @@ def main() -> None:
                          key_warp="kres" in variant, flow_rate="+fr" in variant,
                          key_context="kctx" in variant, anchored=bool(args.anchor),
                          pixel="+px" in variant, linear_motion="+lin" in variant,
+                         motion_coded="+mc" in variant, crossing="+cross" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)

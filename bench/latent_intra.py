@@ -61,7 +61,6 @@ from actinr_codec.native.latents import decode_grids  # noqa: E402
 from actinr_codec.native.synthesis import Synthesis  # noqa: E402
 from actinr_codec.native.synthesis import render as render_latents  # noqa: E402
 from bitstream.latents import ContextModel, encode_grids, pack_ranges  # noqa: E402
-from bitstream.models import fit_model, ideal_bits, pack_model  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
 from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
@@ -146,8 +145,10 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chro
             continue
         original = [p.detach().clone() for p in net.parameters()]
 
-        def cost(shifts: list[int], net=net, original=original) -> tuple[float, float]:
-            return _rounded_cost(model, net, original, shifts, latents, target, lam, chroma)
+        def cost(shifts: list[int], name=name, net=net, original=original
+                 ) -> tuple[float, float]:
+            return _rounded_cost(model, name, net, original, shifts, latents, target, lam,
+                                 chroma)
 
         n = len(original)
         best_cost, best_rate, best = min((*cost([shift] * n), [shift] * n)
@@ -166,19 +167,16 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chro
     return net_bits, chosen
 
 
-def _rounded_cost(model: LatentFrame, net: nn.Module, original: list[torch.Tensor],
-                  shifts: list[int], latents: list[torch.Tensor], target: torch.Tensor,
-                  lam: float, chroma: str) -> tuple[float, float]:
-    """Set net's parameters to the original ones rounded to steps 2**-shift, one per
-    tensor; returns distortion + lambda x rate per pixel, and the network's bits."""
+def _rounded_cost(model: LatentFrame, name: str, net: nn.Module,
+                  original: list[torch.Tensor], shifts: list[int], latents: list[torch.Tensor],
+                  target: torch.Tensor, lam: float, chroma: str) -> tuple[float, float]:
+    """Set net's (the model's network name) parameters to the original ones rounded to
+    steps 2**-shift, one per tensor; returns distortion + lambda x rate per pixel, and the network's bits."""
     symbols = [torch.round(o * 2.0 ** s) for o, s in zip(original, shifts)]
     for p, q, s in zip(net.parameters(), symbols, shifts):
         p.copy_(q * 2.0 ** -s)
-    # One integer model for all of a network's parameters: a model per weight and bias
-    # costs more side information than it saves (carphone frame 10: networks 0.276 ->
-    # 0.229 bpp at the same PSNR, docs/experiments.md). Each step is a shift of 4 bits;
-    # one step for the whole network takes 16.
-    rate = (tensor_bits(torch.cat([q.reshape(-1) for q in symbols]))
+    # Each step is a shift of 4 bits; one step for the whole network takes 16.
+    rate = (model.network_bits(name, symbols)
             + (4 * len(shifts) if len(set(shifts)) > 1 else 16))
     pixels = target[..., 0].numel()
     return (float(distortion(model.rgb(latents), target, chroma))
@@ -193,13 +191,6 @@ def coded_step(net: nn.Module) -> float:
         if torch.equal(torch.round(values * 2.0 ** shift), values * 2.0 ** shift):
             return 2.0 ** -shift
     raise ValueError("the network's parameters are not on a power-of-two step")
-
-
-def tensor_bits(symbols: torch.Tensor) -> float:
-    """A quantized tensor's cost in the codec's coder: its integer model's ideal code
-    length plus the model's parameters."""
-    model, counts = fit_model(symbols.numpy().astype(np.int32))
-    return ideal_bits(model, counts) + 8 * len(pack_model(model))
 
 
 def context_model(model: LatentFrame, step: float) -> ContextModel:
