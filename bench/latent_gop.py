@@ -210,7 +210,8 @@ class LatentGOP(LatentFrame):
         their values at FLOW_STEP would cost (2 log2(1 + |v| / step) + 1 bits, smoothed):
         unpriced, a field takes whatever motion lowers the distortion at all, and cost
         5.8 bits a value once coded. The keys' fields are priced when they move pictures
-        (pixel); as +kctx's context alignment they were not, and stay so."""
+        (pixel); as +kctx's context alignment they were not, and stay so. With
+        motion_coded, what is priced is what MOTION_PREDICTOR misses of each value."""
         if not self.flow_rate:
             return 0.0
         fields = [self.flow[0]] if self.flow is not None else []
@@ -221,6 +222,7 @@ class LatentGOP(LatentFrame):
         return sum((2 * torch.log2(1 + v.abs() / FLOW_STEP) + 1).sum() for v in fields)
 
     def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
+        """With motion_coded, the fields as latent_motion.py codes them."""
         if self.motion_coded and name in ("flow", "key_flow"):
             return field_bits(symbols[0])[0]
         return super().network_bits(name, symbols)

@@ -170,8 +170,9 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chro
 def _rounded_cost(model: LatentFrame, name: str, net: nn.Module,
                   original: list[torch.Tensor], shifts: list[int], latents: list[torch.Tensor],
                   target: torch.Tensor, lam: float, chroma: str) -> tuple[float, float]:
-    """Set net's (the model's network name) parameters to the original ones rounded to
-    steps 2**-shift, one per tensor; returns distortion + lambda x rate per pixel, and the network's bits."""
+    """Set the parameters of net (the model's network called name) to the original ones
+    rounded to steps 2**-shift, one per tensor; returns distortion + lambda x rate per
+    pixel, and the network's bits."""
     symbols = [torch.round(o * 2.0 ** s) for o, s in zip(original, shifts)]
     for p, q, s in zip(net.parameters(), symbols, shifts):
         p.copy_(q * 2.0 ** -s)

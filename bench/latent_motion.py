@@ -28,9 +28,10 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from latent_intra import coded_step  # noqa: E402
 from latent_model import tensor_bits  # noqa: E402
 
-# Each is named once in a file: its index would be the 2 bits a GOP spends to say which.
+# A file would name the prediction a field uses by its index here, in 2 bits.
 PREDICTORS = ("none", "spatial", "temporal", "change")
 
 
@@ -81,7 +82,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("fits", type=Path, nargs="+", help="GOP fits saved with --save")
     args = ap.parse_args()
-    from latent_intra import coded_step
     report = {}
     for path in args.fits:
         state = torch.load(path, weights_only=True)["state"]
@@ -89,7 +89,7 @@ def main() -> None:
             if name not in state:
                 continue
             field = state[name].double()
-            step = coded_step(torch.nn.ParameterList([torch.nn.Parameter(field)]))
+            step = coded_step(torch.nn.ParameterList([field]))
             symbols = torch.round(field / step)
             costs = {p: round(tensor_bits(residuals(symbols, p).reshape(-1)))
                      for p in PREDICTORS}
