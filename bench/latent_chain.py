@@ -128,5 +128,6 @@ def curve(paths: list[Path]) -> dict:
                   f"{result[f'bd_yuv420_{codec}']['bd_rate']} % (PSNR-YUV420)")
     return result
 
+
 if __name__ == "__main__":
     main()

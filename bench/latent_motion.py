@@ -72,10 +72,17 @@ def residuals(field: torch.Tensor, predictor: str) -> torch.Tensor:
     return grids - predictions(grids, predictor)
 
 
+def predictor_bits(symbols: torch.Tensor) -> dict[str, float]:
+    """A quantized field's (integer values) bits under each prediction: its residuals'
+    integer model and payload."""
+    return {p: tensor_bits(residuals(symbols, p).reshape(-1)) for p in PREDICTORS}
+
+
 def field_bits(symbols: torch.Tensor) -> tuple[float, str]:
-    """A quantized field's (integer values) cheapest code: the bits of its residuals'
-    integer model and payload under the best predictor, with the 2 bits naming it."""
-    return min((tensor_bits(residuals(symbols, p).reshape(-1)) + 2, p) for p in PREDICTORS)
+    """A quantized field's cheapest code, with the 2 bits naming its prediction."""
+    costs = predictor_bits(symbols)
+    best = min(costs, key=costs.get)
+    return costs[best] + 2, best
 
 
 def main() -> None:
@@ -91,8 +98,7 @@ def main() -> None:
             field = state[name].double()
             step = coded_step(torch.nn.ParameterList([field]))
             symbols = torch.round(field / step)
-            costs = {p: round(tensor_bits(residuals(symbols, p).reshape(-1)))
-                     for p in PREDICTORS}
+            costs = {p: round(b) for p, b in predictor_bits(symbols).items()}
             report[f"{path}:{name}"] = {"values": symbols.numel(), "step": step,
                                         "mean_abs": round(float(symbols.abs().mean()), 2),
                                         "bits": costs}
