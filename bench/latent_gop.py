@@ -84,7 +84,7 @@ class LatentGOP(LatentFrame):
                  residual_reference: bool = False, key_warp: bool = False,
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
-                 crossing: bool = False, **architecture):
+                 crossing: bool = False, key_weight: float = 1.0, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -94,6 +94,12 @@ class LatentGOP(LatentFrame):
         # then blended in time: motion carried instead of cross-faded.
         self.keys = sorted({*range(0, frames, key_every), frames - 1})
         self.between = [f for f in range(frames) if f not in self.keys]
+        # With key_weight, the keys' errors count that many times a frame between's: the
+        # frames between and the next GOP are predicted from them, as x264's macroblock
+        # tree spends more on what later frames reference.
+        if key_weight != 1.0:
+            self.frame_weights = torch.ones(frames)
+            self.frame_weights[self.keys] = key_weight
         self.flow, self.crossing = None, crossing
         if warp and self.between:
             cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
@@ -535,7 +541,8 @@ def main() -> None:
                          "+mc: fields coded as residuals of a prediction from values "
                          "coded before them, the fit pricing those (with +fr); +cross "
                          "(with +warp): one field a frame between keys, the motion across "
-                         "their interval, shared out by the frame's place in time")
+                         "their interval, shared out by the frame's place in time; +kwW: the "
+                         "keys' errors weigh W times a frame between's in the fit")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -569,6 +576,7 @@ def main() -> None:
         for lam in args.lambdas:
             torch.manual_seed(0)
             keys = re.search(r"keys(\d+)", variant)
+            weight = re.search(r"\+kw([\d.]+)", variant)
             residual = re.search(r"\+(p?)res(ref)?", variant)
             build = dict(frames=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, temporal="temporal" in variant,
@@ -580,6 +588,7 @@ def main() -> None:
                          key_context="kctx" in variant, anchored=bool(args.anchor),
                          pixel="+px" in variant, linear_motion="+lin" in variant,
                          motion_coded="+mc" in variant, crossing="+cross" in variant,
+                         key_weight=float(weight[1]) if weight else 1.0,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)

@@ -76,11 +76,16 @@ def to_float(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).float() / 255
 
 
-def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444") -> torch.Tensor:
+def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444",
+               frame_weights: torch.Tensor | None = None) -> torch.Tensor:
     """6:1:1-weighted squared error of Y, Cb and Cr, frames (..., H, W, 3); with chroma
-    "420", Cb and Cr are compared as 2x2 means, the grid PSNR-YUV420 scores them on."""
+    "420", Cb and Cr are compared as 2x2 means, the grid PSNR-YUV420 scores them on.
+    frame_weights (N,) scale each of N frames' squared errors."""
     ycbcr, weights = YCBCR.to(rgb), PLANE_WEIGHTS.to(rgb)
     err = (rgb - target) @ ycbcr.T
+    if frame_weights is not None:
+        # Errors scaled by the root: squares, and 2x2 means of chroma, scale by the weight.
+        err = err * frame_weights.sqrt().view(-1, 1, 1, 1)
     if chroma == "444":
         return ((err ** 2).reshape(-1, 3).mean(dim=0) * weights).sum()
     planes = err.reshape(-1, *err.shape[-3:]).permute(0, 3, 1, 2)  # (N, 3, H, W)
@@ -111,7 +116,7 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
                                            temperature)
-        loss = (distortion(model.rgb(seen), target, args.chroma)
+        loss = (distortion(model.rgb(seen), target, args.chroma, model.frame_weights)
                 + lam * (model.bits(priced) + model.side_bits()) / pixels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -119,7 +124,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
         if args.keep_best and (it + 1) % check_every == 0:
             with torch.no_grad():
                 rounded, _ = model.coded_latents("round")
-                cost = float(distortion(model.rgb(rounded), target, args.chroma)
+                cost = float(distortion(model.rgb(rounded), target, args.chroma,
+                                            model.frame_weights)
                              + lam * (model.bits(rounded) + model.side_bits()) / pixels)
             if cost < best[0]:
                 best = (cost, copy.deepcopy(model.state_dict()), it + 1)
@@ -180,7 +186,7 @@ def _rounded_cost(model: LatentFrame, name: str, net: nn.Module,
     rate = (model.network_bits(name, symbols)
             + (4 * len(shifts) if len(set(shifts)) > 1 else 16))
     pixels = target[..., 0].numel()
-    return (float(distortion(model.rgb(latents), target, chroma))
+    return (float(distortion(model.rgb(latents), target, chroma, model.frame_weights))
             + lam * (float(model.bits(latents)) + rate) / pixels), rate
 
 

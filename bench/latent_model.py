@@ -42,6 +42,9 @@ class LatentFrame(nn.Module):
         super().__init__()
         self.size = (height, width)
         self.shape = (height, width, 3)
+        # The distortion's weight per frame, None where all count alike: a GOP may weigh
+        # the frames others are predicted from above those nothing reads.
+        self.register_buffer("frame_weights", None, persistent=False)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, math.ceil(height / 2 ** k), math.ceil(width / 2 ** k)))
             for k in range(levels))
