@@ -60,7 +60,7 @@ from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
 # Sine and cosine of the frame time at these multiples of pi: the bias network's input.
 TIME_FREQUENCIES = (1, 2, 4, 8)
 # A frame between key frames warps their latents by a displacement field held on a grid
-# of one vector per FLOW_CELL x FLOW_CELL pixels, bilinearly interpolated.
+# of one vector per FLOW_CELL x FLOW_CELL pixels (unless +cellN), bilinearly interpolated.
 FLOW_CELL = 32
 # The step at which the fit prices motion fields (+fr): the one the networks' step search
 # chose for them, a sixth of a pixel on carphone (docs/experiments.md, eighth probe).
@@ -85,7 +85,7 @@ class LatentGOP(LatentFrame):
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
-                 **architecture):
+                 flow_cell: int = FLOW_CELL, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -107,7 +107,7 @@ class LatentGOP(LatentFrame):
         # filter does against a bilinear one.
         self.sampling = "bicubic" if bicubic else "bilinear"
         if warp and self.between:
-            cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
+            cells = (math.ceil(height / flow_cell), math.ceil(width / flow_cell))
             # Per frame between keys, from the key before and the one after: (dx, dy) in
             # grid_sample's units (2 / width, 2 / height a pixel), starting still. With
             # crossing, one field a frame instead: the motion across the two keys' interval
@@ -146,7 +146,7 @@ class LatentGOP(LatentFrame):
         self.key_warp, self.key_context = key_warp, key_context
         self.key_flow = None
         if (key_warp or key_context or pixel) and len(self.keys) > 1:
-            cells = (math.ceil(height / FLOW_CELL), math.ceil(width / FLOW_CELL))
+            cells = (math.ceil(height / flow_cell), math.ceil(width / flow_cell))
             self.key_flow = nn.Parameter(torch.zeros(len(self.keys) - 1, 2, *cells))
             for k, y in enumerate(self.latents):
                 gh, gw = y.shape[-2:]
@@ -548,7 +548,8 @@ def main() -> None:
                          "(with +warp): one field a frame between keys, the motion across "
                          "their interval, shared out by the frame's place in time; +kwW: the "
                          "keys' errors weigh W times a frame between's in the fit; +bic: warps "
-                         "read between pixels with a cubic kernel, not bilinearly")
+                         "read between pixels with a cubic kernel, not bilinearly; +cellN: "
+                         "a motion vector per N x N pixels (default 32)")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -583,6 +584,7 @@ def main() -> None:
             torch.manual_seed(0)
             keys = re.search(r"keys(\d+)", variant)
             weight = re.search(r"\+kw([\d.]+)", variant)
+            cell = re.search(r"\+cell(\d+)", variant)
             residual = re.search(r"\+(p?)res(ref)?", variant)
             build = dict(frames=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, temporal="temporal" in variant,
@@ -595,6 +597,7 @@ def main() -> None:
                          pixel="+px" in variant, linear_motion="+lin" in variant,
                          motion_coded="+mc" in variant, crossing="+cross" in variant,
                          key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
+                         flow_cell=int(cell[1]) if cell else FLOW_CELL,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
