@@ -85,7 +85,7 @@ class LatentGOP(LatentFrame):
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
-                 flow_cell: int = FLOW_CELL, **architecture):
+                 flow_cell: int = FLOW_CELL, hierarchical: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -95,6 +95,22 @@ class LatentGOP(LatentFrame):
         # then blended in time: motion carried instead of cross-faded.
         self.keys = sorted({*range(0, frames, key_every), frames - 1})
         self.between = [f for f in range(frames) if f not in self.keys]
+        # The two frames each frame between is predicted from (pair_of), and an order in
+        # which they come before it: the keys around it; or (hierarchical, with pixel)
+        # the middle frame of each key interval from its keys, the middle of each half
+        # from the half's ends and so on, as x264's B-pyramid orders frames, so that
+        # prediction spans 1 to 7 frames instead of up to 13.
+        self.pair_of, self.order = {}, list(range(frames))
+        if hierarchical:
+            if not pixel or linear_motion:
+                raise ValueError("hierarchical prediction needs pixel, without linear_motion")
+            self.order = list(self.keys)
+            for before, after in zip(self.keys, self.keys[1:]):
+                self._split(before, after)
+        else:
+            for f in self.between:
+                after = next(k for k in self.keys if k > f)
+                self.pair_of[f] = (self.keys[self.keys.index(after) - 1], after)
         # With key_weight, the keys' errors count that many times a frame between's: the
         # frames between and the next GOP are predicted from them, as x264's macroblock
         # tree spends more on what later frames reference.
@@ -199,6 +215,16 @@ class LatentGOP(LatentFrame):
             nn.init.zeros_(self.bias_net.weight)
             nn.init.zeros_(self.bias_net.bias)
 
+    def _split(self, before: int, after: int) -> None:
+        """Order the frames strictly between two coded ones, the middle first."""
+        if after - before < 2:
+            return
+        middle = (before + after) // 2
+        self.pair_of[middle] = (before, after)
+        self.order.append(middle)
+        self._split(before, middle)
+        self._split(middle, after)
+
     def set_first_reference(self, grids: list[torch.Tensor]) -> None:
         """Give the first key a reference as later keys have one: the previous GOP's last
         key as coded, (1, 1, h, w) a level, so that a scene's GOPs chain their keys."""
@@ -294,41 +320,50 @@ class LatentGOP(LatentFrame):
                                                         self.key_latents(latents, after))]
 
     def warped_stack(self, latents: list[torch.Tensor], f: int,
-                     keys: dict[int, torch.Tensor], cache: dict[int, object]) -> torch.Tensor:
+                     keys: dict[int, torch.Tensor], cache: dict[int, object],
+                     done: dict[int, torch.Tensor]) -> torch.Tensor:
         """Frame f's upsampled latents (H, W, levels), or with pixel its picture
-        (H, W, 3) before its correction: a key's own, or the two keys around it each
-        displaced by f's field and blended by f's place between them; ``keys`` caches the
-        keys' upsampled latents (decoded pictures) over one rendering, ``cache`` their
-        grids."""
-        after = next(k for k, key in enumerate(self.keys) if key >= f)
-        pair = (after,) if self.keys[after] == f else (after - 1, after)
-        for k in pair:
-            if k not in keys:
-                keys[k] = (self.key_picture(latents, k, keys) if self.pixel else
-                           self.upsampled(self.key_latents(latents, k, cache)))
-        if len(pair) == 1:
-            return keys[after]
-        a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
-        field = self.flow[0][self.between.index(f)]  # (2 keys, 2, cells), or (1, ...)
+        (H, W, 3) before its correction: a key's own, or the two frames f is predicted
+        from (pair_of) each displaced by f's field and blended by f's place between
+        them; ``keys`` caches the keys' upsampled latents (decoded pictures) over one
+        rendering, ``cache`` their grids, ``done`` the frames between rendered so far."""
+        if f in self.keys:
+            return self._reference(latents, f, keys, cache, done)
+        before, after = self.pair_of[f]
+        a = (f - before) / (after - before)
+        field = self.flow[0][self.between.index(f)]  # (2 references, 2, cells), or (1, ...)
         if self.crossing:
-            # Content at x here sits at x + a D in the key before and x + (a - 1) D in
-            # the key after, D being where the key before holds what the key after shows.
+            # Content at x here sits at x + a D in the frame before and x + (a - 1) D in
+            # the frame after, D being where the one before holds what the one after shows.
             field = torch.cat([a * field, (a - 1) * field])
         if self.linear_motion:
             # The key after's field K says where in the key before its content was: at
             # f's place a, that content is a K back towards the key before and (1 - a) K
             # on towards the key after. f's own fields are what departs from that.
-            moved = self.key_flow[after - 1]
+            moved = self.key_flow[self.keys.index(after) - 1]
             field = field + torch.stack([a * moved, (a - 1) * moved])
         dense = F.interpolate(field, size=self.size, mode="bilinear", align_corners=False)
-        warped = [F.grid_sample(keys[k].permute(2, 0, 1)[None],
+        warped = [F.grid_sample(self._reference(latents, x, keys, cache, done)
+                                .permute(2, 0, 1)[None],
                                 self.identity + dense[i].permute(1, 2, 0)[None],
                                 mode=self.sampling, padding_mode="border", align_corners=False)
-                  [0].permute(1, 2, 0) for i, k in enumerate(pair)]
+                  [0].permute(1, 2, 0) for i, x in enumerate((before, after))]
         blended = (1 - a) * warped[0] + a * warped[1]
         if self.residual != "latent":
             return blended
         return blended + self.upsampled(self.correction(latents, f))
+
+    def _reference(self, latents: list[torch.Tensor], x: int, keys: dict[int, torch.Tensor],
+                   cache: dict[int, object], done: dict[int, torch.Tensor]) -> torch.Tensor:
+        """What frame x lends the frames predicted from it: a key's upsampled latents
+        or decoded picture, or (hierarchical) a frame between's decoded picture."""
+        if x not in self.keys:
+            return decoded(done[x])
+        k = self.keys.index(x)
+        if k not in keys:
+            keys[k] = (self.key_picture(latents, k, keys) if self.pixel else
+                       self.upsampled(self.key_latents(latents, k, cache)))
+        return keys[k]
 
     def key_picture(self, latents: list[torch.Tensor], k: int,
                     pictures: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -364,18 +399,18 @@ class LatentGOP(LatentFrame):
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(frames, H, W, 3) RGB in [0, 1], unclipped (with pixel, keys as decoded)."""
-        out, keys, cache = [], {}, {}
-        for f in range(self.frames):
+        out, keys, cache = {}, {}, {}
+        for f in self.order:
             if self.pixel:
-                out.append(self.warped_stack(latents, f, keys, cache))
+                out[f] = self.warped_stack(latents, f, keys, cache, out)
             else:
-                stack = (self.warped_stack(latents, f, keys, cache) if self.flow is not None
+                stack = (self.warped_stack(latents, f, keys, cache, out) if self.flow is not None
                          else self.upsampled(self.frame_latents(latents, f)))
-                out.append(self.pixels(stack, self.frame_bias(f)))
+                out[f] = self.pixels(stack, self.frame_bias(f))
             if self.residual == "pixel" and f in self.between:
                 head = self.pixel_head if self.pixel else self.residual_head
-                out[-1] = out[-1] + head(self.upsampled(self.correction(latents, f)))
-        return torch.stack(out)
+                out[f] = out[f] + head(self.upsampled(self.correction(latents, f)))
+        return torch.stack([out[f] for f in range(self.frames)])
 
     def reference_owner(self, owner: int) -> int | None:
         """Whose grids the context model reads beside owner's (keys first, then the
@@ -549,7 +584,9 @@ def main() -> None:
                          "their interval, shared out by the frame's place in time; +kwW: the "
                          "keys' errors weigh W times a frame between's in the fit; +bic: warps "
                          "read between pixels with a cubic kernel, not bilinearly; +cellN: "
-                         "a motion vector per N x N pixels (default 32)")
+                         "a motion vector per N x N pixels (default 32); +hier (with +px): a "
+                         "frame between is predicted from the nearest frames coded before "
+                         "it, the middle ones first")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -598,6 +635,7 @@ def main() -> None:
                          motion_coded="+mc" in variant, crossing="+cross" in variant,
                          key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
                          flow_cell=int(cell[1]) if cell else FLOW_CELL,
+                         hierarchical="+hier" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
