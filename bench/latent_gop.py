@@ -75,6 +75,17 @@ MOTION_PREDICTOR = "temporal"
 PIXEL_HEAD = 16
 
 
+class ChannelsLastConv(nn.Conv2d):
+    """A 3x3 convolution without bias over a picture held (H, W, channels), edges
+    replicated."""
+
+    def __init__(self, channels: int, out: int):
+        super().__init__(channels, out, 3, padding=1, padding_mode="replicate", bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.permute(2, 0, 1)[None])[0].permute(1, 2, 0)
+
+
 class LatentGOP(LatentFrame):
     """A GOP as one latent pyramid per frame over shared networks."""
 
@@ -85,7 +96,8 @@ class LatentGOP(LatentFrame):
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
-                 flow_cell: int = FLOW_CELL, hierarchical: bool = False, **architecture):
+                 flow_cell: int = FLOW_CELL, hierarchical: bool = False,
+                 spatial_head: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -185,11 +197,15 @@ class LatentGOP(LatentFrame):
         self.residual_head = (nn.Linear(levels, 3, bias=False)
                               if self.residual == "pixel" and not pixel else None)
         # Without biases, so that a residual pyramid of zeros adds nothing; its last layer
-        # starts at zero, so the GOP starts as its predictions alone.
+        # starts at zero, so the GOP starts as its predictions alone. With spatial_head,
+        # that last layer reads a 3x3 window: a correction is texture, which one pixel's
+        # latents draw poorly (Cool-chic's synthesis ends in 3x3 convolutions for this).
         self.pixel_head = None
         if pixel:
+            last = (ChannelsLastConv(PIXEL_HEAD, 3) if spatial_head
+                    else nn.Linear(PIXEL_HEAD, 3, bias=False))
             self.pixel_head = nn.Sequential(nn.Linear(levels, PIXEL_HEAD, bias=False), nn.ReLU(),
-                                            nn.Linear(PIXEL_HEAD, 3, bias=False))
+                                            last)
             nn.init.zeros_(self.pixel_head[2].weight)
         self.residual_reference = residual_reference and self.residual is not None
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
@@ -586,7 +602,8 @@ def main() -> None:
                          "read between pixels with a cubic kernel, not bilinearly; +cellN: "
                          "a motion vector per N x N pixels (default 32); +hier (with +px): a "
                          "frame between is predicted from the nearest frames coded before "
-                         "it, the middle ones first")
+                         "it, the middle ones first; +ph3 (with +px): the pixel head's last "
+                         "layer reads a 3x3 window")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -635,7 +652,7 @@ def main() -> None:
                          motion_coded="+mc" in variant, crossing="+cross" in variant,
                          key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
                          flow_cell=int(cell[1]) if cell else FLOW_CELL,
-                         hierarchical="+hier" in variant,
+                         hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
