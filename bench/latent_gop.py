@@ -97,7 +97,7 @@ class LatentGOP(LatentFrame):
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
                  flow_cell: int = FLOW_CELL, hierarchical: bool = False,
-                 spatial_head: bool = False, **architecture):
+                 spatial_head: bool = False, dense_motion: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -149,6 +149,9 @@ class LatentGOP(LatentFrame):
             xs = (torch.arange(width) + 0.5) / width * 2 - 1
             self.register_buffer("identity", torch.stack(torch.meshgrid(xs, ys, indexing="xy"),
                                                          dim=-1)[None], persistent=False)
+            # A pixel's width and height in grid_sample's units.
+            self.register_buffer("pixel_size", torch.tensor([2 / width, 2 / height]),
+                                 persistent=False)
         # With a residual, every frame between keys also keeps a pyramid of its own: what
         # the warp cannot carry (new content, occlusions), at a price near zero where the
         # context model learns that most of it stays zero (as Cool-chic's residual latents
@@ -200,10 +203,15 @@ class LatentGOP(LatentFrame):
         # starts at zero, so the GOP starts as its predictions alone. With spatial_head,
         # that last layer reads a 3x3 window: a correction is texture, which one pixel's
         # latents draw poorly (Cool-chic's synthesis ends in 3x3 convolutions for this).
-        self.pixel_head = None
+        # With dense_motion, the head also draws each frame a displacement per pixel (in
+        # pixels, two for a frame between keys, one for a later key) added to its coarse
+        # fields: motion finer than a cell where the latents pay for it, as Cool-chic's
+        # video decoder draws its motion from latents.
+        self.pixel_head, self.dense_motion = None, dense_motion and pixel
         if pixel:
-            last = (ChannelsLastConv(PIXEL_HEAD, 3) if spatial_head
-                    else nn.Linear(PIXEL_HEAD, 3, bias=False))
+            outputs = 3 + (4 if self.dense_motion else 0)
+            last = (ChannelsLastConv(PIXEL_HEAD, outputs) if spatial_head
+                    else nn.Linear(PIXEL_HEAD, outputs, bias=False))
             self.pixel_head = nn.Sequential(nn.Linear(levels, PIXEL_HEAD, bias=False), nn.ReLU(),
                                             last)
             nn.init.zeros_(self.pixel_head[2].weight)
@@ -319,12 +327,16 @@ class LatentGOP(LatentFrame):
                             for level, (y, r) in enumerate(zip(before, own))]
         return cache[k]
 
-    def _moved(self, grid: torch.Tensor, field: torch.Tensor, level: int) -> torch.Tensor:
-        """A (1, 1, h, w) grid displaced by a coarse field (2, cells) in grid_sample's units."""
+    def _moved(self, grid: torch.Tensor, field: torch.Tensor, level: int,
+                fine: torch.Tensor | None = None) -> torch.Tensor:
+        """A (1, c, h, w) grid displaced by a coarse field (2, cells) in grid_sample's units,
+        plus (dense_motion) a displacement per pixel, (h, w, 2) in pixels."""
         identity = getattr(self, f"key_identity{level}")
         dense = F.interpolate(field[None], size=grid.shape[-2:], mode="bilinear",
-                              align_corners=False)[0]
-        return F.grid_sample(grid, identity + dense.permute(1, 2, 0)[None], mode=self.sampling,
+                              align_corners=False)[0].permute(1, 2, 0)
+        if fine is not None:
+            dense = dense + fine * self.pixel_size
+        return F.grid_sample(grid, identity + dense[None], mode=self.sampling,
                              padding_mode="border", align_corners=False)
 
     def frame_latents(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
@@ -337,12 +349,14 @@ class LatentGOP(LatentFrame):
 
     def warped_stack(self, latents: list[torch.Tensor], f: int,
                      keys: dict[int, torch.Tensor], cache: dict[int, object],
-                     done: dict[int, torch.Tensor]) -> torch.Tensor:
+                     done: dict[int, torch.Tensor], fine: torch.Tensor | None = None
+                     ) -> torch.Tensor:
         """Frame f's upsampled latents (H, W, levels), or with pixel its picture
         (H, W, 3) before its correction: a key's own, or the two frames f is predicted
         from (pair_of) each displaced by f's field and blended by f's place between
         them; ``keys`` caches the keys' upsampled latents (decoded pictures) over one
-        rendering, ``cache`` their grids, ``done`` the frames between rendered so far."""
+        rendering, ``cache`` their grids, ``done`` the frames between rendered so far;
+        ``fine`` (H, W, 4), pixels, moves each reference further, pixel by pixel."""
         if f in self.keys:
             return self._reference(latents, f, keys, cache, done)
         before, after = self.pair_of[f]
@@ -358,10 +372,12 @@ class LatentGOP(LatentFrame):
             # on towards the key after. f's own fields are what departs from that.
             moved = self.key_flow[self.keys.index(after) - 1]
             field = field + torch.stack([a * moved, (a - 1) * moved])
-        dense = F.interpolate(field, size=self.size, mode="bilinear", align_corners=False)
+        dense = F.interpolate(field, size=self.size, mode="bilinear", align_corners=False
+                              ).permute(0, 2, 3, 1)
+        if fine is not None:
+            dense = dense + fine.reshape(*self.size, 2, 2).permute(2, 0, 1, 3) * self.pixel_size
         warped = [F.grid_sample(self._reference(latents, x, keys, cache, done)
-                                .permute(2, 0, 1)[None],
-                                self.identity + dense[i].permute(1, 2, 0)[None],
+                                .permute(2, 0, 1)[None], self.identity + dense[i][None],
                                 mode=self.sampling, padding_mode="border", align_corners=False)
                   [0].permute(1, 2, 0) for i, x in enumerate((before, after))]
         blended = (1 - a) * warped[0] + a * warped[1]
@@ -394,9 +410,10 @@ class LatentGOP(LatentFrame):
                                        self.frame_bias(self.keys[0])))
             else:
                 before = self.key_picture(latents, k - 1, pictures)
-                moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0)
-                own = self.upsampled(self.owner_latents(latents, k))
-                picture = moved[0].permute(1, 2, 0) + self.pixel_head(own)
+                own = self.pixel_head(self.upsampled(self.owner_latents(latents, k)))
+                fine = own[..., 3:5] if self.dense_motion else None
+                moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0, fine)
+                picture = moved[0].permute(1, 2, 0) + own[..., :3]
             pictures[k] = decoded(picture)
         return pictures[k]
 
@@ -417,6 +434,12 @@ class LatentGOP(LatentFrame):
         """(frames, H, W, 3) RGB in [0, 1], unclipped (with pixel, keys as decoded)."""
         out, keys, cache = {}, {}, {}
         for f in self.order:
+            if self.pixel and self.dense_motion and f in self.between:
+                # The correction's head draws the frame's fine motion beside its pixels.
+                drawn = self.pixel_head(self.upsampled(self.correction(latents, f)))
+                out[f] = (self.warped_stack(latents, f, keys, cache, out, drawn[..., 3:])
+                          + drawn[..., :3])
+                continue
             if self.pixel:
                 out[f] = self.warped_stack(latents, f, keys, cache, out)
             else:
@@ -603,7 +626,8 @@ def main() -> None:
                          "a motion vector per N x N pixels (default 32); +hier (with +px): a "
                          "frame between is predicted from the nearest frames coded before "
                          "it, the middle ones first; +ph3 (with +px): the pixel head's last "
-                         "layer reads a 3x3 window")
+                         "layer reads a 3x3 window; +dm (with +px): the pixel head also draws "
+                         "a displacement per pixel, added to the coarse fields")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -653,6 +677,7 @@ def main() -> None:
                          key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
                          flow_cell=int(cell[1]) if cell else FLOW_CELL,
                          hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
+                         dense_motion="+dm" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
