@@ -121,8 +121,8 @@ class LatentGOP(LatentFrame):
                 self._split(before, after)
         else:
             for f in self.between:
-                after = next(k for k in self.keys if k > f)
-                self.pair_of[f] = (self.keys[self.keys.index(after) - 1], after)
+                self.pair_of[f] = (max(k for k in self.keys if k < f),
+                                   min(k for k in self.keys if k > f))
         # With key_weight, the keys' errors count that many times a frame between's: the
         # frames between and the next GOP are predicted from them, as x264's macroblock
         # tree spends more on what later frames reference.
@@ -340,12 +340,13 @@ class LatentGOP(LatentFrame):
                              padding_mode="border", align_corners=False)
 
     def frame_latents(self, latents: list[torch.Tensor], f: int) -> list[torch.Tensor]:
-        after = next(k for k, key in enumerate(self.keys) if key >= f)
-        if self.keys[after] == f:
-            return self.key_latents(latents, after)
-        a = (f - self.keys[after - 1]) / (self.keys[after] - self.keys[after - 1])
-        return [(1 - a) * y0 + a * y1 for y0, y1 in zip(self.key_latents(latents, after - 1),
-                                                        self.key_latents(latents, after))]
+        if f in self.keys:
+            return self.key_latents(latents, self.keys.index(f))
+        before, after = self.pair_of[f]
+        a = (f - before) / (after - before)
+        return [(1 - a) * y0 + a * y1
+                for y0, y1 in zip(self.key_latents(latents, self.keys.index(before)),
+                                  self.key_latents(latents, self.keys.index(after)))]
 
     def warped_stack(self, latents: list[torch.Tensor], f: int,
                      keys: dict[int, torch.Tensor], cache: dict[int, object],
@@ -434,21 +435,21 @@ class LatentGOP(LatentFrame):
         """(frames, H, W, 3) RGB in [0, 1], unclipped (with pixel, keys as decoded)."""
         out, keys, cache = {}, {}, {}
         for f in self.order:
-            if self.pixel and self.dense_motion and f in self.between:
-                # The correction's head draws the frame's fine motion beside its pixels.
-                drawn = self.pixel_head(self.upsampled(self.correction(latents, f)))
-                out[f] = (self.warped_stack(latents, f, keys, cache, out, drawn[..., 3:])
-                          + drawn[..., :3])
-                continue
+            # A frame between's correction, drawn by its head: pixels, and with
+            # dense_motion its fine motion after them.
+            drawn = None
+            if self.residual == "pixel" and f in self.between:
+                head = self.pixel_head if self.pixel else self.residual_head
+                drawn = head(self.upsampled(self.correction(latents, f)))
+            fine = drawn[..., 3:] if self.dense_motion and drawn is not None else None
             if self.pixel:
-                out[f] = self.warped_stack(latents, f, keys, cache, out)
+                out[f] = self.warped_stack(latents, f, keys, cache, out, fine)
             else:
                 stack = (self.warped_stack(latents, f, keys, cache, out) if self.flow is not None
                          else self.upsampled(self.frame_latents(latents, f)))
                 out[f] = self.pixels(stack, self.frame_bias(f))
-            if self.residual == "pixel" and f in self.between:
-                head = self.pixel_head if self.pixel else self.residual_head
-                out[f] = out[f] + head(self.upsampled(self.correction(latents, f)))
+            if drawn is not None:
+                out[f] = out[f] + drawn[..., :3]
         return torch.stack([out[f] for f in range(self.frames)])
 
     def reference_owner(self, owner: int) -> int | None:
