@@ -96,7 +96,8 @@ class LatentGOP(LatentFrame):
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
-                 flow_cell: int = FLOW_CELL, hierarchical: bool = False,
+                 flow_cell: int = FLOW_CELL, key_cell: int | None = None,
+                 hierarchical: bool = False,
                  spatial_head: bool = False, dense_motion: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
@@ -177,7 +178,14 @@ class LatentGOP(LatentFrame):
         self.key_warp, self.key_context = key_warp, key_context
         self.key_flow = None
         if (key_warp or key_context or pixel) and len(self.keys) > 1:
-            cells = (math.ceil(height / flow_cell), math.ceil(width / flow_cell))
+            # A key's field may be finer than the frames between's (key_cell): one field
+            # per key interval, so finer motion there costs little, and the key's
+            # prediction from 7-14 frames back is where coarse motion loses most.
+            key_cell = key_cell or flow_cell
+            if linear_motion and key_cell != flow_cell:
+                raise ValueError("+lin adds the key's field to the frames between's: "
+                                 "their cells must match")
+            cells = (math.ceil(height / key_cell), math.ceil(width / key_cell))
             self.key_flow = nn.Parameter(torch.zeros(len(self.keys) - 1, 2, *cells))
             for k, y in enumerate(self.latents):
                 gh, gw = y.shape[-2:]
@@ -624,7 +632,8 @@ def main() -> None:
                          "their interval, shared out by the frame's place in time; +kwW: the "
                          "keys' errors weigh W times a frame between's in the fit; +bic: warps "
                          "read between pixels with a cubic kernel, not bilinearly; +cellN: "
-                         "a motion vector per N x N pixels (default 32); +hier (with +px): a "
+                         "a motion vector per N x N pixels (default 32); +kcellN: the same for "
+                         "the keys' fields alone; +hier (with +px): a "
                          "frame between is predicted from the nearest frames coded before "
                          "it, the middle ones first; +ph3 (with +px): the pixel head's last "
                          "layer reads a 3x3 window; +dm (with +px): the pixel head also draws "
@@ -664,6 +673,7 @@ def main() -> None:
             keys = re.search(r"keys(\d+)", variant)
             weight = re.search(r"\+kw([\d.]+)", variant)
             cell = re.search(r"\+cell(\d+)", variant)
+            key_cell = re.search(r"\+kcell(\d+)", variant)
             residual = re.search(r"\+(p?)res(ref)?", variant)
             build = dict(frames=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, temporal="temporal" in variant,
@@ -677,6 +687,7 @@ def main() -> None:
                          motion_coded="+mc" in variant, crossing="+cross" in variant,
                          key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
                          flow_cell=int(cell[1]) if cell else FLOW_CELL,
+                         key_cell=int(key_cell[1]) if key_cell else None,
                          hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
                          dense_motion="+dm" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
