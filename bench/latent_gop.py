@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, render, save_model  # noqa: E402
 from latent_model import CONTEXT, LatentFrame  # noqa: E402
 from latent_motion import field_bits, residuals  # noqa: E402
+from motion_search import block_search, luma  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from bitstream.latents import REFERENCE  # noqa: E402
@@ -73,6 +74,10 @@ PREVIOUS_GOP = -2
 MOTION_PREDICTOR = "temporal"
 # The hidden width of the head that turns residual pyramids into pixels (+px).
 PIXEL_HEAD = 16
+# Block search (+me): how far it looks, in pixels, and what it charges a block's mean
+# squared error (8-bit luma) per pixel of displacement, so that flat blocks stay still.
+SEARCH_RADIUS = 16
+SEARCH_PENALTY = 0.5
 
 
 class ChannelsLastConv(nn.Conv2d):
@@ -97,7 +102,8 @@ class LatentGOP(LatentFrame):
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
                  flow_cell: int = FLOW_CELL, key_cell: int | None = None,
-                 hierarchical: bool = False,
+                 fine_cell: int | None = None,
+                 hierarchical: bool = False, block_motion: bool = False,
                  spatial_head: bool = False, dense_motion: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
@@ -130,11 +136,18 @@ class LatentGOP(LatentFrame):
         if key_weight != 1.0:
             self.frame_weights = torch.ones(frames)
             self.frame_weights[self.keys] = key_weight
-        self.flow, self.crossing = None, crossing
+        self.flow, self.fine_flow, self.crossing = None, None, crossing
         # How a warp reads between pixels: bilinearly, or (bicubic) with Keys' cubic
         # kernel (a = -0.75), which blurs a moved picture less, as x264's 6-tap half-pel
         # filter does against a bilinear one.
         self.sampling = "bicubic" if bicubic else "bilinear"
+        # How a field's vectors spread over the pixels: bilinearly between cell centres,
+        # a smooth motion, or (block_motion) each cell's vector over its whole block, as a
+        # classic codec's motion is. Carphone's head moves against a still car: a smooth
+        # field blurs the edge between them, and a 16 x 16 block search predicts frame 7
+        # from frame 0 at 31.8 dB where its vectors spread smoothly give 30.3
+        # (docs/experiments.md, "fourteenth probe").
+        self.block_motion = block_motion
         if warp and self.between:
             cells = (math.ceil(height / flow_cell), math.ceil(width / flow_cell))
             # Per frame between keys, from the key before and the one after: (dx, dy) in
@@ -146,6 +159,18 @@ class LatentGOP(LatentFrame):
             # which +mc's temporal prediction codes nearly free.
             self.flow = nn.ParameterList([nn.Parameter(torch.zeros(
                 len(self.between), 1 if crossing else 2, 2, *cells))])
+            # With fine_cell, a second grid of vectors on finer cells is added to that
+            # one: the fit prices its values as it prices the coarse ones, so they stay
+            # zero where the coarse motion does, and a cell splits only where its finer
+            # motion pays for itself (x264 chooses its partitions by rate and
+            # distortion the same way). One fine grid for every frame, as +cellN, doubled
+            # the fields' cost at lower rates (docs/experiments.md, "thirteenth probe").
+            if fine_cell:
+                if crossing or linear_motion:
+                    raise ValueError("+fine adds to a frame's own two fields: not with "
+                                     "+cross or +lin")
+                fine = (math.ceil(height / fine_cell), math.ceil(width / fine_cell))
+                self.fine_flow = nn.Parameter(torch.zeros(len(self.between), 2, 2, *fine))
             ys = (torch.arange(height) + 0.5) / height * 2 - 1
             xs = (torch.arange(width) + 0.5) / width * 2 - 1
             self.register_buffer("identity", torch.stack(torch.meshgrid(xs, ys, indexing="xy"),
@@ -284,6 +309,8 @@ class LatentGOP(LatentFrame):
         if not self.flow_rate:
             return 0.0
         fields = [self.flow[0]] if self.flow is not None else []
+        if self.fine_flow is not None:
+            fields.append(self.fine_flow)
         if self.pixel and self.key_flow is not None:
             fields.append(self.key_flow)
         if self.motion_coded:
@@ -292,7 +319,7 @@ class LatentGOP(LatentFrame):
 
     def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
         """With motion_coded, the fields as latent_motion.py codes them."""
-        if self.motion_coded and name in ("flow", "key_flow"):
+        if self.motion_coded and name in ("flow", "key_flow", "fine_flow"):
             return field_bits(symbols[0])[0]
         return super().network_bits(name, symbols)
 
@@ -308,6 +335,8 @@ class LatentGOP(LatentFrame):
             nets["pixel_head"] = self.pixel_head
         if self.key_flow is not None:
             nets["key_flow"] = nn.ParameterList([self.key_flow])
+        if self.fine_flow is not None:
+            nets["fine_flow"] = nn.ParameterList([self.fine_flow])
         if self.pixel and self.uncoded:
             # An anchored GOP predicting pictures draws none: its first key is a picture
             # a decoder holds, the rest predictions and residuals.
@@ -340,8 +369,7 @@ class LatentGOP(LatentFrame):
         """A (1, c, h, w) grid displaced by a coarse field (2, cells) in grid_sample's units,
         plus (dense_motion) a displacement per pixel, (h, w, 2) in pixels."""
         identity = getattr(self, f"key_identity{level}")
-        dense = F.interpolate(field[None], size=grid.shape[-2:], mode="bilinear",
-                              align_corners=False)[0].permute(1, 2, 0)
+        dense = self._spread(field[None], grid.shape[-2:])[0].permute(1, 2, 0)
         if fine is not None:
             dense = dense + fine * self.pixel_size
         return F.grid_sample(grid, identity + dense[None], mode=self.sampling,
@@ -381,8 +409,10 @@ class LatentGOP(LatentFrame):
             # on towards the key after. f's own fields are what departs from that.
             moved = self.key_flow[self.keys.index(after) - 1]
             field = field + torch.stack([a * moved, (a - 1) * moved])
-        dense = F.interpolate(field, size=self.size, mode="bilinear", align_corners=False
-                              ).permute(0, 2, 3, 1)
+        dense = self._spread(field, self.size).permute(0, 2, 3, 1)
+        if self.fine_flow is not None:
+            dense = dense + self._spread(self.fine_flow[self.between.index(f)], self.size
+                                         ).permute(0, 2, 3, 1)
         if fine is not None:
             dense = dense + fine.reshape(*self.size, 2, 2).permute(2, 0, 1, 3) * self.pixel_size
         warped = [F.grid_sample(self._reference(latents, x, keys, cache, done)
@@ -393,6 +423,13 @@ class LatentGOP(LatentFrame):
         if self.residual != "latent":
             return blended
         return blended + self.upsampled(self.correction(latents, f))
+
+    def _spread(self, field: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Fields (n, 2, cells) upsampled to (n, 2, *size): bilinearly, or (block_motion)
+        each cell's vector over its block."""
+        if self.block_motion:
+            return F.interpolate(field, size=size, mode="nearest")
+        return F.interpolate(field, size=size, mode="bilinear", align_corners=False)
 
     def _reference(self, latents: list[torch.Tensor], x: int, keys: dict[int, torch.Tensor],
                    cache: dict[int, object], done: dict[int, torch.Tensor]) -> torch.Tensor:
@@ -526,6 +563,35 @@ class LatentGOP(LatentFrame):
         return torch.cat([windows, torch.cat(previous)], dim=1)
 
 
+@torch.no_grad()
+def search_fields(model: LatentGOP, frames: np.ndarray) -> None:
+    """Start every field where block search (motion_search.py) puts each cell in the
+    picture it warps: a key's in the key before, a frame between's in each of its two
+    references. An anchored GOP searches its anchor as decoded; the other references
+    are the source frames, which an encoder has before it has coded them."""
+    if model.crossing or model.linear_motion:
+        raise ValueError("+me starts a frame's own two fields: not with +cross or +lin")
+    pictures = [luma(f) for f in frames]
+    if model.uncoded and model.pixel:
+        pictures[0] = luma((model.anchor_picture * 255).round().byte().numpy())
+
+    def search(source: int, target: int, cells: tuple[int, int]) -> torch.Tensor:
+        moves = block_search(pictures[source], pictures[target], cells, SEARCH_RADIUS,
+                             SEARCH_PENALTY)
+        h, w = model.size
+        return torch.from_numpy(moves * np.array([2 / w, 2 / h], dtype=np.float32)[:, None, None])
+
+    if model.key_flow is not None:
+        for k in range(1, len(model.keys)):
+            model.key_flow[k - 1] = search(model.keys[k - 1], model.keys[k],
+                                           tuple(model.key_flow.shape[-2:]))
+    if model.flow is not None:
+        field = model.flow[0]
+        for i, f in enumerate(model.between):
+            for r, x in enumerate(model.pair_of[f]):
+                field[i, r] = search(x, f, tuple(field.shape[-2:]))
+
+
 def decoded(picture: torch.Tensor) -> torch.Tensor:
     """A picture as a decoder holds it for prediction: clamped and rounded to 8 bits,
     the rounding straight through in a fit."""
@@ -633,10 +699,15 @@ def main() -> None:
                          "keys' errors weigh W times a frame between's in the fit; +bic: warps "
                          "read between pixels with a cubic kernel, not bilinearly; +cellN: "
                          "a motion vector per N x N pixels (default 32); +kcellN: the same for "
-                         "the keys' fields alone; +hier (with +px): a "
+                         "the keys' fields alone; +fineN: a second grid of vectors per N x N "
+                         "pixels added to the frames between's fields, priced so that it "
+                         "moves only where it pays; +hier (with +px): a "
                          "frame between is predicted from the nearest frames coded before "
                          "it, the middle ones first; +ph3 (with +px): the pixel head's last "
-                         "layer reads a 3x3 window; +dm (with +px): the pixel head also draws "
+                         "layer reads a 3x3 window; +blk: each field's vector moves its whole "
+                         "block (cell), not a bilinear blend of the vectors around; +me: "
+                         "the fields start where block search puts each cell, not at zero; "
+                         "+dm (with +px): the pixel head also draws "
                          "a displacement per pixel, added to the coarse fields")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
@@ -674,6 +745,7 @@ def main() -> None:
             weight = re.search(r"\+kw([\d.]+)", variant)
             cell = re.search(r"\+cell(\d+)", variant)
             key_cell = re.search(r"\+kcell(\d+)", variant)
+            fine_cell = re.search(r"\+fine(\d+)", variant)
             residual = re.search(r"\+(p?)res(ref)?", variant)
             build = dict(frames=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, temporal="temporal" in variant,
@@ -688,7 +760,9 @@ def main() -> None:
                          key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
                          flow_cell=int(cell[1]) if cell else FLOW_CELL,
                          key_cell=int(key_cell[1]) if key_cell else None,
+                         fine_cell=int(fine_cell[1]) if fine_cell else None,
                          hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
+                         block_motion="+blk" in variant,
                          dense_motion="+dm" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
@@ -701,6 +775,8 @@ def main() -> None:
                 model.set_anchor_picture(last_frame(args.anchor))
             elif args.anchor:
                 model.set_anchor(last_key(args.anchor))
+            if "+me" in variant:
+                search_fields(model, frames)
             points.append(latent_point(frames, model, lam, args))
             if args.anchor:
                 # The anchor frame is the earlier GOP's, scored there: this GOP's point
