@@ -145,8 +145,10 @@ class LatentGOP(LatentFrame):
         # a smooth motion, or (block_motion) each cell's vector over its whole block, as a
         # classic codec's motion is. Carphone's head moves against a still car: a smooth
         # field blurs the edge between them, and a 16 x 16 block search predicts frame 7
-        # from frame 0 at 31.8 dB where its vectors spread smoothly give 30.3
-        # (docs/experiments.md, "fourteenth probe").
+        # from frame 0 at 31.8 dB where its vectors spread smoothly give 30.3. Fitted, it
+        # lost (+13.7 % at lambda 1e-3, with +me): the frames between, blending two
+        # block-moved pictures, needed half again the corrections (docs/experiments.md,
+        # "fourteenth probe").
         self.block_motion = block_motion
         if warp and self.between:
             cells = (math.ceil(height / flow_cell), math.ceil(width / flow_cell))
@@ -160,11 +162,13 @@ class LatentGOP(LatentFrame):
             self.flow = nn.ParameterList([nn.Parameter(torch.zeros(
                 len(self.between), 1 if crossing else 2, 2, *cells))])
             # With fine_cell, a second grid of vectors on finer cells is added to that
-            # one: the fit prices its values as it prices the coarse ones, so they stay
-            # zero where the coarse motion does, and a cell splits only where its finer
-            # motion pays for itself (x264 chooses its partitions by rate and
-            # distortion the same way). One fine grid for every frame, as +cellN, doubled
-            # the fields' cost at lower rates (docs/experiments.md, "thirteenth probe").
+            # one, its values priced as the coarse ones are: meant to split a cell only
+            # where finer motion pays, as x264 chooses its partitions (one fine grid for
+            # every frame, +cellN, doubled the fields' cost at lower rates). It lost
+            # (+23.5 % at lambda 1e-3): priced per value, a fine vector held steady over
+            # a key interval looks free to the fit, and the mostly-zero grids cost more
+            # once coded than the coarse fields and the keys' together
+            # (docs/experiments.md, "fourteenth probe").
             if fine_cell:
                 if crossing or linear_motion:
                     raise ValueError("+fine adds to a frame's own two fields: not with "
@@ -700,8 +704,8 @@ def main() -> None:
                          "read between pixels with a cubic kernel, not bilinearly; +cellN: "
                          "a motion vector per N x N pixels (default 32); +kcellN: the same for "
                          "the keys' fields alone; +fineN: a second grid of vectors per N x N "
-                         "pixels added to the frames between's fields, priced so that it "
-                         "moves only where it pays; +hier (with +px): a "
+                         "pixels added to the frames between's fields, priced as they are; "
+                         "+hier (with +px): a "
                          "frame between is predicted from the nearest frames coded before "
                          "it, the middle ones first; +ph3 (with +px): the pixel head's last "
                          "layer reads a 3x3 window; +blk: each field's vector moves its whole "

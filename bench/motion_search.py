@@ -6,7 +6,8 @@ A GOP fit (`latent_gop.py`) moves its fields by the warped picture's gradient, w
 a pixel or two; between keys 7 frames apart carphone's content moves further than that,
 and fields started at zero stayed short of it (frame 7 predicted from frame 0 at 29.9 dB
 where an 8 x 8 block search reaches 33.9, docs/experiments.md, "fourteenth probe"). With
-`+me` the fields start where this search puts them, and the fit refines them from there.
+`+me` the fields start where this search puts them, and the fit refines them from there
+(measured with block motion, `+blk`, on carphone, and not taken).
 
 Nothing here is part of the codec or its format yet.
 """
