@@ -50,13 +50,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, render, save_model  # noqa: E402
 from latent_model import CONTEXT, LatentFrame  # noqa: E402
 from latent_motion import field_bits, residuals  # noqa: E402
-from motion_search import block_search, luma  # noqa: E402
+from motion_search import block_search  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from bitstream.latents import REFERENCE  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
-from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
+from evaluation.quality import BT601, psnr_yuv420, yuv420_planes  # noqa: E402
 
 # Sine and cosine of the frame time at these multiples of pi: the bias network's input.
 TIME_FREQUENCIES = (1, 2, 4, 8)
@@ -575,15 +575,18 @@ def search_fields(model: LatentGOP, frames: np.ndarray) -> None:
     are the source frames, which an encoder has before it has coded them."""
     if model.crossing or model.linear_motion:
         raise ValueError("+me starts a frame's own two fields: not with +cross or +lin")
-    pictures = [luma(f) for f in frames]
+    # The search compares luma, where most of the detail is.
+    luma = BT601[0].numpy().astype(np.float32)
+    pictures = list(frames.astype(np.float32) @ luma)
     if model.uncoded and model.pixel:
-        pictures[0] = luma((model.anchor_picture * 255).round().byte().numpy())
+        pictures[0] = (model.anchor_picture * 255).round().numpy() @ luma
+    h, w = model.size
+    # Pixels to grid_sample's units.
+    scale = np.array([2 / w, 2 / h], dtype=np.float32)[:, None, None]
 
     def search(source: int, target: int, cells: tuple[int, int]) -> torch.Tensor:
-        moves = block_search(pictures[source], pictures[target], cells, SEARCH_RADIUS,
-                             SEARCH_PENALTY)
-        h, w = model.size
-        return torch.from_numpy(moves * np.array([2 / w, 2 / h], dtype=np.float32)[:, None, None])
+        return torch.from_numpy(scale * block_search(pictures[source], pictures[target], cells,
+                                                     SEARCH_RADIUS, SEARCH_PENALTY))
 
     if model.key_flow is not None:
         for k in range(1, len(model.keys)):
