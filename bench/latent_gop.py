@@ -103,7 +103,7 @@ class LatentGOP(LatentFrame):
                  crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
                  flow_cell: int = FLOW_CELL, key_cell: int | None = None,
                  fine_cell: int | None = None,
-                 hierarchical: bool = False, block_motion: bool = False,
+                 hierarchical: bool = False, block_motion: bool = False, key_block_motion: bool = False,
                  spatial_head: bool = False, dense_motion: bool = False, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
@@ -150,6 +150,9 @@ class LatentGOP(LatentFrame):
         # block-moved pictures, needed half again the corrections (docs/experiments.md,
         # "fourteenth probe").
         self.block_motion = block_motion
+        # With key_block_motion, the keys' fields alone move blocks: a P key is one
+        # picture moved, where +blk's blends of two block-moved pictures lost.
+        self.key_block_motion = key_block_motion or block_motion
         if warp and self.between:
             cells = (math.ceil(height / flow_cell), math.ceil(width / flow_cell))
             # Per frame between keys, from the key before and the one after: (dx, dy) in
@@ -373,7 +376,8 @@ class LatentGOP(LatentFrame):
         """A (1, c, h, w) grid displaced by a coarse field (2, cells) in grid_sample's units,
         plus (dense_motion) a displacement per pixel, (h, w, 2) in pixels."""
         identity = getattr(self, f"key_identity{level}")
-        dense = self._spread(field[None], grid.shape[-2:])[0].permute(1, 2, 0)
+        dense = self._spread(field[None], grid.shape[-2:], self.key_block_motion
+                             )[0].permute(1, 2, 0)
         if fine is not None:
             dense = dense + fine * self.pixel_size
         return F.grid_sample(grid, identity + dense[None], mode=self.sampling,
@@ -413,10 +417,10 @@ class LatentGOP(LatentFrame):
             # on towards the key after. f's own fields are what departs from that.
             moved = self.key_flow[self.keys.index(after) - 1]
             field = field + torch.stack([a * moved, (a - 1) * moved])
-        dense = self._spread(field, self.size).permute(0, 2, 3, 1)
+        dense = self._spread(field, self.size, self.block_motion).permute(0, 2, 3, 1)
         if self.fine_flow is not None:
-            dense = dense + self._spread(self.fine_flow[self.between.index(f)], self.size
-                                         ).permute(0, 2, 3, 1)
+            dense = dense + self._spread(self.fine_flow[self.between.index(f)], self.size,
+                                         self.block_motion).permute(0, 2, 3, 1)
         if fine is not None:
             dense = dense + fine.reshape(*self.size, 2, 2).permute(2, 0, 1, 3) * self.pixel_size
         warped = [F.grid_sample(self._reference(latents, x, keys, cache, done)
@@ -428,10 +432,11 @@ class LatentGOP(LatentFrame):
             return blended
         return blended + self.upsampled(self.correction(latents, f))
 
-    def _spread(self, field: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Fields (n, 2, cells) upsampled to (n, 2, *size): bilinearly, or (block_motion)
-        each cell's vector over its block."""
-        if self.block_motion:
+    @staticmethod
+    def _spread(field: torch.Tensor, size: tuple[int, int], block: bool) -> torch.Tensor:
+        """Fields (n, 2, cells) upsampled to (n, 2, *size): bilinearly, or (block) each
+        cell's vector over its block."""
+        if block:
             return F.interpolate(field, size=size, mode="nearest")
         return F.interpolate(field, size=size, mode="bilinear", align_corners=False)
 
@@ -568,11 +573,12 @@ class LatentGOP(LatentFrame):
 
 
 @torch.no_grad()
-def search_fields(model: LatentGOP, frames: np.ndarray) -> None:
+def search_fields(model: LatentGOP, frames: np.ndarray, keys_only: bool = False) -> None:
     """Start every field where block search (motion_search.py) puts each cell in the
     picture it warps: a key's in the key before, a frame between's in each of its two
     references. An anchored GOP searches its anchor as decoded; the other references
-    are the source frames, which an encoder has before it has coded them."""
+    are the source frames, which an encoder has before it has coded them. With
+    keys_only, the keys' fields alone start there."""
     if model.crossing or model.linear_motion:
         raise ValueError("+me starts a frame's own two fields: not with +cross or +lin")
     # The search compares luma, where most of the detail is.
@@ -592,7 +598,7 @@ def search_fields(model: LatentGOP, frames: np.ndarray) -> None:
         for k in range(1, len(model.keys)):
             model.key_flow[k - 1] = search(model.keys[k - 1], model.keys[k],
                                            tuple(model.key_flow.shape[-2:]))
-    if model.flow is not None:
+    if model.flow is not None and not keys_only:
         field = model.flow[0]
         for i, f in enumerate(model.between):
             for r, x in enumerate(model.pair_of[f]):
@@ -714,6 +720,7 @@ def main() -> None:
                          "layer reads a 3x3 window; +blk: each field's vector moves its whole "
                          "block (cell), not a bilinear blend of the vectors around; +me: "
                          "the fields start where block search puts each cell, not at zero; "
+                         "+kblk, +kme: the same for the keys' fields alone; "
                          "+dm (with +px): the pixel head also draws "
                          "a displacement per pixel, added to the coarse fields")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
@@ -770,6 +777,7 @@ def main() -> None:
                          fine_cell=int(fine_cell[1]) if fine_cell else None,
                          hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
                          block_motion="+blk" in variant,
+                         key_block_motion="+kblk" in variant,
                          dense_motion="+dm" in variant,
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
@@ -782,8 +790,8 @@ def main() -> None:
                 model.set_anchor_picture(last_frame(args.anchor))
             elif args.anchor:
                 model.set_anchor(last_key(args.anchor))
-            if "+me" in variant:
-                search_fields(model, frames)
+            if "+me" in variant or "+kme" in variant:
+                search_fields(model, frames, keys_only="+kme" in variant)
             points.append(latent_point(frames, model, lam, args))
             if args.anchor:
                 # The anchor frame is the earlier GOP's, scored there: this GOP's point
