@@ -47,7 +47,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_intra import CLIPS, add_fit_arguments, cropped, latent_point, render, save_model  # noqa: E402
+from latent_intra import CLIPS, add_fit_arguments, cropped, fit_frames, render, save_model, scored_point  # noqa: E402
 from latent_model import CONTEXT, LatentFrame  # noqa: E402
 from latent_motion import field_bits, residuals  # noqa: E402
 from motion_search import block_search  # noqa: E402
@@ -104,7 +104,8 @@ class LatentGOP(LatentFrame):
                  flow_cell: int = FLOW_CELL, key_cell: int | None = None,
                  fine_cell: int | None = None,
                  hierarchical: bool = False, block_motion: bool = False, key_block_motion: bool = False,
-                 spatial_head: bool = False, dense_motion: bool = False, **architecture):
+                 spatial_head: bool = False, dense_motion: bool = False,
+                 coded: int | None = None, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -112,7 +113,13 @@ class LatentGOP(LatentFrame):
         # between take the latents linearly interpolated in time, as a 3D grid coarse in t,
         # or (warp) each key's latents displaced by a coarse field of the frame's own,
         # then blended in time: motion carried instead of cross-faded.
-        self.keys = sorted({*range(0, frames, key_every), frames - 1})
+        # With coded (lookahead), frames from coded on are fitted but not coded: keys go
+        # on from the last coded frame as the next GOP will place them, so that the GOP's
+        # last key is fitted as the reference it will be (truncated() then keeps the
+        # coded frames alone).
+        coded = coded or frames
+        self.keys = sorted({*range(0, coded, key_every), coded - 1,
+                            *range(coded - 1, frames, key_every), frames - 1})
         self.between = [f for f in range(frames) if f not in self.keys]
         # The two frames each frame between is predicted from (pair_of), and an order in
         # which they come before it: the keys around it; or (hierarchical, with pixel)
@@ -605,6 +612,37 @@ def search_fields(model: LatentGOP, frames: np.ndarray, keys_only: bool = False)
                 field[i, r] = search(x, f, tuple(field.shape[-2:]))
 
 
+@torch.no_grad()
+def truncated(model: LatentGOP, build: dict, coded: int) -> LatentGOP:
+    """A GOP fitted with lookahead (build's frames beyond coded), cut to its first coded
+    frames as a file holds them: the same keys, fields and corrections for those frames
+    (none of which depends on a later frame), the same networks."""
+    short = LatentGOP(**dict(build, frames=coded, coded=None))
+    if short.keys != model.keys[:len(short.keys)] or short.between != model.between[
+            :len(short.between)]:
+        raise ValueError("the coded frames' keys must be the lookahead fit's")
+    short.floor = model.floor
+    if model.first_reference is not None:
+        short.set_first_reference(list(model.first_reference))
+    long_state, levels = model.state_dict(), model.levels
+    # The corrections follow the keys, so a frame between's owner moves by the keys dropped.
+    owner_of = {o: o for o in range(len(short.keys))}
+    owner_of.update({len(short.keys) + j: len(model.keys) + j for j in range(len(short.between))})
+    state = {}
+    for name, value in short.state_dict().items():
+        if name.startswith("latents."):
+            i = int(name.split(".")[1])
+            source = long_state[f"latents.{owner_of[i // levels] * levels + i % levels}"]
+        else:
+            # Fields run over frames between (or key intervals) in order: keep the first.
+            source = long_state[name][:value.shape[0]] if value.dim() else long_state[name]
+        if source.shape != value.shape:
+            raise ValueError(f"{name}: {tuple(source.shape)} cannot become {tuple(value.shape)}")
+        state[name] = source
+    short.load_state_dict(state)
+    return short
+
+
 def decoded(picture: torch.Tensor) -> torch.Tensor:
     """A picture as a decoder holds it for prediction: clamped and rounded to 8 bits,
     the rounding straight through in a fit."""
@@ -740,12 +778,17 @@ def main() -> None:
                          "--start) whose last key, as coded, is this GOP's first key: the "
                          "GOP's first frame is then that GOP's, and only the others are "
                          "scored and priced (x264 too codes only them)")
+    ap.add_argument("--lookahead", type=int, default=0,
+                    help="frames after the GOP fitted with it but not coded, keys placed on "
+                         "them as the next GOP will: the last key is fitted as the next "
+                         "GOP's reference it will be")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.reused = tuple(args.reused) if args.networks else ()
     args.out.mkdir(parents=True, exist_ok=True)
-    frames = cropped(read_video(CLIPS / f"{args.clip}.mkv", start=args.start,
-                                count=args.frames)[0], args.crop)
+    seen = cropped(read_video(CLIPS / f"{args.clip}.mkv", start=args.start,
+                              count=args.frames + args.lookahead)[0], args.crop)
+    frames = seen[:args.frames]
     n, h, w, _ = frames.shape
     scored = frames[1:] if args.anchor else frames
     anchor = [gop_point(scored, crf) for crf in args.crfs]
@@ -761,7 +804,7 @@ def main() -> None:
             key_cell = re.search(r"\+kcell(\d+)", variant)
             fine_cell = re.search(r"\+fine(\d+)", variant)
             residual = re.search(r"\+(p?)res(ref)?", variant)
-            build = dict(frames=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
+            build = dict(frames=len(seen), coded=n, height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, temporal="temporal" in variant,
                          biases="biases" in variant, key_every=int(keys[1]) if keys else 1,
                          warp="warp" in variant,
@@ -791,8 +834,12 @@ def main() -> None:
             elif args.anchor:
                 model.set_anchor(last_key(args.anchor))
             if "+me" in variant or "+kme" in variant:
-                search_fields(model, frames, keys_only="+kme" in variant)
-            points.append(latent_point(frames, model, lam, args))
+                search_fields(model, seen, keys_only="+kme" in variant)
+            kept_step, fit_s = fit_frames(seen, model, lam, args)
+            if args.lookahead:
+                model = truncated(model, build, n)
+                build = dict(build, frames=n, coded=None)
+            points.append(scored_point(frames, model, lam, args, kept_step, fit_s))
             if args.anchor:
                 # The anchor frame is the earlier GOP's, scored there: this GOP's point
                 # is its new frames', its bits over them.

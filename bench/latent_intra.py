@@ -267,6 +267,13 @@ def yuv420_psnr(frames: np.ndarray, decoded: np.ndarray) -> float:
 def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> dict:
     """Fit, quantize and score a model of frames, (N, H, W, 3) uint8; PSNRs are the
     frames' means and the rate is counted over all of them."""
+    kept_step, fit_s = fit_frames(frames, model, lam, args)
+    return scored_point(frames, model, lam, args, kept_step, fit_s)
+
+
+def fit_frames(frames: np.ndarray, model: LatentFrame, lam: float, args) -> tuple[int, float]:
+    """Fit a model of frames, (N, H, W, 3) uint8, on --device, leaving it on the CPU;
+    returns the step it kept and the fit's seconds."""
     target = to_float(frames).reshape(model.shape)
     start = time.perf_counter()
     # The fit runs on --device; quantization, coding and scoring on the CPU, as a decoder.
@@ -275,7 +282,14 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     model.to(device)
     kept_step = fit(model, target.to(device), lam, args.iters, args)
     model.cpu()
-    fit_s = time.perf_counter() - start
+    return kept_step, time.perf_counter() - start
+
+
+def scored_point(frames: np.ndarray, model: LatentFrame, lam: float, args, kept_step: int,
+                 fit_s: float) -> dict:
+    """Quantize and score a fitted model of frames; PSNRs are the frames' means and the
+    rate is counted over all of them."""
+    target = to_float(frames).reshape(model.shape)
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
