@@ -778,6 +778,9 @@ def main() -> None:
                          "--start) whose last key, as coded, is this GOP's first key: the "
                          "GOP's first frame is then that GOP's, and only the others are "
                          "scored and priced (x264 too codes only them)")
+    ap.add_argument("--seed", type=int, default=0,
+                    help="the networks' initial values and the fit's noise: fits differing "
+                         "only here say how far apart two fits of one variant land")
     ap.add_argument("--lookahead", type=int, default=0,
                     help="frames after the GOP fitted with it but not coded, keys placed on "
                          "them as the next GOP will: the last key is fitted as the next "
@@ -797,7 +800,7 @@ def main() -> None:
     for variant in args.variants:
         points = []
         for lam in args.lambdas:
-            torch.manual_seed(0)
+            torch.manual_seed(args.seed)
             keys = re.search(r"keys(\d+)", variant)
             weight = re.search(r"\+kw([\d.]+)", variant)
             cell = re.search(r"\+cell(\d+)", variant)
