@@ -770,6 +770,10 @@ def main() -> None:
     ap.add_argument("--reuse", nargs="+", dest="reused",
                     default=["synthesis", "refine", "arm", "residual_head", "bias_net"],
                     help="the networks taken from --networks")
+    ap.add_argument("--start-networks", type=Path,
+                    help="a fit saved with --save whose context network and pixel head "
+                         "this GOP starts from, fitting and coding them as its own: a "
+                         "random start can leave the pixel head reading no full-size level")
     ap.add_argument("--key-reference", type=Path,
                     help="a fit saved with --save (of the GOP before this one) whose last key "
                          "is the context of this GOP's first key (with temporal)")
@@ -830,6 +834,8 @@ def main() -> None:
             model = LatentGOP(**build)
             if args.networks:
                 reuse_networks(model, args.networks, args.reused)
+            if args.start_networks:
+                reuse_networks(model, args.start_networks, ("arm", "pixel_head"))
             if args.key_reference:
                 model.set_first_reference(last_key(args.key_reference))
             if args.anchor and model.pixel:
