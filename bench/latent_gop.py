@@ -832,6 +832,11 @@ def main() -> None:
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
+            if args.lookahead and not model.pixel:
+                # The frame bias reads a frame's time over the GOP's length, so cutting a
+                # GOP that draws its frames would move them all; with +px only the first
+                # key is drawn, at time 0.
+                raise SystemExit("--lookahead needs +px")
             if args.networks:
                 reuse_networks(model, args.networks, args.reused)
             if args.start_networks:
