@@ -6,8 +6,10 @@ A GOP fit (`latent_gop.py`) moves its fields by the warped picture's gradient, f
 zero. On carphone this search says what motion alone could give (frame 7 from frame 0:
 31.8 dB with 16 x 16 blocks, 33.9 with 8 x 8, 30.3 with the 16 x 16 vectors spread
 smoothly as the fields are, where the fit found 29.9; docs/experiments.md, "fourteenth
-probe"). With `+me` the fields start where it puts them and the fit refines them from
-there (measured with block motion, `+blk`, and not taken).
+probe"). With `+me` (`+kme`: the keys' alone) the fields start where it puts them and the
+fit refines them from there; measured with block motion (`+blk`, `+kblk`) and not taken.
+From a decoded reference the fit's own smooth fields predict the keys as well as the
+search's vectors ("fifteenth probe").
 
 Nothing here is part of the codec or its format yet.
 """
