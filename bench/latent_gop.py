@@ -341,6 +341,13 @@ class LatentGOP(LatentFrame):
             return field_bits(symbols[0])[0]
         return super().network_bits(name, symbols)
 
+    def held_parameters(self) -> list[nn.Parameter]:
+        """The pixel head's first layer (--hold-head): started at random and fitted at
+        once, it stops reading the full-size level in many fits (weights 0.00-0.15
+        there, 0.5-1.3 on the others), the noise on that level's many latents costing
+        more distortion early on than the latents yet draw."""
+        return [self.pixel_head[0].weight] if self.pixel_head is not None else []
+
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()
         if self.bias_net is not None:
@@ -786,6 +793,10 @@ def main() -> None:
                          "--start) whose last key, as coded, is this GOP's first key: the "
                          "GOP's first frame is then that GOP's, and only the others are "
                          "scored and priced (x264 too codes only them)")
+    ap.add_argument("--hold-head", type=int, default=0, metavar="STEPS",
+                    help="hold the pixel head's first layer as it started for the fit's "
+                         "first STEPS steps, so that the latents learn to draw through "
+                         "every level before the head may drop one")
     ap.add_argument("--seed", type=int, default=0,
                     help="the networks' initial values and the fit's noise: fits differing "
                          "only here say how far apart two fits of one variant land")
@@ -836,6 +847,7 @@ def main() -> None:
                          depth=args.depth, refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentGOP(**build)
+            model.hold_steps = args.hold_head
             if args.lookahead and not model.pixel:
                 # The frame bias reads a frame's time over the GOP's length, so cutting a
                 # GOP that draws its frames would move them all; with +px only the first

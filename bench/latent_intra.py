@@ -120,6 +120,10 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
                 + lam * (model.bits(priced) + model.side_bits()) / pixels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if it < model.hold_steps:
+            # Adam leaves a parameter without a gradient where it is.
+            for p in model.held_parameters():
+                p.grad = None
         opt.step()
         if args.keep_best and (it + 1) % check_every == 0:
             with torch.no_grad():

@@ -36,6 +36,8 @@ class LatentFrame(nn.Module):
     # How many of the first grids a file holds elsewhere (a GOP's anchor key): priced and
     # coded by nothing here.
     uncoded = 0
+    # How many first steps the fit leaves held_parameters() as they started.
+    hold_steps = 0
 
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
                  depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
@@ -73,6 +75,10 @@ class LatentFrame(nn.Module):
         if self.upsampling is not None:
             nets["upsampling"] = self.upsampling
         return nets
+
+    def held_parameters(self) -> list[nn.Parameter]:
+        """Parameters the fit holds still for its first hold_steps steps: none here."""
+        return []
 
     def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
         """The named network's parameters, quantized (integers at their steps, a tensor
