@@ -229,7 +229,8 @@ def main() -> None:
     ap.add_argument("--hold-head", type=int, default=0, metavar="STEPS",
                     help="hold the pixel head's first layer as it started for the fit's "
                          "first STEPS steps, so that the latents learn to draw through "
-                         "every level before the head may drop one")
+                         "every level before the head may drop one (it kept the level "
+                         "and did not pay on carphone)")
     ap.add_argument("--seed", type=int, default=0,
                     help="the networks' initial values and the fit's noise: fits differing "
                          "only here say how far apart two fits of one variant land")

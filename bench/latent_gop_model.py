@@ -307,7 +307,10 @@ class LatentGOP(LatentFrame):
         """The pixel head's first layer (--hold-head): started at random and fitted at
         once, it stops reading the full-size level in many fits (weights 0.00-0.15
         there, 0.5-1.3 on the others), the noise on that level's many latents costing
-        more distortion early on than the latents yet draw."""
+        more distortion early on than the latents yet draw. Held for 600 of 3000 steps
+        it keeps the level, and that did not pay on carphone: keys7 at lambda 1e-3 lost
+        7 points against its own dead-head fit, keys4 at 3e-3 moved -1.9 %, inside the
+        seeds' spread (docs/experiments.md, "sixteenth probe")."""
         return [self.pixel_head[0].weight] if self.pixel_head is not None else []
 
     def networks(self) -> dict[str, nn.Module]:
