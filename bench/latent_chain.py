@@ -6,8 +6,9 @@ of fits (a GOP fitting its networks, or a first frame fitted alone by
 bench/latent_intra.py, then GOPs starting on the frame before ended on with --anchor,
 fitting networks of their own or taking them with --networks): bits over all the chain's
 frames, mean PSNR-YUV420 over them, against x264 medium at its default keyint on the same
-frames (x265 medium's points beside it), and on each GOP's window as the GOP probe scores
-it.
+frames (x265 medium's points beside it), on each GOP's window as the GOP probe scores
+it, and for each anchored GOP against x264 coding the same frames after the same anchor
+picture (what the GOP's own coding costs, whatever its anchor is worth).
 
     python bench/latent_chain.py --clip carphone /tmp/gop1 /tmp/gop2 /tmp/gop3 --out chain.json
     python bench/latent_chain.py --curve chain1.json chain2.json chain3.json --out curve.json
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +34,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_gop import gop_point  # noqa: E402
+from latent_gop import gop_point, last_frame  # noqa: E402
 from latent_intra import CLIPS  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
+from evaluation.baselines import code, codec_settings, encode  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
+from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
+
+# x264's crfs for its curve given a GOP's own anchor: wide enough to hold every GOP's PSNR.
+SAME_ANCHOR_CRFS = range(16, 44, 2)
 
 
 def point_against(anchor: list[dict], bpp: float, psnr: float) -> float | None:
@@ -47,6 +54,27 @@ def point_against(anchor: list[dict], bpp: float, psnr: float) -> float | None:
     if not quality[0] <= psnr <= quality[-1]:
         return None
     return round(100 * (bpp / float(np.exp(np.interp(psnr, quality, log_rate))) - 1), 1)
+
+
+def same_anchor(anchor: np.ndarray, frames: np.ndarray, bpp: float, psnr: float) -> float | None:
+    """Percent more bits than x264 medium spends on frames (N, H, W, 3) after the same
+    anchor picture, at the same mean PSNR-YUV420 (None outside its curve): the anchor is
+    x264's first frame, coded at QP 0 (62-66 dB from it on carphone: a copy), and its
+    packet is not counted. What a GOP's own coding costs
+    against x264's P and B frames, whatever its anchor is worth."""
+    fps, n, (h, w) = Fraction(25), len(frames), frames.shape[1:3]
+    both = np.concatenate([anchor[None], frames])
+    curve = []
+    for crf in SAME_ANCHOR_CRFS:
+        settings = codec_settings("x264", crf)
+        settings["options"] = {**settings["options"], "x264-params": "zones=0,0,q=0"}
+        # The anchor's packet (the first, with the parameter sets) is left out.
+        bits = 8 * sum(p.size for p in encode(both, settings, fps)[1:])
+        planes = code(both, settings, fps)[4]
+        curve.append({"bpp": bits / (n * h * w),
+                      "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), p)
+                                                    for f, p in zip(frames, planes[1:])]))})
+    return point_against(curve, bpp, psnr)
 
 
 def _fit(folder: Path, clip: str) -> tuple[str, dict, dict, int, int, int]:
@@ -97,6 +125,10 @@ def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
                      "psnr_yuv420": p["psnr_yuv420"],
                      "against_x264_window": point_against(run["x264"], p["bpp"],
                                                           p["psnr_yuv420"])})
+        if new < count:
+            scored = read_video(CLIPS / f"{clip}.mkv", start=last - new, count=new)[0]
+            gops[-1]["against_x264_same_anchor"] = same_anchor(
+                last_frame(Path(run["args"]["anchor"])), scored, p["bpp"], p["psnr_yuv420"])
     frames = read_video(CLIPS / f"{clip}.mkv", start=first, count=last - first)[0]
     anchors = {codec: [gop_point(frames, crf, codec) for crf in crfs]
                for codec in ("x264", "x265")}
@@ -106,7 +138,8 @@ def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
                                            result["psnr_yuv420"])
     print(f"{clip} frames {first}-{last - 1}: {result['bpp']:.4f} bpp "
           f"{result['psnr_yuv420']:.2f} dB, {result['against_x264']} % against x264 "
-          f"(windows: {[g['against_x264_window'] for g in gops]})")
+          f"(windows: {[g['against_x264_window'] for g in gops]}; given their anchors: "
+          f"{[g.get('against_x264_same_anchor') for g in gops]})")
     return {"clip": clip, "chain": result, "gops": gops, **anchors}
 
 

@@ -71,23 +71,15 @@ def codec_settings(name: str, crf: int, keyint: int | None = None) -> dict:
     }
 
 
-def code(frames: np.ndarray, settings: dict, fps: Fraction
-         ) -> tuple[int, np.ndarray, float, float, list[Planes] | None]:
-    """Encode RGB frames with ``codec_settings`` and decode them back.
-
-    Returns the coded size in bytes (the sum of the packets' sizes: the elementary stream
-    with its parameter sets and SEI, no container), the decoded RGB frames, the encode
-    and decode seconds, each including its RGB/YUV conversion, and for a yuv420p codec
-    the decoded planes of each frame (for PSNR-YUV420; None for yuv444p).
-    """
-    n, height, width, _ = frames.shape
+def encode(frames: np.ndarray, settings: dict, fps: Fraction) -> list[av.Packet]:
+    """Encode RGB frames with ``codec_settings``: the packets in decode order (the first
+    holds the parameter sets and SEI with the first frame)."""
+    _, height, width, _ = frames.shape
     pix_fmt = settings["pix_fmt"]
     if pix_fmt == PIX_FMT and (width % 2 or height % 2):
         raise ValueError(f"the {PIX_FMT} baselines need an even width and height, not "
                          f"{width}x{height}")
-    encoder, decoder = CODECS[settings["codec"]]
-    start = time.perf_counter()
-    enc = av.CodecContext.create(encoder, "w")
+    enc = av.CodecContext.create(CODECS[settings["codec"]][0], "w")
     enc.width, enc.height, enc.pix_fmt = width, height, pix_fmt
     enc.time_base, enc.framerate, enc.gop_size = 1 / fps, fps, settings["keyint"]
     enc.colorspace, enc.color_range = BT601, ColorRange.MPEG
@@ -97,7 +89,22 @@ def code(frames: np.ndarray, settings: dict, fps: Fraction
         frame = yuv_frame(rgb, pix_fmt)
         frame.pts, frame.time_base = i, 1 / fps
         packets += enc.encode(frame)
-    packets += enc.encode(None)
+    return packets + enc.encode(None)
+
+
+def code(frames: np.ndarray, settings: dict, fps: Fraction
+         ) -> tuple[int, np.ndarray, float, float, list[Planes] | None]:
+    """Encode RGB frames with ``codec_settings`` and decode them back.
+
+    Returns the coded size in bytes (the sum of the packets' sizes: the elementary stream
+    with its parameter sets and SEI, no container), the decoded RGB frames, the encode
+    and decode seconds, each including its RGB/YUV conversion, and for a yuv420p codec
+    the decoded planes of each frame (for PSNR-YUV420; None for yuv444p).
+    """
+    n, pix_fmt = len(frames), settings["pix_fmt"]
+    encoder, decoder = CODECS[settings["codec"]]
+    start = time.perf_counter()
+    packets = encode(frames, settings, fps)
     encode_s = time.perf_counter() - start
     size = sum(p.size for p in packets)
 
