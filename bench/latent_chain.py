@@ -60,8 +60,8 @@ def same_anchor(anchor: np.ndarray, frames: np.ndarray, bpp: float, psnr: float)
     """Percent more bits than x264 medium spends on frames (N, H, W, 3) after the same
     anchor picture, at the same mean PSNR-YUV420 (None outside its curve): the anchor is
     x264's first frame, coded at QP 0 (62-66 dB from it on carphone: a copy), and its
-    packet is not counted. What a GOP's own coding costs
-    against x264's P and B frames, whatever its anchor is worth."""
+    packet is not counted. What a GOP's own coding costs against x264's P and B frames,
+    whatever its anchor is worth."""
     fps, n, (h, w) = Fraction(25), len(frames), frames.shape[1:3]
     both = np.concatenate([anchor[None], frames])
     curve = []
