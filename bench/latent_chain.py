@@ -38,9 +38,9 @@ from latent_gop import gop_point, last_frame  # noqa: E402
 from latent_intra import CLIPS  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
-from evaluation.baselines import code, codec_settings, encode  # noqa: E402
+from evaluation.baselines import codec_settings, decode, encode  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
-from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
+from evaluation.quality import frame_planes, psnr_yuv420, yuv420_planes  # noqa: E402
 
 # x264's crfs for its curve given a GOP's own anchor: wide enough to hold every GOP's PSNR.
 SAME_ANCHOR_CRFS = range(16, 44, 2)
@@ -68,12 +68,12 @@ def same_anchor(anchor: np.ndarray, frames: np.ndarray, bpp: float, psnr: float)
     for crf in SAME_ANCHOR_CRFS:
         settings = codec_settings("x264", crf)
         settings["options"] = {**settings["options"], "x264-params": "zones=0,0,q=0"}
+        packets = encode(both, settings, fps)
+        planes = [frame_planes(f) for f in decode(packets, settings, n + 1)[1:]]
         # The anchor's packet (the first, with the parameter sets) is left out.
-        bits = 8 * sum(p.size for p in encode(both, settings, fps)[1:])
-        planes = code(both, settings, fps)[4]
-        curve.append({"bpp": bits / (n * h * w),
+        curve.append({"bpp": 8 * sum(p.size for p in packets[1:]) / (n * h * w),
                       "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), p)
-                                                    for f, p in zip(frames, planes[1:])]))})
+                                                    for f, p in zip(frames, planes)]))})
     return point_against(curve, bpp, psnr)
 
 
@@ -112,6 +112,9 @@ def main() -> None:
 def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
     """A chain of fits scored as one clip, with x264 and x265 on the same frames."""
     gops, first, last, bits, quality = [], None, None, 0.0, 0.0
+    # GOPs that start on an earlier fit's picture, with that fit: scored once the
+    # chain's frames are read.
+    anchored = []
     for folder in folders:
         variant, p, run, start, count, new = _fit(folder, clip)
         first = start if first is None else first
@@ -126,10 +129,12 @@ def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
                      "against_x264_window": point_against(run["x264"], p["bpp"],
                                                           p["psnr_yuv420"])})
         if new < count:
-            scored = read_video(CLIPS / f"{clip}.mkv", start=last - new, count=new)[0]
-            gops[-1]["against_x264_same_anchor"] = same_anchor(
-                last_frame(Path(run["args"]["anchor"])), scored, p["bpp"], p["psnr_yuv420"])
+            anchored.append((gops[-1], Path(run["args"]["anchor"])))
     frames = read_video(CLIPS / f"{clip}.mkv", start=first, count=last - first)[0]
+    for gop, anchor in anchored:
+        a, b = (f - first for f in gop["frames"])
+        gop["against_x264_same_anchor"] = same_anchor(last_frame(anchor), frames[a:b],
+                                                      gop["bpp"], gop["psnr_yuv420"])
     anchors = {codec: [gop_point(frames, crf, codec) for crf in crfs]
                for codec in ("x264", "x265")}
     n = last - first

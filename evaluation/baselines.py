@@ -92,6 +92,16 @@ def encode(frames: np.ndarray, settings: dict, fps: Fraction) -> list[av.Packet]
     return packets + enc.encode(None)
 
 
+def decode(packets: list[av.Packet], settings: dict, n: int) -> list[av.VideoFrame]:
+    """A baseline's n pictures back from its packets (``encode``), in display order."""
+    encoder, decoder = CODECS[settings["codec"]]
+    dec = av.CodecContext.create(decoder, "r")
+    pictures = [f for packet in [*packets, None] for f in dec.decode(packet)]
+    if len(pictures) != n:
+        raise RuntimeError(f"{encoder} returned {len(pictures)} of {n} frames")
+    return pictures
+
+
 def code(frames: np.ndarray, settings: dict, fps: Fraction
          ) -> tuple[int, np.ndarray, float, float, list[Planes] | None]:
     """Encode RGB frames with ``codec_settings`` and decode them back.
@@ -101,21 +111,16 @@ def code(frames: np.ndarray, settings: dict, fps: Fraction
     and decode seconds, each including its RGB/YUV conversion, and for a yuv420p codec
     the decoded planes of each frame (for PSNR-YUV420; None for yuv444p).
     """
-    n, pix_fmt = len(frames), settings["pix_fmt"]
-    encoder, decoder = CODECS[settings["codec"]]
     start = time.perf_counter()
     packets = encode(frames, settings, fps)
     encode_s = time.perf_counter() - start
     size = sum(p.size for p in packets)
 
     start = time.perf_counter()
-    dec = av.CodecContext.create(decoder, "r")
-    pictures = [f for packet in [*packets, None] for f in dec.decode(packet)]
+    pictures = decode(packets, settings, len(frames))
     decoded = [f.to_ndarray(format="rgb24", interpolation=SWS_FLAGS) for f in pictures]
     decode_s = time.perf_counter() - start
-    if len(decoded) != n:
-        raise RuntimeError(f"{encoder} returned {len(decoded)} of {n} frames")
-    planes = [frame_planes(f) for f in pictures] if pix_fmt == PIX_FMT else None
+    planes = [frame_planes(f) for f in pictures] if settings["pix_fmt"] == PIX_FMT else None
     return size, np.stack(decoded), encode_s, decode_s, planes
 
 
