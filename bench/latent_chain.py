@@ -58,10 +58,15 @@ def point_against(anchor: list[dict], bpp: float, psnr: float) -> float | None:
 
 def same_anchor(anchor: np.ndarray, frames: np.ndarray, bpp: float, psnr: float) -> float | None:
     """Percent more bits than x264 medium spends on frames (N, H, W, 3) after the same
-    anchor picture, at the same mean PSNR-YUV420 (None outside its curve): the anchor is
-    x264's first frame, coded at QP 0 (62-66 dB from it on carphone: a copy), and its
-    packet is not counted. What a GOP's own coding costs against x264's P and B frames,
-    whatever its anchor is worth."""
+    anchor picture, at the same mean PSNR-YUV420 (None outside its curve): what a GOP's
+    own coding costs against x264's P and B frames, whatever its anchor is worth."""
+    return point_against(same_anchor_curve(anchor, frames), bpp, psnr)
+
+
+def same_anchor_curve(anchor: np.ndarray, frames: np.ndarray) -> list[dict]:
+    """x264 medium's points (bpp, mean PSNR-YUV420) on frames (N, H, W, 3) coded after an
+    anchor picture (H, W, 3): the anchor is x264's first frame, coded at QP 0 (62-66 dB
+    from it on carphone: a copy), and its packet is not counted."""
     fps, n, (h, w) = Fraction(25), len(frames), frames.shape[1:3]
     both = np.concatenate([anchor[None], frames])
     curve = []
@@ -71,10 +76,10 @@ def same_anchor(anchor: np.ndarray, frames: np.ndarray, bpp: float, psnr: float)
         packets = encode(both, settings, fps)
         planes = [frame_planes(f) for f in decode(packets, settings, n + 1)[1:]]
         # The anchor's packet (the first, with the parameter sets) is left out.
-        curve.append({"bpp": 8 * sum(p.size for p in packets[1:]) / (n * h * w),
+        curve.append({"crf": crf, "bpp": 8 * sum(p.size for p in packets[1:]) / (n * h * w),
                       "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), p)
                                                     for f, p in zip(frames, planes)]))})
-    return point_against(curve, bpp, psnr)
+    return curve
 
 
 def _fit(folder: Path, clip: str) -> tuple[str, dict, dict, int, int, int]:

@@ -46,7 +46,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_gop_model import FLOW_CELL, LatentGOP, truncated  # noqa: E402
+from latent_gop_model import FLOW_CELL, MOTION_PREDICTOR, LatentGOP, truncated  # noqa: E402
 from latent_intra import CLIPS, add_fit_arguments, cropped, fit_frames, render, save_model, scored_point  # noqa: E402
 from latent_model import LatentFrame  # noqa: E402
 from motion_search import block_search  # noqa: E402
@@ -128,6 +128,17 @@ def load_fit(path: Path) -> LatentFrame:
     return model
 
 
+@torch.no_grad()
+def start_from(model: LatentGOP, path: Path) -> None:
+    """Start from a fit saved with --save of these keys (a fit of the keys alone, --only,
+    or of the whole window with +bw0): every parameter both hold alike (the keys'
+    latents, their fields, the networks), the keys' pictures then held as they are."""
+    saved = load_fit(path).state_dict()
+    model.load_state_dict({name: saved[name] if name in saved and saved[name].shape == value.shape
+                           else value for name, value in model.state_dict().items()})
+    model.freeze_keys()
+
+
 def last_frame(path: Path) -> np.ndarray:
     """The last frame a GOP fit saved with --save decodes to, (H, W, 3) uint8."""
     model = load_fit(path)
@@ -156,6 +167,13 @@ def owner_bpp(model: LatentGOP, pixels: int) -> dict[str, list[float]]:
             "corrections": [round(b, 4) for b in owners[len(model.keys):]]}
 
 
+def bd_against(anchor: list[dict], points: list[dict]) -> dict:
+    """BD-rate and BD-PSNR (PSNR-YUV420) of points against an anchor's, each a dict with
+    bpp and psnr_yuv420 (bd_delta's warning for fewer than two)."""
+    return bd_delta([p["bpp"] for p in anchor], [p["psnr_yuv420"] for p in anchor],
+                    [p["bpp"] for p in points], [p["psnr_yuv420"] for p in points])
+
+
 def gop_point(frames: np.ndarray, crf: int, codec: str = "x264") -> dict:
     """A baseline (x264 or x265 medium, default keyint, yuv420p) on frames (N, H, W, 3)."""
     n, h, w, _ = frames.shape
@@ -163,6 +181,41 @@ def gop_point(frames: np.ndarray, crf: int, codec: str = "x264") -> dict:
     return {"codec": codec, "crf": crf, "bpp": size * 8 / (n * h * w),
             "psnr_yuv420": float(np.mean([psnr_yuv420(yuv420_planes(f), p)
                                           for f, p in zip(frames, planes)]))}
+
+
+def gop_build(variant: str, args, frames: int, coded: int, h: int, w: int) -> dict:
+    """What builds a LatentGOP of the named variant (main's --variants) for frames of
+    h x w, coded of them coded (the rest lookahead), with the fit's architecture."""
+    keys = re.search(r"keys(\d+)", variant)
+    weight = re.search(r"\+kw([\d.]+)", variant)
+    between = re.search(r"\+bw([\d.]+)", variant)
+    cell = re.search(r"\+cell(\d+)", variant)
+    key_cell = re.search(r"\+kcell(\d+)", variant)
+    fine_cell = re.search(r"\+fine(\d+)", variant)
+    residual = re.search(r"\+(p?)res(ref)?", variant)
+    return dict(frames=frames, coded=coded, height=h, width=w, levels=args.levels,
+                hidden=args.hidden, arm_hidden=args.arm_hidden, temporal="temporal" in variant,
+                biases="biases" in variant, key_every=int(keys[1]) if keys else 1,
+                warp="warp" in variant,
+                residual=residual and ("pixel" if residual[1] else "latent"),
+                residual_reference=bool(residual and residual[2]),
+                key_warp="kres" in variant, flow_rate="+fr" in variant,
+                key_context="kctx" in variant, anchored=bool(args.anchor),
+                pixel="+px" in variant, linear_motion="+lin" in variant,
+                motion_coded="+mc" in variant, crossing="+cross" in variant,
+                key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
+                between_weight=float(between[1]) if between else 1.0,
+                flow_cell=int(cell[1]) if cell else FLOW_CELL,
+                key_cell=int(key_cell[1]) if key_cell else None,
+                fine_cell=int(fine_cell[1]) if fine_cell else None,
+                hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
+                block_motion="+blk" in variant,
+                key_block_motion="+kblk" in variant,
+                dense_motion="+dm" in variant, conditional="+cond" in variant,
+                prediction_context="+pctx" in variant,
+                motion_predictor="spatial" if "+mcs" in variant else MOTION_PREDICTOR,
+                depth=args.depth, refine_layers=args.refine_layers,
+                learned_upsampling=args.learned_upsampling)
 
 
 def main() -> None:
@@ -202,9 +255,14 @@ def main() -> None:
                          "layer reads a 3x3 window; +blk: each field's vector moves its whole "
                          "block (cell), not a bilinear blend of the vectors around; +me: "
                          "the fields start where block search puts each cell, not at zero; "
-                         "+kblk, +kme: the same for the keys' fields alone; "
+                         "+kblk, +kme: the same for the keys' fields alone; +bwW: the "
+                         "frames between's errors weigh W (0: the keys fitted alone); "
                          "+dm (with +px): the pixel head also draws "
-                         "a displacement per pixel, added to the coarse fields")
+                         "a displacement per pixel, added to the coarse fields; +cond (with "
+                         "+px): the pixel head also reads the prediction it corrects; +mcs "
+                         "(with +mc): the fit prices the fields' spatial prediction residuals; "
+                         "+pctx (with +px, temporal): a residual's context model reads how "
+                         "busy its prediction is there")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)
@@ -218,6 +276,13 @@ def main() -> None:
                     help="a fit saved with --save whose context network and pixel head "
                          "this GOP starts from, fitting and coding them as its own: a "
                          "random start can leave the pixel head reading no full-size level")
+    ap.add_argument("--only", type=int, nargs="+",
+                    help="fit only these frames of the window (offsets from --start, the "
+                         "first 0): its keys alone, as a chain of P frames, for --start-fit")
+    ap.add_argument("--start-fit", type=Path,
+                    help="a fit saved with --save of this window's keys alone (--only, "
+                         "or +bw0) whose state this one starts from, its keys' pictures "
+                         "held as they are: the frames between fitted on coded keys")
     ap.add_argument("--key-reference", type=Path,
                     help="a fit saved with --save (of the GOP before this one) whose last key "
                          "is the context of this GOP's first key (with temporal)")
@@ -244,6 +309,10 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     seen = cropped(read_video(CLIPS / f"{args.clip}.mkv", start=args.start,
                               count=args.frames + args.lookahead)[0], args.crop)
+    if args.only:
+        if args.lookahead or args.only[0] != 0:
+            raise SystemExit("--only starts at 0 and takes no --lookahead")
+        seen = seen[args.only]
     frames = seen[:args.frames]
     n, h, w, _ = frames.shape
     scored = frames[1:] if args.anchor else frames
@@ -254,32 +323,7 @@ def main() -> None:
         points = []
         for lam in args.lambdas:
             torch.manual_seed(args.seed)
-            keys = re.search(r"keys(\d+)", variant)
-            weight = re.search(r"\+kw([\d.]+)", variant)
-            cell = re.search(r"\+cell(\d+)", variant)
-            key_cell = re.search(r"\+kcell(\d+)", variant)
-            fine_cell = re.search(r"\+fine(\d+)", variant)
-            residual = re.search(r"\+(p?)res(ref)?", variant)
-            build = dict(frames=len(seen), coded=n, height=h, width=w, levels=args.levels,
-                         hidden=args.hidden, arm_hidden=args.arm_hidden, temporal="temporal" in variant,
-                         biases="biases" in variant, key_every=int(keys[1]) if keys else 1,
-                         warp="warp" in variant,
-                         residual=residual and ("pixel" if residual[1] else "latent"),
-                         residual_reference=bool(residual and residual[2]),
-                         key_warp="kres" in variant, flow_rate="+fr" in variant,
-                         key_context="kctx" in variant, anchored=bool(args.anchor),
-                         pixel="+px" in variant, linear_motion="+lin" in variant,
-                         motion_coded="+mc" in variant, crossing="+cross" in variant,
-                         key_weight=float(weight[1]) if weight else 1.0, bicubic="+bic" in variant,
-                         flow_cell=int(cell[1]) if cell else FLOW_CELL,
-                         key_cell=int(key_cell[1]) if key_cell else None,
-                         fine_cell=int(fine_cell[1]) if fine_cell else None,
-                         hierarchical="+hier" in variant, spatial_head="+ph3" in variant,
-                         block_motion="+blk" in variant,
-                         key_block_motion="+kblk" in variant,
-                         dense_motion="+dm" in variant,
-                         depth=args.depth, refine_layers=args.refine_layers,
-                         learned_upsampling=args.learned_upsampling)
+            build = gop_build(variant, args, len(seen), n, h, w)
             model = LatentGOP(**build)
             model.hold_steps = args.hold_head
             if args.lookahead and not model.pixel:
@@ -299,6 +343,8 @@ def main() -> None:
                 model.set_anchor(last_key(args.anchor))
             if "+me" in variant or "+kme" in variant:
                 search_fields(model, seen, keys_only="+kme" in variant)
+            if args.start_fit:
+                start_from(model, args.start_fit)
             kept_step, fit_s = fit_frames(seen, model, lam, args)
             if args.lookahead:
                 model = truncated(model, build, n)
@@ -318,8 +364,7 @@ def main() -> None:
             print(f"{args.clip} {variant} lambda {lam:g}: {p['bpp']:.3f} bpp "
                   f"({p['network_bpp']:.3f} networks) {p['psnr_yuv420']:.2f} dB YUV420, "
                   f"{p['fit_s']} s", file=sys.stderr, flush=True)
-        bd = bd_delta([p["bpp"] for p in anchor], [p["psnr_yuv420"] for p in anchor],
-                      [p["bpp"] for p in points], [p["psnr_yuv420"] for p in points])
+        bd = bd_against(anchor, points)
         results["variants"][variant] = {"points": points, "bd_yuv420": bd}
         print(f"{args.clip} {variant}: BD-rate against x264 {bd['bd_rate']} % (PSNR-YUV420)",
               file=sys.stderr, flush=True)

@@ -40,6 +40,8 @@ PREVIOUS_GOP = -2
 MOTION_PREDICTOR = "temporal"
 # The hidden width of the head that turns residual pyramids into pixels (+px).
 PIXEL_HEAD = 16
+# BT.601 luma of RGB, for how busy a prediction is (+pctx).
+LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 class ChannelsLastConv(nn.Conv2d):
@@ -62,12 +64,15 @@ class LatentGOP(LatentFrame):
                  residual_reference: bool = False, key_warp: bool = False,
                  flow_rate: bool = False, key_context: bool = False, anchored: bool = False,
                  pixel: bool = False, linear_motion: bool = False, motion_coded: bool = False,
-                 crossing: bool = False, key_weight: float = 1.0, bicubic: bool = False,
+                 crossing: bool = False, key_weight: float = 1.0, between_weight: float = 1.0,
+                 bicubic: bool = False,
                  flow_cell: int = FLOW_CELL, key_cell: int | None = None,
                  fine_cell: int | None = None,
                  hierarchical: bool = False, block_motion: bool = False,
                  key_block_motion: bool = False,
                  spatial_head: bool = False, dense_motion: bool = False,
+                 motion_predictor: str = MOTION_PREDICTOR, conditional: bool = False,
+                 prediction_context: bool = False,
                  coded: int | None = None, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
@@ -103,8 +108,11 @@ class LatentGOP(LatentFrame):
         # With key_weight, the keys' errors count that many times a frame between's: the
         # frames between and the next GOP are predicted from them, as x264's macroblock
         # tree spends more on what later frames reference.
-        if key_weight != 1.0:
-            self.frame_weights = torch.ones(frames)
+        # With between_weight 0, the frames between count for nothing: the keys are
+        # fitted as a chain of P frames alone would be, before (freeze_keys) the frames
+        # between are fitted on them, as a classic encoder codes its P frames first.
+        if key_weight != 1.0 or between_weight != 1.0:
+            self.frame_weights = torch.full((frames,), between_weight)
             self.frame_weights[self.keys] = key_weight
         self.flow, self.fine_flow, self.crossing = None, None, crossing
         # How a warp reads between pixels: bilinearly, or (bicubic) with Keys' cubic
@@ -206,8 +214,9 @@ class LatentGOP(LatentFrame):
         self.linear_motion = linear_motion and self.flow is not None and self.key_flow is not None
         self.flow_rate = flow_rate and (self.flow is not None or self.key_flow is not None)
         # With motion_coded, a file codes each field's values less their predictions
-        # from values coded before them (latent_motion.py), and the fit prices those.
-        self.motion_coded = motion_coded
+        # from values coded before them (latent_motion.py), and the fit prices those
+        # under motion_predictor.
+        self.motion_coded, self.motion_predictor = motion_coded, motion_predictor
         self.first_reference = None
         self.residual = residual if self.flow is not None else None
         self.residual_head = (nn.Linear(levels, 3, bias=False)
@@ -220,15 +229,31 @@ class LatentGOP(LatentFrame):
         # pixels, two for a frame between keys, one for a later key) added to its coarse
         # fields: motion finer than a cell where the latents pay for it, as Cool-chic's
         # video decoder draws its motion from latents.
+        # With conditional, the head also reads the prediction it corrects (the moved
+        # picture, 3 more inputs): a correction drawn knowing the picture under it, as
+        # conditional coding (DCVC) draws a frame from its prediction instead of adding a
+        # residual blind to it.
         self.pixel_head, self.dense_motion = None, dense_motion and pixel
+        self.conditional = conditional and pixel
+        if self.conditional and self.dense_motion:
+            raise ValueError("+cond reads the prediction +dm's motion would move")
         if pixel:
             outputs = 3 + (4 if self.dense_motion else 0)
             last = (ChannelsLastConv(PIXEL_HEAD, outputs) if spatial_head
                     else nn.Linear(PIXEL_HEAD, outputs, bias=False))
-            self.pixel_head = nn.Sequential(nn.Linear(levels, PIXEL_HEAD, bias=False), nn.ReLU(),
+            inputs = levels + (3 if self.conditional else 0)
+            self.pixel_head = nn.Sequential(nn.Linear(inputs, PIXEL_HEAD, bias=False), nn.ReLU(),
                                             last)
             nn.init.zeros_(self.pixel_head[2].weight)
         self.residual_reference = residual_reference and self.residual is not None
+        # With prediction_context (and pixel, temporal), the context model reads, beside
+        # a residual's latents, how busy its prediction is there (PREDICTION_DETAIL):
+        # what motion misses lies on the prediction's edges and texture, so the model
+        # can widen its laws there and narrow them on flat areas. The decoder holds the
+        # prediction before it decodes the residual. predicted keeps each frame's
+        # prediction from the last rendering (no gradient) for it.
+        self.prediction_context = prediction_context and pixel and temporal
+        self.predicted: dict[int, torch.Tensor] = {}
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros_like(y)) for _ in range(owners) for y in self.latents)
@@ -285,7 +310,7 @@ class LatentGOP(LatentFrame):
         unpriced, a field takes whatever motion lowers the distortion at all, and cost
         5.8 bits a value once coded. The keys' fields are priced when they move pictures
         (pixel); as +kctx's context alignment they were not, and stay so. With
-        motion_coded, what is priced is what MOTION_PREDICTOR misses of each value."""
+        motion_coded, what is priced is what motion_predictor misses of each value."""
         if not self.flow_rate:
             return 0.0
         fields = [self.flow[0]] if self.flow is not None else []
@@ -294,7 +319,7 @@ class LatentGOP(LatentFrame):
         if self.pixel and self.key_flow is not None:
             fields.append(self.key_flow)
         if self.motion_coded:
-            fields = [residuals(v, MOTION_PREDICTOR) for v in fields]
+            fields = [residuals(v, self.motion_predictor) for v in fields]
         return sum((2 * torch.log2(1 + v.abs() / FLOW_STEP) + 1).sum() for v in fields)
 
     def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
@@ -312,6 +337,18 @@ class LatentGOP(LatentFrame):
         7 points against its own dead-head fit, keys4 at 3e-3 moved -1.9 %, inside the
         seeds' spread (docs/experiments.md, "sixteenth probe")."""
         return [self.pixel_head[0].weight] if self.pixel_head is not None else []
+
+    def freeze_keys(self) -> None:
+        """Hold the keys' pictures as they are: their latents, their fields and the
+        pixel head that draws them (the context model still fits, pricing them)."""
+        frozen = [*self.latents[:len(self.keys) * self.levels], *self.pixel_head.parameters()]
+        if self.key_flow is not None:
+            frozen.append(self.key_flow)
+        for p in frozen:
+            p.requires_grad_(False)
+        # The keys' latents as coded, which the fit then sees and prices as they are.
+        for y in self.latents[:len(self.keys) * self.levels]:
+            y.round_()
 
     def networks(self) -> dict[str, nn.Module]:
         nets = super().networks()
@@ -448,10 +485,18 @@ class LatentGOP(LatentFrame):
                                        self.frame_bias(self.keys[0])))
             else:
                 before = self.key_picture(latents, k - 1, pictures)
-                own = self.pixel_head(self.upsampled(self.owner_latents(latents, k)))
-                fine = own[..., 3:5] if self.dense_motion else None
-                moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0, fine)
-                picture = moved[0].permute(1, 2, 0) + own[..., :3]
+                stack = self.upsampled(self.owner_latents(latents, k))
+                if self.conditional:
+                    moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1],
+                                        0)[0].permute(1, 2, 0)
+                    picture = moved + self.pixel_head(torch.cat([stack, moved], dim=-1))
+                else:
+                    own = self.pixel_head(stack)
+                    fine = own[..., 3:5] if self.dense_motion else None
+                    moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0,
+                                        fine)[0].permute(1, 2, 0)
+                    picture = moved + own[..., :3]
+                self.predicted[self.keys[k]] = moved.detach()
             pictures[k] = decoded(picture)
         return pictures[k]
 
@@ -475,12 +520,17 @@ class LatentGOP(LatentFrame):
             # A frame between's correction, drawn by its head: pixels, and with
             # dense_motion its fine motion after them.
             drawn = None
-            if self.residual == "pixel" and f in self.between:
+            if self.residual == "pixel" and f in self.between and not self.conditional:
                 head = self.pixel_head if self.pixel else self.residual_head
                 drawn = head(self.upsampled(self.correction(latents, f)))
             fine = drawn[..., 3:] if self.dense_motion and drawn is not None else None
             if self.pixel:
                 out[f] = self.warped_stack(latents, f, keys, cache, out, fine)
+                if f in self.between:
+                    self.predicted[f] = out[f].detach()
+                if self.conditional and self.residual == "pixel" and f in self.between:
+                    drawn = self.pixel_head(torch.cat([
+                        self.upsampled(self.correction(latents, f)), out[f]], dim=-1))
             else:
                 stack = (self.warped_stack(latents, f, keys, cache, out) if self.flow is not None
                          else self.upsampled(self.frame_latents(latents, f)))
@@ -520,6 +570,8 @@ class LatentGOP(LatentFrame):
                              if source == PREVIOUS_GOP
                              else np.zeros_like(g) if source < 0
                              else grids[source * self.levels + k])
+                if self.prediction_context and source == -1:
+                    reference = self.detail(owner, g.shape).numpy().astype(np.int32)
                 if self._aligned(owner):
                     with torch.no_grad():
                         moved = self._moved(torch.from_numpy(reference).float()[None, None],
@@ -527,6 +579,19 @@ class LatentGOP(LatentFrame):
                     reference = torch.round(moved)[0, 0].numpy().astype(np.int32)
                 out.append(reference)
         return out
+
+    @torch.no_grad()
+    def detail(self, owner: int, shape: tuple[int, int]) -> torch.Tensor:
+        """How busy the prediction of owner (a residual's) is over a grid of shape:
+        its luma's absolute differences to the right and below (8-bit units) averaged
+        over each latent's area, as integers round(log2(1 + mean))."""
+        f = (self.keys[owner] if owner < len(self.keys)
+             else self.between[owner - len(self.keys)])
+        luma = (self.predicted[f].clamp(0, 1) * 255) @ LUMA.to(self.predicted[f])
+        busy = (F.pad((luma[:, 1:] - luma[:, :-1]).abs(), (0, 1))
+                + F.pad((luma[1:] - luma[:-1]).abs(), (0, 0, 0, 1)))
+        pooled = F.adaptive_avg_pool2d(busy[None, None], tuple(shape))[0, 0]
+        return torch.round(torch.log2(1 + pooled))
 
     def _aligned(self, owner: int) -> bool:
         """Whether owner's reference is moved by a field before the context model reads
@@ -545,6 +610,8 @@ class LatentGOP(LatentFrame):
                     previous.append(y.new_zeros(y.numel(), REFERENCE))
                     continue
                 before = (self.first_reference[k] if source == PREVIOUS_GOP
+                          else self.detail(owner, y.shape[-2:])[None, None].to(y)
+                          if self.prediction_context and source == -1
                           else torch.zeros_like(y) if source < 0
                           else latents[source * self.levels + k])
                 if self._aligned(owner):

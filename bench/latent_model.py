@@ -94,8 +94,9 @@ class LatentFrame(nn.Module):
         a straight-through gradient (``ste``), or rounded (``round``)."""
         seen, priced = [], []
         for i, y in enumerate(self.latents):
-            if i < self.uncoded:
-                # Held elsewhere as coded: integers already, and exact for a decoder.
+            if i < self.uncoded or not y.requires_grad:
+                # Held elsewhere as coded, or held as coded here (a GOP's frozen keys):
+                # integers already, and exact for a decoder.
                 seen.append(y)
                 priced.append(y)
             elif mode in ("noise", "soft"):
