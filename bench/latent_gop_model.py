@@ -28,6 +28,9 @@ from bitstream.latents import REFERENCE  # noqa: E402
 TIME_FREQUENCIES = (1, 2, 4, 8)
 # A frame between key frames warps their latents by a displacement field held on a grid
 # of one vector per FLOW_CELL x FLOW_CELL pixels (unless +cellN), bilinearly interpolated.
+# 64 (+cell64) took a third off the fields' bits on carphone's first keys4 GOP and paid
+# 13 points against x264 at lambda 3e-3, even at 1e-3 where the corrections grew
+# (docs/experiments.md, "seventeenth probe").
 FLOW_CELL = 32
 # The step at which the fit prices motion fields (+fr): the one the networks' step search
 # chose for them, a sixth of a pixel on carphone (docs/experiments.md, eighth probe).
@@ -110,7 +113,10 @@ class LatentGOP(LatentFrame):
         # tree spends more on what later frames reference.
         # With between_weight 0, the frames between count for nothing: the keys are
         # fitted as a chain of P frames alone would be, before (freeze_keys) the frames
-        # between are fitted on them, as a classic encoder codes its P frames first.
+        # between are fitted on them, as a classic encoder codes its P frames first. At
+        # lambda 1e-3 that won 10-16 points on a 9-frame GOP and lost 9-20 on the chains'
+        # 15-frame one, whose joint fit buys a dear first key for the frames between
+        # (docs/experiments.md, "seventeenth probe").
         if key_weight != 1.0 or between_weight != 1.0:
             self.frame_weights = torch.full((frames,), between_weight)
             self.frame_weights[self.keys] = key_weight
@@ -215,7 +221,8 @@ class LatentGOP(LatentFrame):
         self.flow_rate = flow_rate and (self.flow is not None or self.key_flow is not None)
         # With motion_coded, a file codes each field's values less their predictions
         # from values coded before them (latent_motion.py), and the fit prices those
-        # under motion_predictor.
+        # under motion_predictor (+mcs: the spatial one, for a P frame alone; see
+        # conditional below for the GOP).
         self.motion_coded, self.motion_predictor = motion_coded, motion_predictor
         self.first_reference = None
         self.residual = residual if self.flow is not None else None
@@ -232,7 +239,10 @@ class LatentGOP(LatentFrame):
         # With conditional, the head also reads the prediction it corrects (the moved
         # picture, 3 more inputs): a correction drawn knowing the picture under it, as
         # conditional coding (DCVC) draws a frame from its prediction instead of adding a
-        # residual blind to it.
+        # residual blind to it. On one P frame it was within the seeds' spread (BD-rate
+        # +3.3 % against x264's P frame, the baseline's two seeds +5.4 and +15.2 %); with
+        # +mcs on carphone's first keys4 GOP at lambda 1e-3 it lost 22 points
+        # (docs/experiments.md, "seventeenth probe").
         self.pixel_head, self.dense_motion = None, dense_motion and pixel
         self.conditional = conditional and pixel
         if self.conditional and self.dense_motion:
@@ -247,11 +257,14 @@ class LatentGOP(LatentFrame):
             nn.init.zeros_(self.pixel_head[2].weight)
         self.residual_reference = residual_reference and self.residual is not None
         # With prediction_context (and pixel, temporal), the context model reads, beside
-        # a residual's latents, how busy its prediction is there (PREDICTION_DETAIL):
-        # what motion misses lies on the prediction's edges and texture, so the model
-        # can widen its laws there and narrow them on flat areas. The decoder holds the
-        # prediction before it decodes the residual. predicted keeps each frame's
-        # prediction from the last rendering (no gradient) for it.
+        # a residual's latents, how busy its prediction is there (detail()): what
+        # motion misses lies on the prediction's edges and texture, so the model can
+        # widen its laws there and narrow them on flat areas. The decoder holds the
+        # prediction before it decodes the residual, but decodes the same only if its
+        # warps are integer arithmetic, which a file would specify. predicted keeps each
+        # frame's prediction from the last rendering (no gradient) for it. On one P frame it paid
+        # at lambda 3e-4 (+6-8 % against x264's P frame where the other fits were at
+        # +21-24 %) and lost at lower rates (docs/experiments.md, "seventeenth probe").
         self.prediction_context = prediction_context and pixel and temporal
         self.predicted: dict[int, torch.Tensor] = {}
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
@@ -496,7 +509,8 @@ class LatentGOP(LatentFrame):
                     moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0,
                                         fine)[0].permute(1, 2, 0)
                     picture = moved + own[..., :3]
-                self.predicted[self.keys[k]] = moved.detach()
+                if self.prediction_context:
+                    self.predicted[self.keys[k]] = moved.detach()
             pictures[k] = decoded(picture)
         return pictures[k]
 
@@ -526,7 +540,7 @@ class LatentGOP(LatentFrame):
             fine = drawn[..., 3:] if self.dense_motion and drawn is not None else None
             if self.pixel:
                 out[f] = self.warped_stack(latents, f, keys, cache, out, fine)
-                if f in self.between:
+                if self.prediction_context and f in self.between:
                     self.predicted[f] = out[f].detach()
                 if self.conditional and self.residual == "pixel" and f in self.between:
                     drawn = self.pixel_head(torch.cat([
