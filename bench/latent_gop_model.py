@@ -28,9 +28,10 @@ from bitstream.latents import REFERENCE  # noqa: E402
 TIME_FREQUENCIES = (1, 2, 4, 8)
 # A frame between key frames warps their latents by a displacement field held on a grid
 # of one vector per FLOW_CELL x FLOW_CELL pixels (unless +cellN), bilinearly interpolated.
-# 64 (+cell64) took a third off the fields' bits on carphone's first keys4 GOP and paid
-# 13 points against x264 at lambda 3e-3, even at 1e-3 where the corrections grew
-# (docs/experiments.md, "seventeenth probe").
+# 64 (+cell64) took a third off the fields' bits on carphone's keys4 GOPs: at lambda
+# 3e-3 every GOP gained 8-13 points against x264 after the same anchor and the whole clip
+# went from +18.5 % to +9.4 % against x264; at 1e-3 the first GOP was even, its
+# corrections grown (docs/experiments.md, "seventeenth probe").
 FLOW_CELL = 32
 # The step at which the fit prices motion fields (+fr): the one the networks' step search
 # chose for them, a sixth of a pixel on carphone (docs/experiments.md, eighth probe).
