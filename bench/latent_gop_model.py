@@ -262,12 +262,12 @@ class LatentGOP(LatentFrame):
         # motion misses lies on the prediction's edges and texture, so the model can
         # widen its laws there and narrow them on flat areas. The decoder holds the
         # prediction before it decodes the residual, but decodes the same only if its
-        # warps are integer arithmetic, which a file would specify. predicted keeps each
-        # frame's prediction from the last rendering (no gradient) for it. On one P frame it paid
-        # at lambda 3e-4 (+6-8 % against x264's P frame where the other fits were at
+        # warps are integer arithmetic, which a file would specify. busy keeps each
+        # frame's prediction's busy_map from the last rendering (no gradient). On one P
+        # frame it paid at lambda 3e-4 (+6-8 % against x264's P frame where the other fits were at
         # +21-24 %) and lost at lower rates (docs/experiments.md, "seventeenth probe").
         self.prediction_context = prediction_context and pixel and temporal
-        self.predicted: dict[int, torch.Tensor] = {}
+        self.busy: dict[int, torch.Tensor] = {}
         owners = len(self.keys) + (len(self.between) if self.residual else 0)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros_like(y)) for _ in range(owners) for y in self.latents)
@@ -511,7 +511,7 @@ class LatentGOP(LatentFrame):
                                         fine)[0].permute(1, 2, 0)
                     picture = moved + own[..., :3]
                 if self.prediction_context:
-                    self.predicted[self.keys[k]] = moved.detach()
+                    self.busy[self.keys[k]] = busy_map(moved.detach())
             pictures[k] = decoded(picture)
         return pictures[k]
 
@@ -542,7 +542,7 @@ class LatentGOP(LatentFrame):
             if self.pixel:
                 out[f] = self.warped_stack(latents, f, keys, cache, out, fine)
                 if self.prediction_context and f in self.between:
-                    self.predicted[f] = out[f].detach()
+                    self.busy[f] = busy_map(out[f].detach())
                 if self.conditional and self.residual == "pixel" and f in self.between:
                     drawn = self.pixel_head(torch.cat([
                         self.upsampled(self.correction(latents, f)), out[f]], dim=-1))
@@ -602,10 +602,7 @@ class LatentGOP(LatentFrame):
         over each latent's area, as integers round(log2(1 + mean))."""
         f = (self.keys[owner] if owner < len(self.keys)
              else self.between[owner - len(self.keys)])
-        luma = (self.predicted[f].clamp(0, 1) * 255) @ LUMA.to(self.predicted[f])
-        busy = (F.pad((luma[:, 1:] - luma[:, :-1]).abs(), (0, 1))
-                + F.pad((luma[1:] - luma[:-1]).abs(), (0, 0, 0, 1)))
-        pooled = F.adaptive_avg_pool2d(busy[None, None], tuple(shape))[0, 0]
+        pooled = F.adaptive_avg_pool2d(self.busy[f][None, None], tuple(shape))[0, 0]
         return torch.round(torch.log2(1 + pooled))
 
     def _aligned(self, owner: int) -> bool:
@@ -666,6 +663,14 @@ def truncated(model: LatentGOP, build: dict, coded: int) -> LatentGOP:
         state[name] = source
     short.load_state_dict(state)
     return short
+
+
+def busy_map(picture: torch.Tensor) -> torch.Tensor:
+    """How busy a picture (H, W, 3) is at each pixel: its luma's absolute differences to
+    the right and below, in 8-bit units (+pctx's context, once per rendering)."""
+    luma = (picture.clamp(0, 1) * 255) @ LUMA.to(picture)
+    return (F.pad((luma[:, 1:] - luma[:, :-1]).abs(), (0, 1))
+            + F.pad((luma[1:] - luma[:-1]).abs(), (0, 0, 0, 1)))
 
 
 def decoded(picture: torch.Tensor) -> torch.Tensor:
