@@ -16,6 +16,10 @@ picture (what the GOP's own coding costs, whatever its anchor is worth).
 The second form takes chains of the same frames at several lambdas as one curve: its
 BD-rate (PSNR-YUV420) against x264 and x265 medium at their default keyint.
 
+With --recode-fields, GOPs fitted before the eighteenth probe (their fields priced under
+one integer table each) are scored with their fields as bitstream/fields.py codes them:
+the same decoded pictures, the fields' bits recounted.
+
 Each folder holds a latent_gop.json with one variant and one lambda, or (the first) a
 latent_intra.json with one clip and one lambda. Nothing here is part of the codec or its
 format yet; see docs/experiments.md.
@@ -36,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_gop import gop_point, last_frame  # noqa: E402
 from latent_intra import CLIPS  # noqa: E402
+from latent_motion import recoded_saving  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from evaluation.baselines import codec_settings, decode, encode  # noqa: E402
@@ -108,15 +113,20 @@ def main() -> None:
     ap.add_argument("--curve", action="store_true",
                     help="score chains of the same frames (this script's JSONs) as one curve")
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
+    ap.add_argument("--recode-fields", action="store_true",
+                    help="recount fields priced under a table each with the adaptive coder")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
-    result = curve(args.fits) if args.curve else chain(args.clip, args.fits, args.crfs)
+    result = (curve(args.fits) if args.curve
+              else chain(args.clip, args.fits, args.crfs, args.recode_fields))
     args.out.write_text(json.dumps(result, indent=1))
 
 
-def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
-    """A chain of fits scored as one clip, with x264 and x265 on the same frames."""
+def chain(clip: str, folders: list[Path], crfs: list[int], recode: bool = False) -> dict:
+    """A chain of fits scored as one clip, with x264 and x265 on the same frames; with
+    recode, GOPs' fields recounted under the adaptive coder (recoded_saving)."""
     gops, first, last, bits, quality = [], None, None, 0.0, 0.0
+    h, w = read_video(CLIPS / f"{clip}.mkv", count=1)[0].shape[1:3]
     # GOPs that start on an earlier fit's picture, with that fit: scored once the
     # chain's frames are read.
     anchored = []
@@ -126,6 +136,11 @@ def chain(clip: str, folders: list[Path], crfs: list[int]) -> dict:
         if start + count - new != (first if last is None else last):
             raise SystemExit(f"{folder}: frames {start}.. do not follow the chain's {last}")
         last = start + count
+        if recode and variant != "intra":
+            if "+mc" not in variant:
+                raise SystemExit(f"{folder}: only fields coded with +mc were priced by table")
+            pt, = folder.glob("*.pt")
+            p = {**p, "bpp": p["bpp"] - recoded_saving(pt) / (new * h * w)}
         bits += p["bpp"] * new
         quality += p["psnr_yuv420"] * new
         gops.append({"folder": str(folder), "variant": variant, "lambda": p["lambda"],

@@ -193,6 +193,7 @@ def gop_build(variant: str, args, frames: int, coded: int, h: int, w: int) -> di
     key_cell = re.search(r"\+kcell(\d+)", variant)
     fine_cell = re.search(r"\+fine(\d+)", variant)
     residual = re.search(r"\+(p?)res(ref)?", variant)
+    field_step = re.search(r"\+fq(\d*)", variant)
     return dict(frames=frames, coded=coded, height=h, width=w, levels=args.levels,
                 hidden=args.hidden, arm_hidden=args.arm_hidden, temporal="temporal" in variant,
                 biases="biases" in variant, key_every=int(keys[1]) if keys else 1,
@@ -214,6 +215,7 @@ def gop_build(variant: str, args, frames: int, coded: int, h: int, w: int) -> di
                 dense_motion="+dm" in variant, conditional="+cond" in variant,
                 prediction_context="+pctx" in variant,
                 motion_predictor="spatial" if "+mcs" in variant else MOTION_PREDICTOR,
+                field_step=2.0 ** -int(field_step[1] or 9) if field_step else None,
                 depth=args.depth, refine_layers=args.refine_layers,
                 learned_upsampling=args.learned_upsampling)
 

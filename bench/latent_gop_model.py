@@ -76,7 +76,7 @@ class LatentGOP(LatentFrame):
                  key_block_motion: bool = False,
                  spatial_head: bool = False, dense_motion: bool = False,
                  motion_predictor: str = MOTION_PREDICTOR, conditional: bool = False,
-                 prediction_context: bool = False,
+                 prediction_context: bool = False, field_step: float | None = None,
                  coded: int | None = None, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
@@ -220,6 +220,12 @@ class LatentGOP(LatentFrame):
         # scaled (docs/experiments.md, "tenth probe").
         self.linear_motion = linear_motion and self.flow is not None and self.key_flow is not None
         self.flow_rate = flow_rate and (self.flow is not None or self.key_flow is not None)
+        # With field_step, the pictures see every field rounded to that step
+        # (straight-through), and the rate prices it there: the residuals are fitted to
+        # the motion a decoder will have, so that the networks' step search can code the
+        # fields as coarsely as the fit held them, where rounding a field fitted free
+        # moves every pixel it carries.
+        self.field_step = field_step
         # With motion_coded, a file codes each field's values less their predictions
         # from values coded before them (latent_motion.py), and the fit prices those
         # under motion_predictor (+mcs: the spatial one, for a P frame alone; see
@@ -332,9 +338,17 @@ class LatentGOP(LatentFrame):
             fields.append(self.fine_flow)
         if self.pixel and self.key_flow is not None:
             fields.append(self.key_flow)
+        fields = [self.seen(v) for v in fields]
         if self.motion_coded:
             fields = [residuals(v, self.motion_predictor) for v in fields]
-        return sum((2 * torch.log2(1 + v.abs() / FLOW_STEP) + 1).sum() for v in fields)
+        step = self.field_step or FLOW_STEP
+        return sum((2 * torch.log2(1 + v.abs() / step) + 1).sum() for v in fields)
+
+    def seen(self, field: torch.Tensor) -> torch.Tensor:
+        """A field as the pictures see it: on field_step (straight-through), if set."""
+        if self.field_step is None:
+            return field
+        return field + (torch.round(field / self.field_step) * self.field_step - field).detach()
 
     def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
         """With motion_coded, the fields as latent_motion.py codes them."""
@@ -401,7 +415,7 @@ class LatentGOP(LatentFrame):
                 cache[k] = own
             else:
                 before = self.key_latents(latents, k - 1, cache)
-                cache[k] = [self._moved(y, self.key_flow[k - 1], level) + r
+                cache[k] = [self._moved(y, self.seen(self.key_flow[k - 1]), level) + r
                             for level, (y, r) in enumerate(zip(before, own))]
         return cache[k]
 
@@ -440,7 +454,8 @@ class LatentGOP(LatentFrame):
             return self._reference(latents, f, keys, cache, done)
         before, after = self.pair_of[f]
         a = (f - before) / (after - before)
-        field = self.flow[0][self.between.index(f)]  # (2 references, 2, cells), or (1, ...)
+        # (2 references, 2, cells), or (1, ...)
+        field = self.seen(self.flow[0][self.between.index(f)])
         if self.crossing:
             # Content at x here sits at x + a D in the frame before and x + (a - 1) D in
             # the frame after, D being where the one before holds what the one after shows.
@@ -449,11 +464,12 @@ class LatentGOP(LatentFrame):
             # The key after's field K says where in the key before its content was: at
             # f's place a, that content is a K back towards the key before and (1 - a) K
             # on towards the key after. f's own fields are what departs from that.
-            moved = self.key_flow[self.keys.index(after) - 1]
+            moved = self.seen(self.key_flow[self.keys.index(after) - 1])
             field = field + torch.stack([a * moved, (a - 1) * moved])
         dense = self._spread(field, self.size, self.block_motion).permute(0, 2, 3, 1)
         if self.fine_flow is not None:
-            dense = dense + self._spread(self.fine_flow[self.between.index(f)], self.size,
+            fine_field = self.seen(self.fine_flow[self.between.index(f)])
+            dense = dense + self._spread(fine_field, self.size,
                                          self.block_motion).permute(0, 2, 3, 1)
         if fine is not None:
             dense = dense + fine.reshape(*self.size, 2, 2).permute(2, 0, 1, 3) * self.pixel_size
@@ -501,14 +517,14 @@ class LatentGOP(LatentFrame):
                 before = self.key_picture(latents, k - 1, pictures)
                 stack = self.upsampled(self.owner_latents(latents, k))
                 if self.conditional:
-                    moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1],
-                                        0)[0].permute(1, 2, 0)
+                    moved = self._moved(before.permute(2, 0, 1)[None],
+                                        self.seen(self.key_flow[k - 1]), 0)[0].permute(1, 2, 0)
                     picture = moved + self.pixel_head(torch.cat([stack, moved], dim=-1))
                 else:
                     own = self.pixel_head(stack)
                     fine = own[..., 3:5] if self.dense_motion else None
-                    moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0,
-                                        fine)[0].permute(1, 2, 0)
+                    moved = self._moved(before.permute(2, 0, 1)[None],
+                                        self.seen(self.key_flow[k - 1]), 0, fine)[0].permute(1, 2, 0)
                     picture = moved + own[..., :3]
                 if self.prediction_context:
                     self.busy[self.keys[k]] = busy_map(moved.detach())
@@ -590,7 +606,7 @@ class LatentGOP(LatentFrame):
                 if self._aligned(owner):
                     with torch.no_grad():
                         moved = self._moved(torch.from_numpy(reference).float()[None, None],
-                                            self.key_flow[owner - 1], k)
+                                            self.seen(self.key_flow[owner - 1]), k)
                     reference = torch.round(moved)[0, 0].numpy().astype(np.int32)
                 out.append(reference)
         return out
@@ -627,7 +643,7 @@ class LatentGOP(LatentFrame):
                           else torch.zeros_like(y) if source < 0
                           else latents[source * self.levels + k])
                 if self._aligned(owner):
-                    moved = self._moved(before, self.key_flow[owner - 1], k)
+                    moved = self._moved(before, self.seen(self.key_flow[owner - 1]), k)
                     before = moved + (torch.round(moved) - moved).detach()
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
                 previous.append(torch.cat([window, y.new_ones(y.numel(), 1)], dim=1))

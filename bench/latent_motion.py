@@ -9,11 +9,15 @@ cells move alike and a frame moves much as the frame before it did, which a pred
 from the causal neighbours (the median edge detector of LOCO-I, over the left, top and
 top-left values), from the same cell of the frame before, or both, turns into residuals
 near zero. The predictions are integer arithmetic on integers, the same on every machine.
+The residuals are coded by bitstream/fields.py, bin by bin under learnt odds ("adaptive");
+before the eighteenth probe, under one integer table per field, as a network's tensor is
+("table", kept to rescore the fits priced so).
 
     python bench/latent_motion.py /tmp/gop/fit.pt
 
-reports what each prediction costs a saved fit's fields. Nothing here is part of the
-codec or its format yet; see docs/experiments.md.
+reports what each prediction costs a saved fit's fields under each coder, and checks that
+the adaptive coder's stream decodes to them. Nothing here is part of the codec or its
+format yet; see docs/experiments.md.
 """
 
 from __future__ import annotations
@@ -23,13 +27,17 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_intra import coded_step  # noqa: E402
 from latent_model import tensor_bits  # noqa: E402
+
+from bitstream import fields as coder  # noqa: E402
 
 # A file would name the prediction a field uses by its index here, in 2 bits.
 PREDICTORS = ("none", "spatial", "temporal", "change")
@@ -72,17 +80,42 @@ def residuals(field: torch.Tensor, predictor: str) -> torch.Tensor:
     return grids - predictions(grids, predictor)
 
 
-def predictor_bits(symbols: torch.Tensor) -> dict[str, float]:
-    """A quantized field's (integer values) bits under each prediction: its residuals'
-    integer model and payload."""
-    return {p: tensor_bits(residuals(symbols, p).reshape(-1)) for p in PREDICTORS}
+def residual_bits(residual: torch.Tensor, kind: str) -> float:
+    """A field's integer residuals' bits under a coder: adaptive (bitstream/fields.py,
+    its ideal code length) or table (an integer model and its payload)."""
+    if kind == "table":
+        return tensor_bits(residual.reshape(-1))
+    return coder.field_bits([time_grids(residual).numpy().astype(np.int64)])
 
 
-def field_bits(symbols: torch.Tensor) -> tuple[float, str]:
+def predictor_bits(symbols: torch.Tensor, kind: str = "adaptive") -> dict[str, float]:
+    """A quantized field's (integer values) bits under each prediction and a coder."""
+    return {p: residual_bits(residuals(symbols, p), kind) for p in PREDICTORS}
+
+
+def field_bits(symbols: torch.Tensor, kind: str = "adaptive") -> tuple[float, str]:
     """A quantized field's cheapest code, with the 2 bits naming its prediction."""
-    costs = predictor_bits(symbols)
+    costs = predictor_bits(symbols, kind)
     best = min(costs, key=costs.get)
     return costs[best] + 2, best
+
+
+def saved_fields(path: Path) -> dict[str, torch.Tensor]:
+    """A saved GOP fit's fields as the integers a file codes (values over their step)."""
+    state = torch.load(path, weights_only=True)["state"]
+    out = {}
+    for name in ("flow.0", "key_flow", "fine_flow"):
+        if name in state:
+            field = state[name].double()
+            out[name] = torch.round(field / coded_step(torch.nn.ParameterList([field])))
+    return out
+
+
+def recoded_saving(path: Path) -> float:
+    """Bits the adaptive coder saves on a saved fit's fields, against the table coder
+    its fit priced them with (a fit with motion_coded, before the eighteenth probe)."""
+    return sum(field_bits(s, "table")[0] - field_bits(s)[0]
+               for s in saved_fields(path).values())
 
 
 def main() -> None:
@@ -91,17 +124,18 @@ def main() -> None:
     args = ap.parse_args()
     report = {}
     for path in args.fits:
-        state = torch.load(path, weights_only=True)["state"]
-        for name in ("flow.0", "key_flow"):
-            if name not in state:
-                continue
-            field = state[name].double()
-            step = coded_step(torch.nn.ParameterList([field]))
-            symbols = torch.round(field / step)
-            costs = {p: round(b) for p, b in predictor_bits(symbols).items()}
-            report[f"{path}:{name}"] = {"values": symbols.numel(), "step": step,
-                                        "mean_abs": round(float(symbols.abs().mean()), 2),
-                                        "bits": costs}
+        for name, symbols in saved_fields(path).items():
+            grids = [time_grids(residuals(symbols, p)).numpy().astype(np.int64)
+                     for p in PREDICTORS]
+            payload = coder.encode_fields(grids)
+            decoded = coder.decode_fields(payload, [g.shape for g in grids])
+            if not all(np.array_equal(d, g) for d, g in zip(decoded, grids)):
+                raise SystemExit(f"{path}:{name}: the field's stream did not decode to it")
+            report[f"{path}:{name}"] = {
+                "values": symbols.numel(), "mean_abs": round(float(symbols.abs().mean()), 2),
+                "bits": {kind: {p: round(b) for p, b in predictor_bits(symbols, kind).items()}
+                         for kind in ("table", "adaptive")},
+                "stream_bits_all_predictions": 8 * len(payload)}
     print(json.dumps(report, indent=1))
 
 

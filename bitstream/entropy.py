@@ -66,9 +66,10 @@ def decode_symbols(payload: bytes, items: Sequence[tuple[SymbolModel, int]]) -> 
     if least_bits > 32 * len(words) + SLACK_BITS:
         raise BitstreamError(f"payload of {len(payload)} bytes is too short for its symbols "
                              f"(at least {math.ceil(least_bits / 8)} bytes)")
-    out = []
-    try:
-        decoder = constriction.stream.queue.RangeDecoder(words)
+    decoder = constriction.stream.queue.RangeDecoder(words)
+
+    def read() -> list[np.ndarray]:
+        out = []
         for (model, count), w in zip(items, weights):
             if w is None:
                 out.append(np.full(count, model.lo, np.int32))
@@ -77,9 +78,22 @@ def decode_symbols(payload: bytes, items: Sequence[tuple[SymbolModel, int]]) -> 
                 symbols = decoder.decode(_categorical(w), count).astype(np.int32, copy=False)
                 symbols += np.int32(model.lo)
                 out.append(symbols)
+        return out
+
+    return checked(decoder, read, "entropy", "")
+
+
+def checked(decoder: constriction.stream.queue.RangeDecoder, read, what: str, payload: str):
+    """read()'s result, where read decodes from decoder: constriction's own errors on bad
+    data, and data left after the last symbol, become BitstreamErrors naming what was
+    read ("<what> decoding failed", "<payload>payload has data left ...")."""
+    try:
+        out = read()
         exhausted = decoder.maybe_exhausted()
+    except BitstreamError:
+        raise
     except Exception as exc:  # constriction reports bad data with its own exception types
-        raise BitstreamError(f"entropy decoding failed ({exc})") from None
+        raise BitstreamError(f"{what} decoding failed ({exc})") from None
     if not exhausted:
-        raise BitstreamError("payload has data left after the last symbol")
+        raise BitstreamError(f"{payload}payload has data left after the last symbol")
     return out

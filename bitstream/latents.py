@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import constriction
 import numpy as np
 
+from .entropy import checked
 from .errors import BitstreamError
 from .models import ONE, PRECISION, TOTAL, decay_powers
 
@@ -275,29 +276,28 @@ def decode_grids(payload: bytes, grids: list[tuple[tuple[int, int], int, int]],
     if len(payload) % 4:
         raise BitstreamError(f"latent payload length {len(payload)} is not a multiple of 4")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4"))
+    return checked(decoder, lambda: _read_grids(decoder, grids, model, references),
+                   "latent", "latent ")
+
+
+def _read_grids(decoder: constriction.stream.queue.RangeDecoder,
+                grids: list[tuple[tuple[int, int], int, int]], model: ContextModel,
+                references: list[np.ndarray | None] | None) -> list[np.ndarray]:
     out = []
-    try:
-        for (shape, lo, hi), reference in zip(grids, references or [None] * len(grids),
-                                              strict=True):
-            check_grid(shape, lo, hi)
-            reference = _reference(reference, tuple(shape))
-            h, w = shape
-            padded = np.zeros((h + 2, w + 4), np.int64)
-            if lo == hi:
-                padded[2:, 2:-2] = lo
-            else:
-                for rows, cols in _waves(shape):
-                    weights = _tables(model, padded, rows, cols, reference, lo, hi)
-                    symbols = decoder.decode(_family(), weights.astype(np.float64))
-                    padded[rows + 2, cols + 2] = symbols + lo
-            out.append(padded[2:, 2:-2].astype(np.int32))
-        exhausted = decoder.maybe_exhausted()
-    except BitstreamError:
-        raise
-    except Exception as exc:  # constriction reports bad data with its own exception types
-        raise BitstreamError(f"latent decoding failed ({exc})") from None
-    if not exhausted:
-        raise BitstreamError("latent payload has data left after the last symbol")
+    for (shape, lo, hi), reference in zip(grids, references or [None] * len(grids),
+                                          strict=True):
+        check_grid(shape, lo, hi)
+        reference = _reference(reference, tuple(shape))
+        h, w = shape
+        padded = np.zeros((h + 2, w + 4), np.int64)
+        if lo == hi:
+            padded[2:, 2:-2] = lo
+        else:
+            for rows, cols in _waves(shape):
+                weights = _tables(model, padded, rows, cols, reference, lo, hi)
+                symbols = decoder.decode(_family(), weights.astype(np.float64))
+                padded[rows + 2, cols + 2] = symbols + lo
+        out.append(padded[2:, 2:-2].astype(np.int32))
     return out
 
 
