@@ -264,7 +264,8 @@ def main() -> None:
                          "+px): the pixel head also reads the prediction it corrects; +mcs "
                          "(with +mc): the fit prices the fields' spatial prediction residuals; "
                          "+pctx (with +px, temporal): a residual's context model reads how "
-                         "busy its prediction is there")
+                         "busy its prediction is there; +fqN: every field fitted on a step "
+                         "of 2**-N (+fq: 2**-9), straight-through")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)

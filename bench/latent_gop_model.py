@@ -224,7 +224,11 @@ class LatentGOP(LatentFrame):
         # (straight-through), and the rate prices it there: the residuals are fitted to
         # the motion a decoder will have, so that the networks' step search can code the
         # fields as coarsely as the fit held them, where rounding a field fitted free
-        # moves every pixel it carries.
+        # moves every pixel it carries. On 2**-8 (+fq8, a 2.9th of a pixel on carphone,
+        # whose fields the step search put at 2**-9) carphone's first GOP at lambda 3e-3
+        # spent 18 % less on its fields and lost 0.37 dB, +22.1 % against x264 after the
+        # same anchor where +cell64 alone was at +14.8 % (docs/experiments.md,
+        # "eighteenth probe").
         self.field_step = field_step
         # With motion_coded, a file codes each field's values less their predictions
         # from values coded before them (latent_motion.py), and the fit prices those

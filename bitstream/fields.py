@@ -7,7 +7,7 @@ at zero and the long tail, and costs 4-6 bits a value on carphone's fields. Here
 is split into yes/no questions (is its magnitude above 0, above 1, ...; its sign; the
 rest of a large magnitude in an Exp-Golomb code) and each question has a probability
 learnt from the answers coded before it, as H.264's CABAC codes motion vector
-differences: on carphone's GOP fits that took 14-25 % off the fields' bits.
+differences: on carphone's GOP fits that took 14-35 % off a GOP's fields' bits.
 
 The probabilities are counts of integers, and the tables handed to constriction are
 integer weights (see entropy.py), so a decoder computes every table exactly, on any
