@@ -20,7 +20,7 @@ from test_bitstream_support import (
 
 from bitstream import AnrReader, BitstreamError, VideoInfo, decode_file, encode_file
 from bitstream.entropy import decode_symbols
-from bitstream.models import HISTOGRAM, LAPLACE, SymbolModel
+from bitstream.models import CONSTANT, HISTOGRAM, LAPLACE, SymbolModel
 from bitstream.side import Timestamps, encode_side
 
 
@@ -172,6 +172,14 @@ def test_structure_aware_fuzzer_behind_the_crcs(original):
         with contextlib.suppress(BitstreamError):
             decode_fully(fix_crcs(data))
         assert time.perf_counter() - begin < 1.0
+
+
+def test_constant_tensors_take_no_memory():
+    """A damaged table may declare a constant tensor of any allowed size: it decodes to a
+    view of its one value, not to that many integers."""
+    big, = decode_symbols(b"", [(SymbolModel(CONSTANT, -3, -3), 2**28)])
+    assert big.shape == (2**28,) and big.strides == (0,) and int(big[12345]) == -3
+    assert not big.flags.writeable
 
 
 def test_entropy_decoder_on_garbage():
