@@ -63,7 +63,7 @@ class _Bins:
 EVEN = np.array([(TOTAL - 2) // 2, (TOTAL - 2) // 2], np.float64)
 
 
-def first_context(grid: np.ndarray, r: int, c: int) -> int:
+def _first_context(grid: np.ndarray, r: int, c: int) -> int:
     """The context of "above 0" at (r, c): the magnitudes left and above it, summed (0
     outside the grid): 0 if none, 1 if below 4, 2 otherwise."""
     total = (abs(int(grid[r, c - 1])) if c else 0) + (abs(int(grid[r - 1, c])) if r else 0)
@@ -90,7 +90,7 @@ def _value(grid: np.ndarray, r: int, c: int, bins: _Bins, ask, known: bool) -> i
     magnitude = abs(value)
     m = 0
     while m < UNARY:
-        context = first_context(grid, r, c) if m == 0 else 2 + m
+        context = _first_context(grid, r, c) if m == 0 else 2 + m
         bit = ask(bins.table(context), int(magnitude > m) if known else None)
         bins.update(context, bit)
         if not bit:
@@ -129,11 +129,16 @@ def _suffix(rest: int | None, ask) -> int:
     return ((q - 1) << SUFFIX_ORDER) + low
 
 
+def _check_shape(shape: tuple[int, ...]) -> None:
+    if (len(shape) < 2 or min(shape) < 0 or 0 in shape[-2:]
+            or math.prod(shape) > MAX_VALUES):
+        raise ValueError(f"a motion field is grids of at most {MAX_VALUES} values, "
+                         f"not shape {tuple(shape)}")
+
+
 def _check(fields: list[np.ndarray]) -> None:
     for field in fields:
-        if field.ndim < 2 or 0 in field.shape[-2:] or field.size > MAX_VALUES:
-            raise ValueError(f"a motion field is grids of at most {MAX_VALUES} values, "
-                             f"not shape {field.shape}")
+        _check_shape(field.shape)
         if field.size and int(np.abs(field.astype(np.int64)).max()) > MAX_MAGNITUDE:
             raise ValueError(f"motion field values must lie within +-{MAX_MAGNITUDE}")
 
@@ -157,11 +162,12 @@ def decode_fields(payload: bytes, shapes: list[tuple[int, ...]]) -> list[np.ndar
     if len(payload) % 4:
         raise BitstreamError(f"motion field payload length {len(payload)} is not a "
                              "multiple of 4")
-    fields = [np.zeros(shape, np.int64) for shape in shapes]
     try:
-        _check(fields)
+        for shape in shapes:
+            _check_shape(tuple(shape))
     except ValueError as exc:
         raise BitstreamError(str(exc)) from None
+    fields = [np.zeros(shape, np.int64) for shape in shapes]
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4"))
 
     def ask(table: np.ndarray, bit: None) -> int:

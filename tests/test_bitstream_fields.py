@@ -86,6 +86,9 @@ def test_reader_refuses_damaged_payloads():
         decode_fields(payload + payload, [field.shape])
     with pytest.raises(BitstreamError):
         decode_fields(payload, [(0, 4)])
+    # Refused before anything is allocated for it.
+    with pytest.raises(BitstreamError, match="at most"):
+        decode_fields(payload, [(2**20, 2**20, 2**20)])
     rng = np.random.default_rng(4)
     for _ in range(20):
         noise = rng.integers(0, 256, len(payload), np.uint8).tobytes()
