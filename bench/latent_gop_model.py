@@ -419,16 +419,16 @@ class LatentGOP(LatentFrame):
                 cache[k] = own
             else:
                 before = self.key_latents(latents, k - 1, cache)
-                cache[k] = [self._moved(y, self.seen(self.key_flow[k - 1]), level) + r
+                cache[k] = [self._moved(y, self.key_flow[k - 1], level) + r
                             for level, (y, r) in enumerate(zip(before, own))]
         return cache[k]
 
     def _moved(self, grid: torch.Tensor, field: torch.Tensor, level: int,
                 fine: torch.Tensor | None = None) -> torch.Tensor:
-        """A (1, c, h, w) grid displaced by a coarse field (2, cells) in grid_sample's units,
-        plus (dense_motion) a displacement per pixel, (h, w, 2) in pixels."""
+        """A (1, c, h, w) grid displaced by a key's coarse field (2, cells) in grid_sample's
+        units, as seen(), plus (dense_motion) a displacement per pixel, (h, w, 2) in pixels."""
         identity = getattr(self, f"key_identity{level}")
-        dense = self._spread(field[None], grid.shape[-2:], self.key_block_motion
+        dense = self._spread(self.seen(field)[None], grid.shape[-2:], self.key_block_motion
                              )[0].permute(1, 2, 0)
         if fine is not None:
             dense = dense + fine * self.pixel_size
@@ -521,14 +521,14 @@ class LatentGOP(LatentFrame):
                 before = self.key_picture(latents, k - 1, pictures)
                 stack = self.upsampled(self.owner_latents(latents, k))
                 if self.conditional:
-                    moved = self._moved(before.permute(2, 0, 1)[None],
-                                        self.seen(self.key_flow[k - 1]), 0)[0].permute(1, 2, 0)
+                    moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1],
+                                        0)[0].permute(1, 2, 0)
                     picture = moved + self.pixel_head(torch.cat([stack, moved], dim=-1))
                 else:
                     own = self.pixel_head(stack)
                     fine = own[..., 3:5] if self.dense_motion else None
-                    moved = self._moved(before.permute(2, 0, 1)[None],
-                                        self.seen(self.key_flow[k - 1]), 0, fine)[0].permute(1, 2, 0)
+                    moved = self._moved(before.permute(2, 0, 1)[None], self.key_flow[k - 1], 0,
+                                        fine)[0].permute(1, 2, 0)
                     picture = moved + own[..., :3]
                 if self.prediction_context:
                     self.busy[self.keys[k]] = busy_map(moved.detach())
@@ -610,7 +610,7 @@ class LatentGOP(LatentFrame):
                 if self._aligned(owner):
                     with torch.no_grad():
                         moved = self._moved(torch.from_numpy(reference).float()[None, None],
-                                            self.seen(self.key_flow[owner - 1]), k)
+                                            self.key_flow[owner - 1], k)
                     reference = torch.round(moved)[0, 0].numpy().astype(np.int32)
                 out.append(reference)
         return out
@@ -647,7 +647,7 @@ class LatentGOP(LatentFrame):
                           else torch.zeros_like(y) if source < 0
                           else latents[source * self.levels + k])
                 if self._aligned(owner):
-                    moved = self._moved(before, self.seen(self.key_flow[owner - 1]), k)
+                    moved = self._moved(before, self.key_flow[owner - 1], k)
                     before = moved + (torch.round(moved) - moved).detach()
                 window = F.unfold(F.pad(before, (1, 1, 1, 1), mode="replicate"), 3)[0].T
                 previous.append(torch.cat([window, y.new_ones(y.numel(), 1)], dim=1))

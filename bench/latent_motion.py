@@ -81,11 +81,12 @@ def residuals(field: torch.Tensor, predictor: str) -> torch.Tensor:
 
 
 def residual_bits(residual: torch.Tensor, kind: str) -> float:
-    """A field's integer residuals' bits under a coder: adaptive (bitstream/fields.py,
-    its ideal code length) or table (an integer model and its payload)."""
+    """The bits of a field's integer residuals (as residuals() gives them) under a
+    coder: adaptive (bitstream/fields.py, its ideal code length) or table (an integer
+    model and its payload)."""
     if kind == "table":
         return tensor_bits(residual.reshape(-1))
-    return coder.field_bits([time_grids(residual).numpy().astype(np.int64)])
+    return coder.field_bits([residual.numpy().astype(np.int64)])
 
 
 def predictor_bits(symbols: torch.Tensor, kind: str = "adaptive") -> dict[str, float]:
@@ -125,7 +126,7 @@ def main() -> None:
     report = {}
     for path in args.fits:
         for name, symbols in saved_fields(path).items():
-            grids = [time_grids(residuals(symbols, p)).numpy().astype(np.int64)
+            grids = [residuals(symbols, p).numpy().astype(np.int64)
                      for p in PREDICTORS]
             payload = coder.encode_fields(grids)
             decoded = coder.decode_fields(payload, [g.shape for g in grids])

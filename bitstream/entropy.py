@@ -84,13 +84,13 @@ def decode_symbols(payload: bytes, items: Sequence[tuple[SymbolModel, int]]) -> 
                 out.append(symbols)
         return out
 
-    return checked(decoder, read, "entropy", "")
+    return checked(decoder, read, "entropy")
 
 
-def checked(decoder: constriction.stream.queue.RangeDecoder, read, what: str, payload: str):
+def checked(decoder: constriction.stream.queue.RangeDecoder, read, what: str):
     """read()'s result, where read decodes from decoder: constriction's own errors on bad
     data, and data left after the last symbol, become BitstreamErrors naming what was
-    read ("<what> decoding failed", "<payload>payload has data left ...")."""
+    read ("<what> decoding failed", "<what> payload has data left ...")."""
     try:
         out = read()
         exhausted = decoder.maybe_exhausted()
@@ -99,5 +99,5 @@ def checked(decoder: constriction.stream.queue.RangeDecoder, read, what: str, pa
     except Exception as exc:  # constriction reports bad data with its own exception types
         raise BitstreamError(f"{what} decoding failed ({exc})") from None
     if not exhausted:
-        raise BitstreamError(f"{payload}payload has data left after the last symbol")
+        raise BitstreamError(f"{what} payload has data left after the last symbol")
     return out

@@ -173,8 +173,7 @@ def decode_fields(payload: bytes, shapes: list[tuple[int, ...]]) -> list[np.ndar
     def ask(table: np.ndarray, bit: None) -> int:
         return int(decoder.decode(constriction.stream.model.Categorical(table, perfect=False)))
 
-    checked(decoder, lambda: _walk(fields, ask, known=False), "motion field",
-            "motion field ")
+    checked(decoder, lambda: _walk(fields, ask, known=False), "motion field")
     return [f.astype(np.int32) for f in fields]
 
 

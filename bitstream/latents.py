@@ -276,8 +276,7 @@ def decode_grids(payload: bytes, grids: list[tuple[tuple[int, int], int, int]],
     if len(payload) % 4:
         raise BitstreamError(f"latent payload length {len(payload)} is not a multiple of 4")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4"))
-    return checked(decoder, lambda: _read_grids(decoder, grids, model, references),
-                   "latent", "latent ")
+    return checked(decoder, lambda: _read_grids(decoder, grids, model, references), "latent")
 
 
 def _read_grids(decoder: constriction.stream.queue.RangeDecoder,
