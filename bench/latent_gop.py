@@ -194,6 +194,7 @@ def gop_build(variant: str, args, frames: int, coded: int, h: int, w: int) -> di
     fine_cell = re.search(r"\+fine(\d+)", variant)
     residual = re.search(r"\+(p?)res(ref)?", variant)
     field_step = re.search(r"\+fq(\d*)", variant)
+    field_lr = re.search(r"\+flr([\d.]+)", variant)
     return dict(frames=frames, coded=coded, height=h, width=w, levels=args.levels,
                 hidden=args.hidden, arm_hidden=args.arm_hidden, temporal="temporal" in variant,
                 biases="biases" in variant, key_every=int(keys[1]) if keys else 1,
@@ -216,6 +217,7 @@ def gop_build(variant: str, args, frames: int, coded: int, h: int, w: int) -> di
                 prediction_context="+pctx" in variant,
                 motion_predictor="spatial" if "+mcs" in variant else MOTION_PREDICTOR,
                 field_step=2.0 ** -int(field_step[1] or 9) if field_step else None,
+                field_lr=float(field_lr[1]) if field_lr else None,
                 depth=args.depth, refine_layers=args.refine_layers,
                 learned_upsampling=args.learned_upsampling)
 
@@ -265,7 +267,8 @@ def main() -> None:
                          "(with +mc): the fit prices the fields' spatial prediction residuals; "
                          "+pctx (with +px, temporal): a residual's context model reads how "
                          "busy its prediction is there; +fqN: every field fitted on a step "
-                         "of 2**-N (+fq: 2**-9), straight-through")
+                         "of 2**-N (+fq: 2**-9), straight-through; +flrX: the fields fitted "
+                         "at a learning rate of X pixels a step")
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[22, 27, 32, 37])
     add_fit_arguments(ap)

@@ -77,7 +77,7 @@ class LatentGOP(LatentFrame):
                  spatial_head: bool = False, dense_motion: bool = False,
                  motion_predictor: str = MOTION_PREDICTOR, conditional: bool = False,
                  prediction_context: bool = False, field_step: float | None = None,
-                 coded: int | None = None, **architecture):
+                 field_lr: float | None = None, coded: int | None = None, **architecture):
         super().__init__(height, width, levels, hidden, arm_hidden, **architecture)
         self.frames, self.levels, self.temporal = frames, levels, temporal
         self.shape = (frames, height, width, 3)
@@ -230,6 +230,12 @@ class LatentGOP(LatentFrame):
         # same anchor where +cell64 alone was at +14.8 % (docs/experiments.md,
         # "eighteenth probe").
         self.field_step = field_step
+        # With field_lr, the fields get a learning rate of their own, in pixels (a step of
+        # Adam moves a vector by about that much), instead of the networks' 1e-2 in
+        # grid_sample's units: 1.6 pixels a step at 320 wide. On tree's foliage that rate
+        # threw the fields about (a tenth of the vectors past 11 pixels) and the motion
+        # predicted 3-4 dB worse than copying the frame before.
+        self.field_lr = None if field_lr is None else field_lr * 2 / width
         # With motion_coded, a file codes each field's values less their predictions
         # from values coded before them (latent_motion.py), and the fit prices those
         # under motion_predictor (+mcs: the spatial one, for a P frame alone; see
@@ -359,6 +365,11 @@ class LatentGOP(LatentFrame):
         if self.motion_coded and name in ("flow", "key_flow", "fine_flow"):
             return field_bits(symbols[0])[0]
         return super().network_bits(name, symbols)
+
+    def field_parameters(self) -> list[nn.Parameter]:
+        nets = self.networks()
+        return [p for name in ("flow", "key_flow", "fine_flow") if name in nets
+                for p in nets[name].parameters()]
 
     def held_parameters(self) -> list[nn.Parameter]:
         """The pixel head's first layer (--hold-head): started at random and fitted at

@@ -97,10 +97,13 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
     """Fit the model's latents and networks to the target, (H, W, 3) or (frames, H, W, 3);
     the rate is priced per pixel of the target. Returns the step whose state the model
     holds at the end (the last, or with keep_best the best one)."""
+    fields = model.field_parameters() if model.field_lr is not None else []
+    moving = {id(p) for p in fields}
     nets = [p for name, net in model.networks().items() if name not in args.reused
-            for p in net.parameters()]
-    opt = torch.optim.Adam([{"params": nets, "lr": args.lr},
-                            {"params": model.latents.parameters(), "lr": args.latent_lr}])
+            for p in net.parameters() if id(p) not in moving]
+    rates = [args.lr, args.latent_lr] + [model.field_lr] * bool(fields)
+    opt = torch.optim.Adam([{"params": params, "lr": lr} for params, lr in
+                            zip([nets, list(model.latents.parameters()), fields], rates)])
     pixels = target[..., 0].numel()
     noise_until = int(iters * args.noise_share)
     # With keep_best, the fit returns the state whose rounded latents scored best (a
@@ -110,7 +113,7 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) 
     for it in range(iters):
         # Straight-through rounding may run at a fraction of the schedule's rate.
         scale = 1.0 if it < noise_until else args.ste_lr_scale
-        for group, lr in zip(opt.param_groups, (args.lr, args.latent_lr)):
+        for group, lr in zip(opt.param_groups, rates):
             group["lr"] = scale * lr * 0.5 * (1 + math.cos(math.pi * it / iters))
         # The soft-rounding temperature falls from 0.3 to 0.1 over the noisy phase.
         temperature = 0.3 - 0.2 * it / max(1, noise_until)

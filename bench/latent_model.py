@@ -38,6 +38,8 @@ class LatentFrame(nn.Module):
     uncoded = 0
     # How many first steps the fit leaves held_parameters() as they started.
     hold_steps = 0
+    # The learning rate of field_parameters(), if not the networks'.
+    field_lr: float | None = None
 
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
                  depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
@@ -78,6 +80,10 @@ class LatentFrame(nn.Module):
 
     def held_parameters(self) -> list[nn.Parameter]:
         """Parameters the fit holds still for its first hold_steps steps: none here."""
+        return []
+
+    def field_parameters(self) -> list[nn.Parameter]:
+        """Motion fields, which field_lr may fit at a rate of their own: none here."""
         return []
 
     def network_bits(self, name: str, symbols: list[torch.Tensor]) -> float:
