@@ -230,8 +230,8 @@ class LatentGOP(LatentFrame):
         # same anchor where +cell64 alone was at +14.8 % (docs/experiments.md,
         # "eighteenth probe").
         self.field_step = field_step
-        # With field_lr, the fields get a learning rate of their own, in pixels (a step of
-        # Adam moves a vector by about that much), instead of the networks' 1e-2 in
+        # With field_lr, the fields get a learning rate of their own, in pixels of the
+        # width (a step of Adam moves a vector by about that much), instead of the networks' 1e-2 in
         # grid_sample's units: 1.6 pixels a step at 320 wide. On tree's foliage that rate
         # threw the fields about (a tenth of the vectors past 11 pixels) and the motion
         # predicted 3-4 dB worse than copying the frame before.
