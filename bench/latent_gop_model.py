@@ -230,11 +230,12 @@ class LatentGOP(LatentFrame):
         # same anchor where +cell64 alone was at +14.8 % (docs/experiments.md,
         # "eighteenth probe").
         self.field_step = field_step
-        # With field_lr, the fields get a learning rate of their own, in pixels of the
-        # width (a step of Adam moves a vector by about that much), instead of the networks' 1e-2 in
-        # grid_sample's units: 1.6 pixels a step at 320 wide. On tree's foliage that rate
-        # threw the fields about (a tenth of the vectors past 11 pixels) and the motion
-        # predicted 3-4 dB worse than copying the frame before.
+        # With field_lr (pixels of the width; a step of Adam moves a vector by about that
+        # much), the fields get a learning rate of their own, kept here in grid_sample's
+        # units, instead of the networks' 1e-2: 1.6 pixels a step at 320 wide. On tree's
+        # foliage that rate threw the fields about (a tenth of the vectors past 10
+        # pixels) and the motion predicted 3-4 dB worse than copying the frame before
+        # (docs/experiments.md, "nineteenth probe").
         self.field_lr = None if field_lr is None else field_lr * 2 / width
         # With motion_coded, a file codes each field's values less their predictions
         # from values coded before them (latent_motion.py), and the fit prices those
@@ -367,6 +368,7 @@ class LatentGOP(LatentFrame):
         return super().network_bits(name, symbols)
 
     def field_parameters(self) -> list[nn.Parameter]:
+        """The motion fields this GOP fits (field_lr's parameters)."""
         nets = self.networks()
         return [p for name in ("flow", "key_flow", "fine_flow") if name in nets
                 for p in nets[name].parameters()]
