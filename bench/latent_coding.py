@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_gop import load_fit  # noqa: E402
-from latent_intra import coded_step, context_model  # noqa: E402
-from latent_model import MIN_PROBABILITY, LatentFrame, laplace_cdf  # noqa: E402
 
+from actinr_codec.fitting.latents import coded_step, context_model  # noqa: E402
+from actinr_codec.model.latents import MIN_PROBABILITY, LatentFrame, laplace_cdf  # noqa: E402
 from bitstream.latents import SCALE_MAX, SCALE_MIN, encode_grids, ideal_bits, pack_ranges  # noqa: E402
 from bitstream.models import PRECISION  # noqa: E402
 

@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from latent_gop_model import FLOW_CELL, MOTION_PREDICTOR, LatentGOP, truncated  # noqa: E402
 from latent_intra import CLIPS, add_fit_arguments, cropped, fit_frames, render, save_model, scored_point  # noqa: E402
-from latent_model import LatentFrame  # noqa: E402
 from motion_search import block_search  # noqa: E402
 
 from actinr_codec.media.videoio import read_video  # noqa: E402
+from actinr_codec.model.latents import LatentFrame  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
 from evaluation.quality import BT601, psnr_yuv420, yuv420_planes  # noqa: E402

@@ -19,9 +19,9 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_model import CONTEXT, LatentFrame  # noqa: E402
 from latent_motion import field_bits, residuals  # noqa: E402
 
+from actinr_codec.model.latents import CONTEXT, LatentFrame  # noqa: E402
 from bitstream.latents import REFERENCE  # noqa: E402
 
 # Sine and cosine of the frame time at these multiples of pi: the bias network's input.

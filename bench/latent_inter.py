@@ -35,8 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from latent_chain import point_against, same_anchor_curve  # noqa: E402
 from latent_gop import bd_against, gop_build, last_frame, search_fields  # noqa: E402
 from latent_gop_model import LatentGOP  # noqa: E402
-from latent_intra import CLIPS, add_fit_arguments, coded_step, fit_frames, scored_point  # noqa: E402
+from latent_intra import CLIPS, add_fit_arguments, fit_frames, scored_point  # noqa: E402
 
+from actinr_codec.fitting.latents import coded_step  # noqa: E402
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
 

@@ -14,7 +14,8 @@ soft rounding around uniform noise (or plain noise) standing in for rounding for
 it and straight-through rounding at the end, where --ste-lr-scale 0.01 keeps that phase
 from undoing the fit (as Cool-chic's last phase runs at 1e-4). The networks are then
 quantized with a searched step per network, each network's parameters priced as one
-tensor in the codec's coder. The model itself is in bench/latent_model.py.
+tensor in the codec's coder. The model is actinr_codec/model/latents.py, its fit
+actinr_codec/fitting/latents.py.
 
 The rate is what a file would hold: the latents range-coded by bitstream.latents, whose
 context model runs in fixed point so that every decoder computes the same probabilities
@@ -37,9 +38,7 @@ Nothing here is part of the codec or its format yet; see docs/experiments.md.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import sys
 import time
 from fractions import Fraction
@@ -47,173 +46,31 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_model import LatentFrame  # noqa: E402
-
+from actinr_codec.fitting.latents import (  # noqa: E402
+    LatentFitConfig,
+    context_model,
+    fit,
+    quantize_networks,
+)
 from actinr_codec.media.videoio import read_video  # noqa: E402
 from actinr_codec.metrics import psnr  # noqa: E402
+from actinr_codec.model.latents import LatentFrame  # noqa: E402
 from actinr_codec.native.latents import decode_grids  # noqa: E402
 from actinr_codec.native.synthesis import Synthesis  # noqa: E402
 from actinr_codec.native.synthesis import render as render_latents  # noqa: E402
-from bitstream.latents import ContextModel, encode_grids, pack_ranges  # noqa: E402
+from bitstream.latents import encode_grids, pack_ranges  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
 from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"
-# RGB in [0, 1] to Y, Cb, Cr (BT.601), and the 6:1:1 weights of PSNR-YUV420.
-YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
-                      [0.5, -0.418688, -0.081312]])
-PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
-
-
 def to_float(rgb: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(rgb).float() / 255
-
-
-def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444",
-               frame_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """6:1:1-weighted squared error of Y, Cb and Cr, frames (..., H, W, 3); with chroma
-    "420", Cb and Cr are compared as 2x2 means, the grid PSNR-YUV420 scores them on.
-    frame_weights (N,) scale each of N frames' squared errors."""
-    ycbcr, weights = YCBCR.to(rgb), PLANE_WEIGHTS.to(rgb)
-    err = (rgb - target) @ ycbcr.T
-    if frame_weights is not None:
-        # Errors scaled by the root: squares, and 2x2 means of chroma, scale by the weight.
-        err = err * frame_weights.sqrt().view(-1, 1, 1, 1)
-    if chroma == "444":
-        return ((err ** 2).reshape(-1, 3).mean(dim=0) * weights).sum()
-    planes = err.reshape(-1, *err.shape[-3:]).permute(0, 3, 1, 2)  # (N, 3, H, W)
-    chroma_mse = (F.avg_pool2d(planes[:, 1:], 2, ceil_mode=True) ** 2).mean(dim=(0, 2, 3))
-    return weights[0] * (planes[:, 0] ** 2).mean() + (chroma_mse * weights[1:]).sum()
-
-
-def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int, args) -> int:
-    """Fit the model's latents and networks to the target, (H, W, 3) or (frames, H, W, 3);
-    the rate is priced per pixel of the target. Returns the step whose state the model
-    holds at the end (the last, or with keep_best the best one)."""
-    fields = model.field_parameters() if model.field_lr is not None else []
-    moving = {id(p) for p in fields}
-    nets = [p for name, net in model.networks().items() if name not in args.reused
-            for p in net.parameters() if id(p) not in moving]
-    rates = [args.lr, args.latent_lr] + [model.field_lr] * bool(fields)
-    opt = torch.optim.Adam([{"params": params, "lr": lr} for params, lr in
-                            zip([nets, list(model.latents.parameters()), fields], rates)])
-    pixels = target[..., 0].numel()
-    noise_until = int(iters * args.noise_share)
-    # With keep_best, the fit returns the state whose rounded latents scored best (a
-    # hundred checks): the straight-through phase can raise the rate threefold
-    # (docs/experiments.md, "fifth probe").
-    best, check_every = (math.inf, None, iters), max(1, iters // 100)
-    for it in range(iters):
-        # Straight-through rounding may run at a fraction of the schedule's rate.
-        scale = 1.0 if it < noise_until else args.ste_lr_scale
-        for group, lr in zip(opt.param_groups, rates):
-            group["lr"] = scale * lr * 0.5 * (1 + math.cos(math.pi * it / iters))
-        # The soft-rounding temperature falls from 0.3 to 0.1 over the noisy phase.
-        temperature = 0.3 - 0.2 * it / max(1, noise_until)
-        seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
-                                           temperature)
-        loss = (distortion(model.rgb(seen), target, args.chroma, model.frame_weights)
-                + lam * (model.bits(priced) + model.side_bits()) / pixels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if it < model.hold_steps:
-            # Adam leaves a parameter without a gradient where it is.
-            for p in model.held_parameters():
-                p.grad = None
-        opt.step()
-        if args.keep_best and (it + 1) % check_every == 0:
-            with torch.no_grad():
-                rounded, _ = model.coded_latents("round")
-                cost = float(distortion(model.rgb(rounded), target, args.chroma,
-                                            model.frame_weights)
-                             + lam * (model.bits(rounded) + model.side_bits()) / pixels)
-            if cost < best[0]:
-                best = (cost, copy.deepcopy(model.state_dict()), it + 1)
-    if best[1] is not None:
-        model.load_state_dict(best[1])
-    return best[2]
-
-
-@torch.no_grad()
-def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chroma: str,
-                      tensor_steps: bool = False, reused: tuple[str, ...] = ()
-                      ) -> tuple[float, dict[str, object]]:
-    """Round each network's parameters to the step (a power of two) that minimises
-    distortion + lambda x rate; with tensor_steps, each weight and bias then moves to a
-    step of its own where that pays (the context network keeps one step: its fixed
-    point has one shift). Networks in reused come from an earlier fit, coded there: they
-    keep their steps and cost nothing here. Returns the networks' bits and the steps."""
-    latents, _ = model.coded_latents("round")
-    chosen, net_bits = {}, 0.0
-    for name, net in model.networks().items():
-        if name in reused:
-            chosen[name] = coded_step(net)
-            continue
-        original = [p.detach().clone() for p in net.parameters()]
-
-        def cost(shifts: list[int], name=name, net=net, original=original
-                 ) -> tuple[float, float]:
-            return _rounded_cost(model, name, net, original, shifts, latents, target, lam,
-                                 chroma)
-
-        n = len(original)
-        best_cost, best_rate, best = min((*cost([shift] * n), [shift] * n)
-                                         for shift in range(2, 13))
-        if tensor_steps and name != "arm":
-            for i in range(n):
-                for d in (-2, -1, 1, 2):
-                    trial = best[:i] + [min(14, max(1, best[i] + d))] + best[i + 1:]
-                    c, r = cost(trial)
-                    if c < best_cost:
-                        best_cost, best_rate, best = c, r, trial
-        # Leave the network at its chosen steps (the last trial may have been another).
-        cost(best)
-        net_bits += best_rate
-        chosen[name] = 2.0 ** -best[0] if len(set(best)) == 1 else [2.0 ** -s for s in best]
-    return net_bits, chosen
-
-
-def _rounded_cost(model: LatentFrame, name: str, net: nn.Module,
-                  original: list[torch.Tensor], shifts: list[int], latents: list[torch.Tensor],
-                  target: torch.Tensor, lam: float, chroma: str) -> tuple[float, float]:
-    """Set the parameters of net (the model's network called name) to the original ones
-    rounded to steps 2**-shift, one per tensor; returns distortion + lambda x rate per
-    pixel, and the network's bits."""
-    symbols = [torch.round(o * 2.0 ** s) for o, s in zip(original, shifts)]
-    for p, q, s in zip(net.parameters(), symbols, shifts):
-        p.copy_(q * 2.0 ** -s)
-    # Each step is a shift of 4 bits; one step for the whole network takes 16.
-    rate = (model.network_bits(name, symbols)
-            + (4 * len(shifts) if len(set(shifts)) > 1 else 16))
-    pixels = target[..., 0].numel()
-    return (float(distortion(model.rgb(latents), target, chroma, model.frame_weights))
-            + lam * (float(model.bits(latents)) + rate) / pixels), rate
-
-
-def coded_step(net: nn.Module) -> float:
-    """The largest power-of-two step, at most 1, on which every parameter of an already
-    quantized network lies (down to 2**-24, the context model's finest shift)."""
-    values = torch.cat([p.detach().reshape(-1) for p in net.parameters()]).double()
-    for shift in range(25):
-        if torch.equal(torch.round(values * 2.0 ** shift), values * 2.0 ** shift):
-            return 2.0 ** -shift
-    raise ValueError("the network's parameters are not on a power-of-two step")
-
-
-def context_model(model: LatentFrame, step: float) -> ContextModel:
-    """The quantized context network as the bit-exact coder takes it."""
-    shift = round(-math.log2(step))
-    layers = tuple((torch.round(m.weight / step).long().numpy(),
-                    torch.round(m.bias / step).long().numpy())
-                   for m in model.arm if isinstance(m, nn.Linear))
-    return ContextModel(layers, shift)
 
 
 def range_code(model: LatentFrame, latents: list[torch.Tensor], step: float
@@ -350,34 +207,34 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
     GOP probe."""
     ap.add_argument("--crop", type=int, nargs=4, metavar=("X", "Y", "W", "H"),
                     help="code only this window of the frames (a cheaper probe of a big clip)")
-    # The defaults are the best settings measured so far (docs/experiments.md, "sixth
-    # probe"); the first probes' were 3000 steps, 16 -> 16 -> 3 and one 3x3, a context
-    # network 16 wide, noise, rates 1e-2, no per-tensor steps and no kept state.
-    ap.add_argument("--iters", type=int, default=10000)
-    ap.add_argument("--levels", type=int, default=7)
-    ap.add_argument("--hidden", type=int, default=40, help="the synthesis' width")
-    ap.add_argument("--depth", type=int, default=1, help="the synthesis' hidden layers")
-    ap.add_argument("--refine-layers", type=int, default=2,
+    # The defaults are the codec's (LatentFitConfig, where their measurements are cited).
+    d = LatentFitConfig()
+    ap.add_argument("--iters", type=int, default=d.iters)
+    ap.add_argument("--levels", type=int, default=d.levels)
+    ap.add_argument("--hidden", type=int, default=d.hidden, help="the synthesis' width")
+    ap.add_argument("--depth", type=int, default=d.depth, help="the synthesis' hidden layers")
+    ap.add_argument("--refine-layers", type=int, default=d.refine_layers,
                     help="residual 3x3 convolutions after the synthesis")
-    ap.add_argument("--tensor-steps", action=argparse.BooleanOptionalAction, default=True,
+    ap.add_argument("--tensor-steps", action=argparse.BooleanOptionalAction,
+                    default=d.tensor_steps,
                     help="a quantization step per weight and bias where it pays")
     ap.add_argument("--learned-upsampling", action="store_true",
                     help="2x upsampling steps with fitted kernels instead of bicubic")
-    ap.add_argument("--arm-hidden", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=1e-2)
-    ap.add_argument("--latent-lr", type=float, default=3e-2)
-    ap.add_argument("--quantizer", choices=("noise", "soft"), default="soft")
-    ap.add_argument("--noise-share", type=float, default=0.7)
-    ap.add_argument("--ste-lr-scale", type=float, default=0.01,
+    ap.add_argument("--arm-hidden", type=int, default=d.arm_hidden)
+    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--latent-lr", type=float, default=d.latent_lr)
+    ap.add_argument("--quantizer", choices=("noise", "soft"), default=d.quantizer)
+    ap.add_argument("--noise-share", type=float, default=d.noise_share)
+    ap.add_argument("--ste-lr-scale", type=float, default=d.ste_lr_scale,
                     help="learning rates in the straight-through phase, as a share of the "
                          "schedule's")
-    ap.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=True,
+    ap.add_argument("--keep-best", action=argparse.BooleanOptionalAction, default=d.keep_best,
                     help="return the fit's best state under true rounding, checked 100 times")
     ap.add_argument("--device", default="cpu",
                     help="where the fit runs (cuda when lent); coding and scoring stay on the CPU")
-    ap.add_argument("--chroma", choices=("444", "420"), default="444",
+    ap.add_argument("--chroma", choices=("444", "420"), default=d.chroma,
                     help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
-    ap.add_argument("--floor-bits", type=int, default=24,
+    ap.add_argument("--floor-bits", type=int, default=d.floor_bits,
                     help="the most bits the rate term prices a latent at: the coder's tables "
                          "go to 24 (probes before the eighth priced at most 16)")
     ap.add_argument("--save", action="store_true",

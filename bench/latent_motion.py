@@ -34,9 +34,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from latent_intra import coded_step  # noqa: E402
-from latent_model import tensor_bits  # noqa: E402
-
+from actinr_codec.fitting.latents import coded_step  # noqa: E402
+from actinr_codec.model.latents import tensor_bits  # noqa: E402
 from bitstream import fields as coder  # noqa: E402
 
 # A file would name the prediction a field uses by its index here, in 2 bits.

@@ -1,23 +1,19 @@
-"""The latent-grid frame model the probes fit: latent grids at halving resolutions, their
-upsampling to full size, a synthesis network with residual 3x3 refinement, and the
-auto-regressive context model that prices the latents (bench/latent_intra.py for one frame,
-bench/latent_gop.py for a GOP). Not part of the codec yet; see docs/experiments.md."""
+"""The latent-grid picture model: latent grids at halving resolutions, their upsampling to
+full size, a synthesis network with residual 3x3 refinement, and the auto-regressive
+context model that prices the latents. A picture GOP of format version 5 is one such
+frame (pipeline/pictures.py); bench/latent_gop.py extends it to GOPs with motion."""
 
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bitstream.latents import CONTEXT, SCALE_MAX, SCALE_MIN  # noqa: E402
-from bitstream.models import fit_model, ideal_bits, pack_model  # noqa: E402
+from bitstream.latents import CONTEXT, SCALE_MAX, SCALE_MIN
+from bitstream.models import fit_model, ideal_bits, pack_model
 
 MIN_PROBABILITY = 2.0 ** -16
 
