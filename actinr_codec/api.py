@@ -28,7 +28,8 @@ from bitstream.container import assemble_file, write_atomically
 from bitstream.errors import BitstreamError
 from bitstream.header import VERSION
 from bitstream.limits import check_gop_kinds, check_gop_ranges, check_info
-from bitstream.records import VideoInfo, reference_of
+from bitstream.pictures import picture_layout
+from bitstream.records import PICTURE, VideoInfo, reference_of
 
 from . import __version__
 from .media.carry import carried_streams, filter_streams
@@ -36,6 +37,7 @@ from .media.frames import Frames, StreamedFrames
 from .media.timing import model_clock
 from .media.videoio import MAX_RATE_TERM, VideoWriter, output_extension
 from .model.config import ModelConfig
+from .model.pictures import stream_config as picture_stream_config
 from .model.schema import stream_config
 from .parallel.local import encode_gops
 from .pipeline.decoder import DEFAULT_MAX_MEMORY, AnrDecoder, decode_memory, stream_model
@@ -43,6 +45,8 @@ from .pipeline.encoder import EncodedGOP
 from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
+from .pipeline.picture_decoder import open_pictures
+from .pipeline.pictures import PictureSettings, encode_pictures, picture_settings
 from .pipeline.presets import settings_for
 from .pipeline.ratecontrol import rate_controlled, reach_note, target_bits
 from .pipeline.settings import EncodeSettings
@@ -66,8 +70,8 @@ class EncodePlan:
     frames: int
     fps: Fraction
     gops: list[range]
-    kinds: list[int]  # bitstream.records.INTRA or PREDICTED, for each GOP
-    settings: EncodeSettings
+    kinds: list[int]  # bitstream.records.INTRA, PREDICTED or PICTURE, for each GOP
+    settings: EncodeSettings | PictureSettings  # the second for pictures
     device: str
     noise_level: float | None  # estimated for denoise=0, in 8-bit levels
 
@@ -147,6 +151,9 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
     notes: list[str] = []
     stamps = src.timestamps if fps is None else None
     carried = _carried(source, src, options, start, frames, rate, stamps, fps, notes)
+    if _pictures(options, src, holes, settings):
+        return _encode_pictures(src, rate, stamps, carried, output, options, progress, notes,
+                                started)
     noise_level, target = None, target_bits(options, src.count, rate)
     chosen = settings is not None
     if not chosen:
@@ -221,6 +228,57 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
                         carried=0 if carried is None else len(carried), notes=notes)
 
 
+def _pictures(options: EncodeOptions, src: Source, holes: Frames | None,
+              settings: EncodeSettings | None) -> bool:
+    """Whether the encode codes pictures (options.representation): "auto" takes them for
+    a single frame unless it asks for what only GOP models do; ValueError where "latent"
+    asks for that."""
+    if options.representation not in ("auto", "latent", "mlp"):
+        raise ValueError(f"representation must be auto, latent or mlp, not "
+                         f"{options.representation!r}")
+    asked = [what for what, given in (
+        ("a mask", holes is not None), ("denoising", options.denoise is not None),
+        ("a bitrate or size", options.bitrate is not None or options.target_size is not None),
+        ("a scheduler", options.scheduler is not None), ("parallel jobs", options.jobs > 1),
+        ("resuming", options.resume), ("encoder settings", settings is not None)) if given]
+    if options.representation == "auto":
+        return src.count == 1 and not asked
+    if options.representation == "latent" and asked:
+        raise ValueError(f"pictures (representation latent) do not take {asked[0]} yet")
+    return options.representation == "latent"
+
+
+def _encode_pictures(src: Source, rate: Fraction, stamps, carried: bytes | None, output,
+                     options: EncodeOptions, progress: Callable[[Progress], None] | None,
+                     notes: list[str], started: float) -> EncodeReport:
+    """Every frame coded as a picture (pipeline/pictures.py), into a file of pictures."""
+    settings = picture_settings(options)
+    info = VideoInfo(width=src.width, height=src.height, frames=src.count,
+                     fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
+    config = picture_stream_config(settings.fit)
+    check_info(info)
+    layout = picture_layout(config, info)
+    device = str(resolve_device(options.device))
+    plan = EncodePlan(src.width, src.height, src.count, rate,
+                      [range(k, k + 1) for k in range(src.count)], [PICTURE] * src.count,
+                      settings, device, None)
+    notify = progress or (lambda event: None)
+    notify(Progress("start", plan))
+    reports = encode_pictures(
+        src.frames, src.count, settings, layout, device,
+        lambda k, report: notify(Progress("gop", plan, gop=k, step=report.stats.iters,
+                                          seconds=report.stats.seconds,
+                                          psnr=report.stats.psnr, report=report)))
+    data = assemble_file(info, config, [r.coded for r in reports], stamps, carried)
+    if output is not None:
+        write_atomically(output, data)
+    return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
+                        path=None if output is None else Path(output),
+                        data=data if output is None else None,
+                        variable_rate=stamps is not None,
+                        carried=0 if carried is None else len(carried), notes=notes)
+
+
 def _carried(source, src: Source, options: EncodeOptions, start: int, frames: int | None,
              rate: Fraction, stamps, fps, notes: list[str]) -> bytes | None:
     """The source's audio and subtitle streams to carry (media.carry), cut to the frames
@@ -251,7 +309,7 @@ def _check_writable(info: VideoInfo, plan: EncodePlan) -> None:
     for an hour to a file that cannot be written or read."""
     check_info(info)
     check_gop_ranges([(g.start, g.stop) for g in plan.gops], info.frames, VERSION)
-    check_gop_kinds([(kind, reference_of(k, kind)) for k, kind in enumerate(plan.kinds)])
+    check_gop_kinds([(kind, reference_of(k, kind)) for k, kind in enumerate(plan.kinds)], VERSION)
     _, layout = stream_model(stream_config(plan.settings.model, plan.settings.gop_size), info,
                              VERSION)
     needed = decode_memory(layout, info.height, info.width)
@@ -357,7 +415,8 @@ class AnrVideo:
 
     def __init__(self, source: str | os.PathLike | bytes, device: str = "auto",
                  max_memory: int = DEFAULT_MAX_MEMORY, threads: int | None = None):
-        self._decoder = AnrDecoder(source, resolve_device(device), max_memory, threads)
+        self._decoder = (open_pictures(source, max_memory, threads)
+                         or AnrDecoder(source, resolve_device(device), max_memory, threads))
         self.info: VideoInfo = self._decoder.info
 
     @property
@@ -365,8 +424,9 @@ class AnrVideo:
         return Fraction(self.info.fps_num, self.info.fps_den)
 
     @property
-    def model_config(self) -> ModelConfig:
-        return self._decoder.model_config
+    def model_config(self) -> ModelConfig | None:
+        """The GOP models' configuration; None for a file of pictures."""
+        return getattr(self._decoder, "model_config", None)
 
     @property
     def gops(self) -> list[range]:
@@ -374,7 +434,7 @@ class AnrVideo:
 
     @property
     def kinds(self) -> list[int]:
-        """Each GOP's kind, bitstream.records.INTRA or PREDICTED."""
+        """Each GOP's kind, bitstream.records.INTRA, PREDICTED or PICTURE."""
         return self._decoder.kinds
 
     @property
@@ -410,7 +470,8 @@ class AnrVideo:
                 Fraction(stamps.num, stamps.den))
 
     def gop_model(self, k: int):
-        """GOP k's decoded model (a torch module)."""
+        """GOP k's decoded model: a torch module, or for a picture its
+        bitstream.pictures.PictureRecord."""
         return self._decoder.model(k)
 
     def times(self, fps_scale: float | None = None, fps: Fraction | None = None,

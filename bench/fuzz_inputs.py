@@ -364,7 +364,7 @@ def parse_file(data: bytes) -> AnrFile | None:
 
 def _parse_file(data: bytes) -> AnrFile | None:
     magic, version, body_length = struct.unpack_from("<8sII", data)
-    if version not in (1, 2, 3, 4):
+    if version not in (1, 2, 3, 4, 5):
         return None
     cursor = Cursor(memoryview(data)[16:16 + body_length], "header")
     info = list(cursor.unpack("<IIIIIB"))

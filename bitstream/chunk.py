@@ -1,5 +1,6 @@
 """One GOP chunk: its tensor table (names, shapes, steps, model parameters) and the
-entropy-coded symbols, framed by a tag, a length and a CRC32."""
+entropy-coded symbols, or a picture GOP's body (pictures.py), framed by a tag, a length
+and a CRC32."""
 
 from __future__ import annotations
 
@@ -27,14 +28,17 @@ from .limits import (
     check_shape,
 )
 from .models import CONSTANT, SymbolModel, fit_model, pack_model, read_model
-from .records import GOPRecord, GopSpan, TensorRecord, reference_of
+from .pictures import GridDecoder, PictureLayout, decode_picture, encode_picture
+from .records import PICTURE, GOPRecord, GopSpan, TensorRecord, reference_of
 from .wire import Cursor, pack_str
 
 CHUNK_TAG = b"ANRG"
 FRAME = struct.Struct("<4sI")          # tag, body length; the CRC32 follows the body
-# gop, start, stop, [kind, reference,] tensors, coding, stored, raw
-BODY_HEAD = {1: struct.Struct("<IIIHBII"), 2: struct.Struct("<IIIBIHBII"),
-             3: struct.Struct("<IIIBIHBII"), 4: struct.Struct("<IIIBIHBII")}
+# gop, start, stop, [kind, reference] (from version 2)
+SPAN_HEAD = {1: struct.Struct("<III"), 2: struct.Struct("<IIIBI"), 3: struct.Struct("<IIIBI"),
+             4: struct.Struct("<IIIBI"), 5: struct.Struct("<IIIBI")}
+# then, but in a picture GOP: tensors, coding, stored, raw
+TABLE_HEAD = struct.Struct("<HBII")
 CHUNK_OVERHEAD = FRAME.size + 4
 TABLE_RAW, TABLE_ZSTD = 0, 1
 ZSTD_LEVEL = 19  # the tensor table's; bitstream.stats compares tensors at the same level
@@ -92,6 +96,27 @@ def _check_totals(elements: int, alphabet: int) -> None:
 
 def encode_chunk(k: int, gop: GOPRecord) -> bytes:
     """GOP k as a framed, checksummed chunk."""
+    head = SPAN_HEAD[VERSION].pack(k, gop.start, gop.stop, gop.kind, wire_reference(gop.reference))
+    if gop.kind == PICTURE:
+        if gop.picture is None or gop.tensors or gop.stop - gop.start != 1:
+            raise BitstreamError(f"GOP {k}: a picture GOP is one frame, a picture and no "
+                                 f"tensors")
+        try:
+            return _framed(k, head + encode_picture(gop.picture))
+        except BitstreamError as exc:
+            raise BitstreamError(f"GOP {k}: {exc}") from None
+    return _framed(k, head + _tensor_body(k, gop))
+
+
+def _framed(k: int, body: bytes) -> bytes:
+    if len(body) + CHUNK_OVERHEAD > MAX_CHUNK_BYTES:
+        raise BitstreamError(f"GOP {k} chunk exceeds 4 GiB")
+    framed = FRAME.pack(CHUNK_TAG, len(body)) + body
+    return framed + struct.pack("<I", zlib.crc32(framed))
+
+
+def _tensor_body(k: int, gop: GOPRecord) -> bytes:
+    """A model GOP's body after its span fields: tensor table, then symbols."""
     if len(gop.tensors) > MAX_TENSORS:
         raise BitstreamError(f"GOP {k} has {len(gop.tensors)} tensors (limit {MAX_TENSORS})")
     try:
@@ -103,14 +128,8 @@ def encode_chunk(k: int, gop: GOPRecord) -> bytes:
                              f"(limit {MAX_TABLE_BYTES})")
     packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(table)
     coding, stored = (TABLE_ZSTD, packed) if len(packed) < len(table) else (TABLE_RAW, table)
-    head = BODY_HEAD[VERSION].pack(k, gop.start, gop.stop, gop.kind, wire_reference(gop.reference),
-                                   len(gop.tensors), coding, len(stored), len(table))
-    body = b"".join([head,
+    return b"".join([TABLE_HEAD.pack(len(gop.tensors), coding, len(stored), len(table)),
                      stored, encode_symbols(coded)])
-    if len(body) + CHUNK_OVERHEAD > MAX_CHUNK_BYTES:
-        raise BitstreamError(f"GOP {k} chunk exceeds 4 GiB")
-    framed = FRAME.pack(CHUNK_TAG, len(body)) + body
-    return framed + struct.pack("<I", zlib.crc32(framed))
 
 
 @dataclass(frozen=True)
@@ -194,10 +213,13 @@ def _check_layout(rows: list, layout: list[tuple[str, tuple[int, ...]]]) -> None
 
 
 def decode_chunk(data: bytes, k: int, span: GopSpan, version: int,
-                 layout: list[tuple[str, tuple[int, ...]]] | None = None) -> GOPRecord:
+                 layout: list[tuple[str, tuple[int, ...]]] | PictureLayout | None = None,
+                 grid_decoder: GridDecoder | None = None) -> GOPRecord:
     """GOP k from its chunk bytes in a file of this format version, checked against the
     span its index entry gives and, when given, against the tensors (name, shape) the
-    file's model layer declares, before any symbol is decoded."""
+    file's model layer declares, before any symbol is decoded. A picture GOP needs its
+    file's PictureLayout, and decodes its latents with grid_decoder (by default
+    bitstream.latents')."""
     if len(data) < CHUNK_OVERHEAD:
         raise BitstreamError(f"truncated: GOP {k} chunk is {len(data)} bytes")
     tag, body_length = FRAME.unpack_from(data)
@@ -209,21 +231,31 @@ def decode_chunk(data: bytes, k: int, span: GopSpan, version: int,
         raise BitstreamError(f"GOP {k} CRC mismatch")
     try:
         return _decode_body(Cursor(memoryview(data)[FRAME.size:-4], "chunk"), k, span, version,
-                            layout)
+                            layout, grid_decoder)
     except BitstreamError as exc:
         raise BitstreamError(f"GOP {k}: {exc}") from None
 
 
 def _decode_body(cursor: Cursor, k: int, span: GopSpan, version: int,
-                 layout: list[tuple[str, tuple[int, ...]]] | None) -> GOPRecord:
-    number, start, stop, *kind, count, coding, stored, raw = cursor.unpack(
-        BODY_HEAD[version].format)
+                 layout: list[tuple[str, tuple[int, ...]]] | PictureLayout | None,
+                 grid_decoder: GridDecoder | None) -> GOPRecord:
+    number, start, stop, *kind = cursor.unpack(SPAN_HEAD[version].format)
     if number != k or (start, stop) != (span.start, span.stop):
         raise BitstreamError(f"chunk says GOP {number} frames [{start}, {stop}), "
                              f"index says frames [{span.start}, {span.stop})")
     if kind and tuple(kind) != (span.kind, wire_reference(span.reference)):
         raise BitstreamError(f"chunk says kind {kind[0]} with reference {kind[1]}, the index "
                              f"says kind {span.kind} with reference {span.reference}")
+    if span.kind == PICTURE:
+        if not isinstance(layout, PictureLayout):
+            raise BitstreamError("a picture GOP needs its file's picture layout")
+        if stop - start != 1:
+            raise BitstreamError(f"a picture GOP covers one frame, not [{start}, {stop})")
+        return GOPRecord(start, stop, [], span.kind, span.reference,
+                         decode_picture(cursor, layout, grid_decoder))
+    if isinstance(layout, PictureLayout):
+        raise BitstreamError("a model GOP in a file of pictures")
+    count, coding, stored, raw = cursor.unpack(TABLE_HEAD.format)
     if count > MAX_TENSORS:
         raise BitstreamError(f"{count} tensors exceeds limit {MAX_TENSORS}")
     rows = _read_table(_unpack_table(bytes(cursor.take(stored)), stored, raw, coding), count)

@@ -13,6 +13,7 @@ from .chunk import CodedGOP, decode_chunk, encode_chunk
 from .errors import BitstreamError
 from .header import PREFIX, VERSION, ConfigValue, decode_header, encode_header, header_size, pack_config
 from .limits import check_gop_kinds, check_gop_ranges, check_info
+from .pictures import GridDecoder, PictureLayout, check_kinds, is_latent, picture_layout
 from .records import GopIndexEntry, GOPRecord, GopSpan, VideoInfo
 from .side import SideIndex, Timestamps, decode_side, encode_side
 
@@ -40,7 +41,10 @@ def assemble_file(info: VideoInfo, config: dict[str, ConfigValue],
     ranges = [(s.start, s.stop) for s in spans]
     kinds = [(s.kind, s.reference) for s in spans]
     check_gop_ranges(ranges, info.frames, VERSION)
-    check_gop_kinds(kinds)
+    check_gop_kinds(kinds, VERSION)
+    check_kinds(config, [kind for kind, _ in kinds])
+    if is_latent(config):
+        picture_layout(config, info)
     side = encode_side(info.frames, timestamps, streams)
     header = encode_header(info, pack_config(config), ranges, kinds, [len(g.chunk) for g in gops],
                            len(side))
@@ -103,6 +107,10 @@ class AnrReader:
                 self._read(0, size, "header"), self._size, self.version)
             self.side = decode_side(self._read, self._size - side_length, side_length,
                                     self.info.frames)
+            check_kinds(self.config, [e.kind for e in self.index])
+            # A latent file's pictures are laid out by its configuration alone.
+            self.pictures: PictureLayout | None = (
+                picture_layout(self.config, self.info) if is_latent(self.config) else None)
         except BaseException:
             self._file.close()
             raise
@@ -120,15 +128,16 @@ class AnrReader:
             missing -= len(part)
         return b"".join(parts)
 
-    def read_gop(self, k: int, layout: list[tuple[str, tuple[int, ...]]] | None = None
-                 ) -> GOPRecord:
+    def read_gop(self, k: int, layout: list[tuple[str, tuple[int, ...]]] | None = None,
+                 grid_decoder: GridDecoder | None = None) -> GOPRecord:
         """GOP k's record; with ``layout`` (name, shape of each tensor), its tensor table is
-        checked against it before the symbols are decoded."""
+        checked against it before the symbols are decoded. A picture's latents are
+        decoded with grid_decoder (by default bitstream.latents')."""
         if not 0 <= k < len(self.index):
             raise IndexError(f"GOP {k} out of range (the file has {len(self.index)})")
         entry = self.index[k]
         return decode_chunk(self._read(entry.offset, entry.length, f"GOP {k} chunk"), k, entry.span,
-                            self.version, layout)
+                            self.version, self.pictures or layout, grid_decoder)
 
     @property
     def timestamps(self) -> Timestamps | None:

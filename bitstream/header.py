@@ -23,16 +23,18 @@ from .records import COLOURS, INTRA, GopIndexEntry, VideoInfo
 from .wire import Cursor, pack_str
 
 MAGIC = b"\x89ANR\r\n\x1a\n"
-VERSION = 4  # what the writer writes; the reader reads every version in SUPPORTED
+VERSION = 5  # what the writer writes; the reader reads every version in SUPPORTED
 # Version 3 keeps version 2's container and adds to the model layer; version 4 adds the
-# side section (frame timestamps, carried streams) after the chunks (docs/bitstream.md).
-SUPPORTED = (1, 2, 3, 4)
+# side section (frame timestamps, carried streams) after the chunks; version 5 adds
+# picture GOPs (latent grids, bitstream/pictures.py) (docs/bitstream.md).
+SUPPORTED = (1, 2, 3, 4, 5)
 PREFIX = struct.Struct("<8sII")     # magic, version, body length
 INFO = struct.Struct("<IIIIIB")     # width, height, frames, fps_num, fps_den, colour
 INDEX_ENTRY = {1: struct.Struct("<QIII"),     # offset, length, start, stop
                2: struct.Struct("<QIIIBI"),   # ... kind, reference
                3: struct.Struct("<QIIIBI"),
-               4: struct.Struct("<QIIIBI")}
+               4: struct.Struct("<QIIIBI"),
+               5: struct.Struct("<QIIIBI")}
 SIDE = struct.Struct("<Q")          # version 4: side section length, after the index
 NO_REFERENCE = 0xFFFFFFFF
 CRC_SIZE = 4
@@ -166,7 +168,7 @@ def decode_header(header: bytes, file_size: int, version: int
         index.append(GopIndexEntry(start, stop, offset, length, kind,
                                    None if reference == NO_REFERENCE else reference))
     check_gop_ranges([(e.start, e.stop) for e in index], info.frames, version)
-    check_gop_kinds([(e.kind, e.reference) for e in index])
+    check_gop_kinds([(e.kind, e.reference) for e in index], version)
     side_length = cursor.one("<Q") if side else 0
     if side_length > file_size - len(header):
         raise BitstreamError("truncated: side section ends past end of file")

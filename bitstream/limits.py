@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .errors import BitstreamError
-from .records import COLOURS, INTRA, PREDICTED, VideoInfo
+from .records import COLOURS, GOP_KINDS, INTRA, PICTURE, PREDICTED, VideoInfo
 
 MAX_SIDE = 16384
 MAX_FRAMES = 10_000_000
@@ -91,14 +91,16 @@ def check_gop_ranges(ranges: Sequence[tuple[int, int]], frames: int, version: in
         raise BitstreamError(f"GOPs end at frame {ranges[-1][1]}, the video has {frames}")
 
 
-def check_gop_kinds(kinds: Sequence[tuple[int, int | None]]) -> None:
-    """(kind, reference) of every GOP: the first is intra, an intra GOP has no reference,
-    and a predicted GOP predicts from the GOP right before it."""
+def check_gop_kinds(kinds: Sequence[tuple[int, int | None]], version: int) -> None:
+    """(kind, reference) of every GOP in a file of this format version: the first is intra
+    (or, from version 5, a picture), an intra GOP or a picture has no reference, and a
+    predicted GOP predicts from the GOP right before it."""
+    known = (INTRA, PREDICTED, PICTURE) if version >= 5 else (INTRA, PREDICTED)
     for k, (kind, reference) in enumerate(kinds):
-        if kind not in (INTRA, PREDICTED):
+        if kind not in known:
             raise BitstreamError(f"GOP {k} has unknown kind {kind}")
-        if kind == INTRA and reference is not None:
-            raise BitstreamError(f"intra GOP {k} names a reference")
+        if kind in (INTRA, PICTURE) and reference is not None:
+            raise BitstreamError(f"{GOP_KINDS[kind]} GOP {k} names a reference")
         if kind == PREDICTED and (k == 0 or reference != k - 1):
             raise BitstreamError(f"predicted GOP {k} must predict from GOP {k - 1}, "
                                  f"not {reference}")

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .pictures import PictureRecord
 
 # Colour descriptions a file can carry; the stored code is the position in this tuple,
 # so new names may only be appended.
 COLOURS = ("srgb", "bt709", "bt601", "bt2020")
 # GOP kinds (format version 2): an intra GOP's tensors are their own values; a predicted
 # GOP's are residuals added to the decoded tensors of its reference, the GOP before it.
-INTRA, PREDICTED = 0, 1
-GOP_KINDS = ("intra", "predicted")
+# A picture GOP (version 5) is one frame as latent grids (bitstream/pictures.py).
+INTRA, PREDICTED, PICTURE = 0, 1, 2
+GOP_KINDS = ("intra", "predicted", "picture")
 
 
 @dataclass(frozen=True)
@@ -40,11 +45,12 @@ class GOPRecord:
     tensors: list[TensorRecord]
     kind: int = INTRA
     reference: int | None = None  # the GOP a predicted GOP adds its residuals to
+    picture: PictureRecord | None = None  # a picture GOP's content (it has no tensors)
 
 
 def reference_of(k: int, kind: int) -> int | None:
-    """The reference GOP k of this kind has: none for intra, the GOP before for predicted."""
-    return None if kind == INTRA else k - 1
+    """The reference GOP k of this kind has: the GOP before for predicted, else none."""
+    return k - 1 if kind == PREDICTED else None
 
 
 @dataclass(frozen=True)

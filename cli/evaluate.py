@@ -77,6 +77,9 @@ def _shared_options(command):
                      default=DEFAULTS.preset, show_default=True, help="actinr preset."),
         click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULTS.gop,
                      show_default=True, help="actinr GOP length."),
+        click.option("--representation", type=click.Choice(["auto", "latent", "mlp"]),
+                     default=DEFAULTS.representation, show_default=True,
+                     help="actinr's representation (actinr encode --representation)."),
         click.option("--iters", type=click.IntRange(1), default=DEFAULTS.iters,
                      help="actinr fitting steps per GOP, overriding the preset's."),
         click.option("--seed", type=int, default=DEFAULTS.seed, show_default=True),
@@ -140,7 +143,7 @@ def _actinr_options(kwargs: dict):
 
     resolve_device(kwargs["device"])
     return EncodeOptions(**{k: kwargs[k] for k in ("preset", "gop", "seed", "iters",
-                                                     "device", "jobs")})
+                                                     "device", "jobs", "representation")})
 
 
 def _fmt(value, spec: str) -> str:

@@ -147,6 +147,11 @@ def _size(value: str | None) -> tuple[int, int] | None:
                    "replaces --quality.")
 @click.option("--preset", type=click.Choice(list(PRESETS)), default=DEFAULTS.preset,
               show_default=True, help="Time/quality trade-off (see README).")
+@click.option("--representation", type=click.Choice(["auto", "latent", "mlp"]),
+              default=DEFAULTS.representation, show_default=True,
+              help="latent: every frame on its own as latent grids (a picture, like x264 "
+                   "--keyint 1); mlp: GOP models with prediction; auto: latent for a "
+                   "single frame, mlp for video.")
 @click.option("--gop", type=click.IntRange(2, MAX_GOP), default=DEFAULTS.gop, show_default=True,
               help="Frames per GOP, boundary frame shared.")
 @click.option("--keyint", type=click.IntRange(1), default=DEFAULTS.keyint, show_default=True,
@@ -205,7 +210,8 @@ def _size(value: str | None) -> tuple[int, int] | None:
               help="Replace OUTPUT if it exists (and, without --resume, any journal of an "
                    "interrupted encode to it).")
 @exits_cleanly
-def encode(source, output, quality, bitrate, target_size, preset, gop, keyint, scenecut, start,
+def encode(source, output, quality, bitrate, target_size, preset, representation, gop, keyint,
+           scenecut, start,
            frames, iters, fps, device, jobs, segment, scheduler, shared_input, denoise,
            mask_path, seed, no_asm, compile_, no_audio, no_subtitles, resume, overwrite):
     """Encode SOURCE (any video PyAV reads, a %d image pattern, or - for standard input)
@@ -231,7 +237,7 @@ def encode(source, output, quality, bitrate, target_size, preset, gop, keyint, s
     options = EncodeOptions(
         quality=quality, bitrate=bitrate,
         target_size=None if target_size is None else _bytes(target_size, "--target-size"),
-        preset=preset, gop=gop, iters=iters, seed=seed, device=device,
+        preset=preset, representation=representation, gop=gop, iters=iters, seed=seed, device=device,
         keyint=keyint, scenecut=scenecut, jobs=jobs or DEFAULTS.jobs, segment=segment,
         scheduler=scheduler, shared_input=shared_input, denoise=denoise, native=not no_asm,
         compile=compile_, resume=resume, threads=tune_process(device), audio=not no_audio,

@@ -33,16 +33,19 @@ from bitstream.models import LAPLACE, SymbolModel, model_weights
 from bitstream.records import INTRA, PREDICTED
 from bitstream.side import Timestamps
 
-GOLDEN_SHA256 = "d07b4cc51e544ec0b7519b7cd75443c819bce1152fef2bb188490ce07271138f"
-# The same video as written by format versions 1, 2 and 3, kept as they were.
+GOLDEN_SHA256 = "a572a347c273cca5c17034c45b296cf3e9cc2ff163781f9a3216afc62baf5c72"
+# The same video as written by format versions 1 to 4, kept as they were (version 4's
+# differs from version 5's only in the version field and the header CRC).
 V1_CONTAINER = Path(__file__).parent / "golden" / "v1" / "container.anr"
 V1_SHA256 = "e125276241a6543a553b1488a2500be4e6bec6e8b84a64b92002220606e1663b"
 V2_CONTAINER = Path(__file__).parent / "golden" / "v2" / "container.anr"
 V2_SHA256 = "0fe3d3a97ec41ab683c7fd7ced09b068367a856094372d313e7113ecd9e3b554"
 V3_CONTAINER = Path(__file__).parent / "golden" / "v3" / "container.anr"
 V3_SHA256 = "183ec7527ee2c0449a78f689b5c9ff0ee4c368c7dd5fd7c59916285aacce4276"
+V4_CONTAINER = Path(__file__).parent / "golden" / "v4" / "container.anr"
+V4_SHA256 = "d07b4cc51e544ec0b7519b7cd75443c819bce1152fef2bb188490ce07271138f"
 EARLIER = {1: (V1_CONTAINER, V1_SHA256), 2: (V2_CONTAINER, V2_SHA256),
-           3: (V3_CONTAINER, V3_SHA256)}
+           3: (V3_CONTAINER, V3_SHA256), 4: (V4_CONTAINER, V4_SHA256)}
 # Version 4's side section: uneven frame times and carried-stream bytes (opaque to the
 # container layer; the end-to-end goldens carry a real Matroska audio track).
 GOLDEN_TIMESTAMPS = Timestamps(1, 90000, (-3003, 0, 3003, 9009, 12012, 15015, 21021, 27027,
@@ -99,7 +102,7 @@ def golden_file() -> bytes:
 def test_golden_bytes():
     info, config, gops = golden_video()
     data = golden_file()
-    assert FORMAT_VERSION == 4
+    assert FORMAT_VERSION == 5
     assert hashlib.sha256(data).hexdigest() == GOLDEN_SHA256, (
         "the .anr bytes changed: see this module's docstring")
     got_info, got_config, got_gops = decode_file(data)
@@ -112,9 +115,10 @@ def test_golden_bytes():
                                                          (INTRA, None)]
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_earlier_versions_still_decode(version):
-    """Earlier containers read as they did, without timestamps or carried streams."""
+    """Earlier containers read as they did (before version 4 without timestamps or carried
+    streams)."""
     path, sha = EARLIER[version]
     data = path.read_bytes()
     assert hashlib.sha256(data).hexdigest() == sha
@@ -122,7 +126,11 @@ def test_earlier_versions_still_decode(version):
     got_info, got_config, got_gops = decode_file(data)
     with AnrReader(data) as reader:
         assert reader.version == version
-        assert reader.timestamps is None and reader.streams_size == 0
+        if version < 4:
+            assert reader.timestamps is None and reader.streams_size == 0
+        else:
+            assert reader.timestamps == GOLDEN_TIMESTAMPS
+            assert reader.read_streams() == GOLDEN_STREAMS
     assert got_info == info and got_config == config
     assert_same_gops(gops, got_gops)
     assert [(g.kind, g.reference) for g in got_gops] == [(g.kind, g.reference) for g in gops]
@@ -133,7 +141,7 @@ def read_by_the_doc(data: bytes) -> dict:
     tensor table entries (name, shape, step, kind, lo, parameters) and its payload bytes."""
     assert data[:8] == b"\x89ANR\r\n\x1a\n"
     version, body = struct.unpack_from("<II", data, 8)
-    assert version in (1, 2, 3, 4) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
+    assert version in (1, 2, 3, 4, 5) and struct.unpack_from("<I", data, 16 + body)[0] == zlib.crc32(
         data[:16 + body])
     width, height, frames, num, den, colour = struct.unpack_from("<IIIIIB", data, 16)
     (count,), pos, config = struct.unpack_from("<H", data, 37), 39, {}
@@ -250,7 +258,7 @@ def doc_frequencies(lo: int, hi: int, centre: int, decay: int) -> list[int]:
     return [x + 1 for x in w]
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_file_layout_matches_the_doc(version):
     info, config, gops = golden_video(version)
     data = EARLIER[version][0].read_bytes() if version < FORMAT_VERSION else golden_file()

@@ -99,7 +99,7 @@ def test_no_audio_leaves_it_out_and_info_lists_what_is_carried(tmp_path, source,
     anr.write_bytes(encoded.data)
     shown = subprocess.run([sys.executable, "-m", "cli.main", "info", str(anr)],
                            capture_output=True, text=True, check=True).stdout
-    assert "carried: audio aac" in shown and "format version 4" in shown
+    assert "carried: audio aac" in shown and "format version 5" in shown
 
 
 def with_subtitles(path, folder):

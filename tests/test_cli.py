@@ -117,7 +117,7 @@ def test_info_reports_header_and_gops(encoded):
     assert [g["frames"] for g in report["gops"]] == [[0, 2], [2, 5]]
     assert [(g["kind"], g["reference"]) for g in report["gops"]] == [("intra", None),
                                                                     ("predicted", 0)]
-    assert report["bytes"] == anr.stat().st_size and report["format_version"] == 4
+    assert report["bytes"] == anr.stat().st_size and report["format_version"] == 5
     text = run("info", anr)
     assert text.exit_code == 0 and "48x32" in text.output and "predicted" in text.output
 

@@ -122,8 +122,9 @@ def test_one_8192_square_frame_decodes_in_bounded_memory(tmp_path):
     whole (192 MiB here), and libx264 takes about 400 MiB of its own at this size."""
     path = tmp_path / "one.anr"
     rng = np.random.default_rng(0)
+    # GOP models: a picture renders whole and is refused at this size (--max-memory).
     report = actinr.encode((rng.random((1, 32, 48, 3)) * 255).astype(np.uint8), None,
-                           actinr.EncodeOptions(preset="fast", iters=10))
+                           actinr.EncodeOptions(preset="fast", iters=10, representation="mlp"))
     path.write_bytes(report.data)
     out = tmp_path / "big.mkv"
     result = probe("decode", path, out, "--size", "8192x8192")

@@ -32,6 +32,7 @@ from synthetic import moving_pattern, write_av_clip  # noqa: E402
 import actinr_codec as actinr  # noqa: E402
 from actinr_codec.fitting.config import FitConfig  # noqa: E402
 from actinr_codec.model.config import ModelConfig  # noqa: E402
+from actinr_codec.pipeline.options import EncodeOptions  # noqa: E402
 from actinr_codec.pipeline.settings import EncodeSettings  # noqa: E402
 from bitstream import FORMAT_VERSION  # noqa: E402
 
@@ -61,6 +62,10 @@ FILES = {
     "gabor": _golden((30, 26), 8, 4, 250, cut=4, tile=12, overlap=1, activation="gabor",
                      omega=8.0, gabor_scale=2.0, seed=123456789, motion=0),
     "timed": _golden((32, 24), 8, 4, 250, times=UNEVEN, tile=16, overlap=2, seed=11, motion=1),
+    # From version 5: pictures (latent grids), three frames of an odd size with a level
+    # of one row, rendered between pictures (blends) and at other sizes.
+    "picture": {"frames": 3, "height": 17, "width": 26, "cut": None, "times": None,
+                "options": EncodeOptions(representation="latent", iters=300, seed=3)},
 }
 
 
@@ -86,6 +91,8 @@ def renders(frames: int, width: int, height: int) -> dict:
 def encoded(golden: dict) -> bytes:
     """The golden's .anr: from its frames, or from a media file at its uneven times with a
     tone beside them."""
+    if "options" in golden:
+        return actinr.encode(clip(golden), None, golden["options"], fps=Fraction(25)).data
     if golden["times"] is None:
         return actinr.encode(clip(golden), None, fps=Fraction(25),
                              settings=golden["settings"]).data
