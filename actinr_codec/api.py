@@ -37,7 +37,6 @@ from .media.frames import Frames, StreamedFrames
 from .media.timing import model_clock
 from .media.videoio import MAX_RATE_TERM, VideoWriter, output_extension
 from .model.config import ModelConfig
-from .model.pictures import stream_config as picture_stream_config
 from .model.schema import stream_config
 from .parallel.local import encode_gops
 from .pipeline.decoder import DEFAULT_MAX_MEMORY, AnrDecoder, decode_memory, stream_model
@@ -47,6 +46,7 @@ from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
 from .pipeline.picture_decoder import open_pictures
 from .pipeline.pictures import PictureSettings, encode_pictures, picture_settings
+from .pipeline.pictures import stream_config as picture_stream_config
 from .pipeline.presets import settings_for
 from .pipeline.ratecontrol import rate_controlled, reach_note, target_bits
 from .pipeline.settings import EncodeSettings

@@ -9,29 +9,10 @@ import math
 import numpy as np
 import torch
 
-from bitstream.pictures import PictureRecord, latent_config
+from bitstream.pictures import PictureRecord
 
-from ..fitting.latents import LatentFitConfig
 from ..native.synthesis import Synthesis, render
 from .latents import LatentFrame
-
-# The context network's hidden layers: LatentFrame's is two deep.
-CONTEXT_LAYERS = 2
-
-
-def stream_config(cfg: LatentFitConfig) -> dict[str, object]:
-    """What a latent file's configuration says of pictures fitted with cfg."""
-    return latent_config(cfg.levels, cfg.hidden, cfg.depth, cfg.refine_layers, cfg.arm_hidden,
-                         CONTEXT_LAYERS)
-
-
-def new_model(cfg: LatentFitConfig, height: int, width: int) -> LatentFrame:
-    """An unfitted picture of height x width with cfg's sizes (bicubic upsampling, the
-    only kind a file holds)."""
-    model = LatentFrame(height, width, cfg.levels, cfg.hidden, cfg.arm_hidden, cfg.depth,
-                        cfg.refine_layers)
-    model.floor = 2.0 ** -cfg.floor_bits
-    return model
 
 
 def picture_record(model: LatentFrame, steps: dict[str, float | list[float]]) -> PictureRecord:

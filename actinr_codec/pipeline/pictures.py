@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from bitstream.chunk import code_gop
-from bitstream.pictures import PictureLayout, check_picture
+from bitstream.pictures import PictureLayout, check_picture, latent_config
 from bitstream.records import PICTURE, GOPRecord
 
 from ..fitting.latents import LatentFitConfig, fit, quantize_networks
 from ..media.frames import Frames
 from ..metrics import psnr
-from ..model.pictures import new_model, picture_record, render_picture, to_uint8
+from ..model.latents import LatentFrame
+from ..model.pictures import picture_record, render_picture, to_uint8
 from .encoder import EncodedGOP, FitStats
 from .options import EncodeOptions
 from .presets import PRESETS, QUALITY
@@ -35,6 +36,25 @@ PICTURE_STEPS = {"fast": 2500, "medium": 10000, "slow": 20000}
 # 1e-3 (carphone frame 10: 0.74 bpp, 36.7 dB PSNR-YUV420), and each level about 1.2x the
 # bits of the next (docs/experiments.md, "sixth probe").
 LAMBDA_4 = 1e-3
+
+
+# The context network's hidden layers: LatentFrame's is two deep.
+CONTEXT_LAYERS = 2
+
+
+def stream_config(cfg: LatentFitConfig) -> dict[str, object]:
+    """What a latent file's configuration says of pictures fitted with cfg."""
+    return latent_config(cfg.levels, cfg.hidden, cfg.depth, cfg.refine_layers, cfg.arm_hidden,
+                         CONTEXT_LAYERS)
+
+
+def new_model(cfg: LatentFitConfig, height: int, width: int) -> LatentFrame:
+    """An unfitted picture of height x width with cfg's sizes (bicubic upsampling, the
+    only kind a file holds)."""
+    model = LatentFrame(height, width, cfg.levels, cfg.hidden, cfg.arm_hidden, cfg.depth,
+                        cfg.refine_layers)
+    model.floor = 2.0 ** -cfg.floor_bits
+    return model
 
 
 @dataclass(frozen=True)
