@@ -16,11 +16,11 @@ with --save (networks at their coded steps, latents rounded here), into:
   the 32 bits a grid the probes counted before, and one range for all grids.
 
 It also prices finer resolutions (means in sixteenths, scales in eighths of an octave),
-which would change the coding layer: no file holds latents yet.
+which would change the coding layer (and the format of picture GOPs, version 5).
 
     python bench/latent_coding.py /tmp/gop/temporal+biases+keys7+warp+presref_0.003.pt
 
-Nothing here is part of the codec or its format yet; see docs/experiments.md.
+See docs/experiments.md.
 """
 
 from __future__ import annotations

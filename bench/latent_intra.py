@@ -32,7 +32,10 @@ is reported. The defaults are the best settings measured so far; the fit runs on
     python bench/latent_intra.py --clips carphone tree --frame 10 --out /tmp/latent
     python bench/latent_intra.py --clips megamind --lambdas 1e-4 3e-5 1e-5 --device cuda --out /tmp/m
 
-Nothing here is part of the codec or its format yet; see docs/experiments.md.
+The model and its fit are the codec's own (a picture GOP of format version 5,
+`actinr encode --representation latent`); the probe adds the choices the codec does not
+offer (learned upsampling, 4:2:0 chroma, other schedules) and x264 beside it. See
+docs/experiments.md.
 """
 
 from __future__ import annotations

@@ -25,9 +25,10 @@ from ..native.latents import decode_grids
 
 # Pictures kept decoded, and renders kept at the size last asked for: a blend needs two.
 KEEP_PICTURES = 3
-# Bytes a render holds per output pixel: the upsampled grids and hidden activations in
-# float32 (levels + width + a few), for the largest sizes the configuration allows.
-RENDER_BYTES_PER_PIXEL = 4 * (16 + 64 + 12)
+# Floats a render holds per output pixel beside one per grid: native/synthesis.c keeps
+# every grid upsampled and a scratch plane of up to three floats a pixel, and its RGB
+# output takes three (the hidden activations are per block of pixels).
+RENDER_FLOATS_PER_PIXEL = 6
 # Whole copies of an output frame alive at once: the renders kept (float RGB), the blend
 # and the uint8 frame with a writer's copies.
 FRAME_BYTES_PER_PIXEL = 12 * KEEP_PICTURES + 12 + 4 * 3
@@ -85,7 +86,8 @@ class PictureDecoder:
 
     def frames(self, times: list[float], height: int, width: int) -> Iterator[np.ndarray]:
         """(height, width, 3) uint8 RGB frames at the given global times, in order."""
-        self._check_memory(height * width * (RENDER_BYTES_PER_PIXEL + FRAME_BYTES_PER_PIXEL),
+        render = 4 * (len(self.layout.grids) + RENDER_FLOATS_PER_PIXEL)
+        self._check_memory(height * width * (render + FRAME_BYTES_PER_PIXEL),
                            f"{width}x{height} frames")
         at = [float(g.start) if self.clock is None else self.clock[g.start] for g in self.gops]
         last = at[-1]
