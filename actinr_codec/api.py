@@ -45,7 +45,13 @@ from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
 from .pipeline.picture_decoder import open_pictures
-from .pipeline.pictures import PictureSettings, encode_pictures, picture_settings
+from .pipeline.pictures import (
+    MAX_FIT_BYTES,
+    PictureSettings,
+    encode_pictures,
+    fit_memory,
+    picture_settings,
+)
 from .pipeline.pictures import stream_config as picture_stream_config
 from .pipeline.presets import settings_for
 from .pipeline.ratecontrol import rate_controlled, reach_note, target_bits
@@ -241,10 +247,14 @@ def _pictures(options: EncodeOptions, src: Source, holes: Frames | None,
         ("a bitrate or size", options.bitrate is not None or options.target_size is not None),
         ("a scheduler", options.scheduler is not None), ("parallel jobs", options.jobs > 1),
         ("resuming", options.resume), ("encoder settings", settings is not None)) if given]
+    large = fit_memory(src.height, src.width) > MAX_FIT_BYTES
     if options.representation == "auto":
-        return src.count == 1 and not asked
+        return src.count == 1 and not asked and not large
     if options.representation == "latent" and asked:
         raise ValueError(f"pictures (representation latent) do not take {asked[0]} yet")
+    if options.representation == "latent" and large:
+        warnings.warn(f"fitting {src.width}x{src.height} pictures will need about "
+                      f"{fit_memory(src.height, src.width) >> 20} MiB", stacklevel=3)
     return options.representation == "latent"
 
 
@@ -264,11 +274,17 @@ def _encode_pictures(src: Source, rate: Fraction, stamps, carried: bytes | None,
                       settings, device, None)
     notify = progress or (lambda event: None)
     notify(Progress("start", plan))
-    reports = encode_pictures(
-        src.frames, src.count, settings, layout, device,
-        lambda k, report: notify(Progress("gop", plan, gop=k, step=report.stats.iters,
-                                          seconds=report.stats.seconds,
-                                          psnr=report.stats.psnr, report=report)))
+    current = [0]
+
+    def on_gop(k: int, report: EncodedGOP) -> None:
+        current[0] = k + 1
+        notify(Progress("gop", plan, gop=k, step=report.stats.iters,
+                        seconds=report.stats.seconds, psnr=report.stats.psnr, report=report))
+
+    def on_check(step: int, seconds: float, psnr: float) -> None:
+        notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
+
+    reports = encode_pictures(src.frames, src.count, settings, layout, device, on_gop, on_check)
     data = assemble_file(info, config, [r.coded for r in reports], stamps, carried)
     if output is not None:
         write_atomically(output, data)

@@ -103,7 +103,8 @@ class EncodeProgress:
         self._announce()
         fit = event.plan.settings.fit
         share = event.step / fit.iters
-        if fit.seconds:
+        # A picture's fit (fitting.latents.LatentFitConfig) has no time cap.
+        if getattr(fit, "seconds", None):
             share = max(share, event.seconds / fit.seconds)
         partial = min(1.0, share) * self.own[event.gop]
         self.stream.write(f"\r{self.status(partial)} gop={event.gop + 1}\x1b[K")

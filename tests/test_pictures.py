@@ -202,14 +202,32 @@ def test_one_frame_is_coded_as_a_picture_by_default(still):
 
 def test_frames_between_pictures_are_blends():
     frames = moving_pattern(3, 16, 20, speed=3)
-    report = actinr.encode(frames, None, EncodeOptions(iters=60, representation="latent"))
+    events = []
+    report = actinr.encode(frames, None, EncodeOptions(iters=60, representation="latent"),
+                           progress=events.append)
     assert report.plan.kinds == [PICTURE] * 3
+    # Progress as for GOP models: a start, each fit's checks (keep_best's, here every
+    # step), each picture as it is done.
+    assert [e.kind for e in events if e.kind != "step"] == ["start", "gop", "gop", "gop"]
+    steps = [(e.gop, e.step) for e in events if e.kind == "step"]
+    assert steps[:2] == [(0, 1), (0, 2)] and steps[-1] == (2, 60) and len(steps) == 180
     with actinr.open(report.data, "cpu") as video:
         ends = video.render([1.0, 2.0]).astype(float)
         quarter = video.render([1.25])[0].astype(float)
     blend = 0.75 * ends[0] + 0.25 * ends[1]
     assert np.abs(quarter - blend).max() <= 1.0
     assert np.abs(ends[0] - ends[1]).max() > 20  # the pictures differ: the blend is seen
+
+
+def test_a_frame_too_large_for_a_pictures_fit_keeps_gop_models(monkeypatch):
+    import actinr_codec.api as api
+
+    monkeypatch.setattr(api, "MAX_FIT_BYTES", 0)
+    frame = smooth_frame(16, 16)
+    assert PICTURE not in actinr.encode(frame, None, EncodeOptions(iters=5)).plan.kinds
+    with pytest.warns(UserWarning, match="will need about"):
+        report = actinr.encode(frame, None, EncodeOptions(iters=5, representation="latent"))
+    assert report.plan.kinds == [PICTURE]
 
 
 def test_video_keeps_gop_models_by_default():

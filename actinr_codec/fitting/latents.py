@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -22,6 +24,7 @@ from torch import nn
 
 from bitstream.latents import ContextModel
 
+from ..metrics import mse_to_psnr
 from ..model.latents import LatentFrame
 
 
@@ -79,11 +82,14 @@ def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444",
 
 
 def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
-        args: LatentFitConfig) -> int:
+        args: LatentFitConfig,
+        on_check: Callable[[int, float, float], None] | None = None) -> int:
     """Fit the model's latents and networks to the target, (H, W, 3) or (frames, H, W, 3);
     the rate is priced per pixel of the target. args: a LatentFitConfig, or anything with
-    its fields (the probes' parsed options). Returns the step whose state the model
-    holds at the end (the last, or with keep_best the best one)."""
+    its fields (the probes' parsed options). on_check(step, seconds, PSNR-RGB of the
+    rounded state) follows each of keep_best's checks. Returns the step whose state the
+    model holds at the end (the last, or with keep_best the best one)."""
+    started = time.perf_counter()
     fields = model.field_parameters() if model.field_lr is not None else []
     moving = {id(p) for p in fields}
     nets = [p for name, net in model.networks().items() if name not in args.reused
@@ -118,11 +124,15 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
         if args.keep_best and (it + 1) % check_every == 0:
             with torch.no_grad():
                 rounded, _ = model.coded_latents("round")
-                cost = float(distortion(model.rgb(rounded), target, args.chroma,
-                                            model.frame_weights)
+                rgb = model.rgb(rounded)
+                cost = float(distortion(rgb, target, args.chroma, model.frame_weights)
                              + lam * (model.bits(rounded) + model.side_bits()) / pixels)
             if cost < best[0]:
                 best = (cost, copy.deepcopy(model.state_dict()), it + 1)
+            if on_check is not None:
+                with torch.no_grad():
+                    mse = float(((rgb.clamp(0, 1) - target) ** 2).mean())
+                on_check(it + 1, time.perf_counter() - started, mse_to_psnr(mse))
     if best[1] is not None:
         model.load_state_dict(best[1])
     return best[2]

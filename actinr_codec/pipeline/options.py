@@ -31,8 +31,9 @@ class EncodeOptions:
     model (a picture, format version 5; pipeline/pictures.py), "mlp" fits GOP models, and
     "auto" takes pictures for a one-frame source, where they measured 6.6-9.7 % under x264
     intra's bits against GOP models' 2.4-3.3 times them, unless the encode asks for what
-    only GOP models do (a mask, denoising, rate control, a scheduler, jobs, resuming), and
-    GOP models for video, whose prediction between frames pictures do not have yet.
+    only GOP models do (a mask, denoising, rate control, a scheduler, jobs, resuming) or
+    the frame's fit would need more than pipeline/pictures.MAX_FIT_BYTES, and GOP models
+    for video, whose prediction between frames pictures do not have yet.
     """
 
     representation: str = "auto"

@@ -38,6 +38,20 @@ PICTURE_STEPS = {"fast": 2500, "medium": 10000, "slow": 20000}
 LAMBDA_4 = 1e-3
 
 
+# A picture's fit holds the whole frame's activations and their gradients: about this
+# many bytes a pixel at the default sizes (peak resident memory of 30-step fits, 380 MB
+# at 176x144 and 666 MB at 640x360, torch's own libraries included: 1.46 KB for each
+# pixel more; docs/performance.md, "Pictures").
+FIT_BYTES_PER_PIXEL = 1500
+# Where "auto" leaves pictures to GOP models, whose fit draws a bounded sample of pixels.
+MAX_FIT_BYTES = 4 << 30
+
+
+def fit_memory(height: int, width: int) -> int:
+    """Bytes a picture's fit of height x width pixels needs, about."""
+    return FIT_BYTES_PER_PIXEL * height * width
+
+
 # The context network's hidden layers: LatentFrame's is two deep.
 CONTEXT_LAYERS = 2
 
@@ -78,10 +92,12 @@ def picture_settings(options: EncodeOptions) -> PictureSettings:
 
 
 def encode_picture(frame: np.ndarray, settings: PictureSettings, layout: PictureLayout,
-                   device: str | torch.device = "cpu") -> tuple[GOPRecord, FitStats]:
+                   device: str | torch.device = "cpu",
+                   on_check: Callable[[int, float, float], None] | None = None
+                   ) -> tuple[GOPRecord, FitStats]:
     """One (H, W, 3) uint8 frame as a picture GOP record (frames [0, 1)), checked against
     its file's layout, and what its fit measured (PSNR-RGB of the frame with its networks
-    in float, then as it decodes)."""
+    in float, then as it decodes); on_check as fitting.latents.fit's."""
     started = time.perf_counter()
     torch.manual_seed(settings.seed)
     height, width, _ = frame.shape
@@ -89,7 +105,7 @@ def encode_picture(frame: np.ndarray, settings: PictureSettings, layout: Picture
     model = new_model(cfg, height, width)
     target = torch.from_numpy(np.ascontiguousarray(frame)).float() / 255
     # The fit runs on the device; quantization and coding on the CPU, as a decoder runs.
-    fit(model.to(device), target.to(device), settings.lam, cfg.iters, cfg)
+    fit(model.to(device), target.to(device), settings.lam, cfg.iters, cfg, on_check)
     model.cpu()
     with torch.no_grad():
         unquantized = _psnr(model.rgb(model.coded_latents("round")[0]).numpy(), target)
@@ -110,12 +126,14 @@ def _psnr(rgb: np.ndarray, target: torch.Tensor) -> float:
 
 def encode_pictures(frames: Frames, count: int, settings: PictureSettings,
                     layout: PictureLayout, device: str | torch.device,
-                    on_gop: Callable[[int, EncodedGOP], None] | None = None
+                    on_gop: Callable[[int, EncodedGOP], None] | None = None,
+                    on_check: Callable[[int, float, float], None] | None = None
                     ) -> list[EncodedGOP]:
-    """Every frame of a source as a coded picture GOP, in order."""
+    """Every frame of a source as a coded picture GOP, in order; on_gop(k, report) after
+    each, on_check during each fit (fitting.latents.fit's)."""
     reports = []
     for k in range(count):
-        record, stats = encode_picture(frames(k, 1)[0], settings, layout, device)
+        record, stats = encode_picture(frames(k, 1)[0], settings, layout, device, on_check)
         reports.append(EncodedGOP(stats, code_gop(k, dataclasses.replace(record, start=k,
                                                                        stop=k + 1))))
         if on_gop is not None:
