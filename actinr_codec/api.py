@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bitstream.container import assemble_file, write_atomically
+from bitstream.container import AnrReader, assemble_file, write_atomically
 from bitstream.errors import BitstreamError
 from bitstream.header import VERSION
 from bitstream.limits import check_gop_kinds, check_gop_ranges, check_info
@@ -44,7 +44,7 @@ from .pipeline.encoder import EncodedGOP
 from .pipeline.gop import plan_gops
 from .pipeline.journal import Journal, JournalMismatch, journal_path
 from .pipeline.options import EncodeOptions
-from .pipeline.picture_decoder import open_pictures
+from .pipeline.picture_decoder import PictureDecoder
 from .pipeline.pictures import (
     MAX_FIT_BYTES,
     PictureSettings,
@@ -431,8 +431,14 @@ class AnrVideo:
 
     def __init__(self, source: str | os.PathLike | bytes, device: str = "auto",
                  max_memory: int = DEFAULT_MAX_MEMORY, threads: int | None = None):
-        self._decoder = (open_pictures(source, max_memory, threads)
-                         or AnrDecoder(source, resolve_device(device), max_memory, threads))
+        reader = AnrReader(source)
+        try:
+            self._decoder = (PictureDecoder(reader, max_memory, threads)
+                             if reader.pictures is not None else
+                             AnrDecoder(reader, resolve_device(device), max_memory, threads))
+        except BaseException:
+            reader.close()
+            raise
         self.info: VideoInfo = self._decoder.info
 
     @property

@@ -181,8 +181,8 @@ def decode_picture(cursor: Cursor, layout: PictureLayout,
     items: list[tuple[SymbolModel, int]] = []
     for name, shapes in zip(NETWORKS, layout.networks, strict=True):
         if shapes:
-            items.append((read_model(cursor, sum(math.prod(s) for s in shapes), name),
-                          sum(math.prod(s) for s in shapes)))
+            elements = sum(math.prod(s) for s in shapes)
+            items.append((read_model(cursor, elements, name), elements))
     ranges = unpack_ranges(bytes(cursor.take(cursor.one("<H"))), len(layout.grids))
     flat = iter(decode_symbols(bytes(cursor.take(cursor.one("<I"))), items))
     networks = []

@@ -53,8 +53,3 @@ def render_picture(picture: PictureRecord, size: tuple[int, int] | None = None,
     every grid is interpolated to the output's pixels (super-resolution)."""
     return render([g.astype(np.float32) for g in picture.grids], synthesis(picture), None, size,
                   threads)
-
-
-def to_uint8(rgb: np.ndarray) -> np.ndarray:
-    """Float RGB to 8 bits as every decoder rounds it: clipped to [0, 1], nearest level."""
-    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)

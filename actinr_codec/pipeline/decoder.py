@@ -55,6 +55,13 @@ FRAME_COPIES = 4
 RENDER_BATCHES = 8
 
 
+def check_memory(needed: int, limit: int, what: str) -> None:
+    """Refuse, before allocating, what a decode would need beyond its memory limit."""
+    if needed > limit:
+        raise BitstreamError(f"decoding needs about {needed >> 20} MiB for {what}, over "
+                             f"the limit of {limit >> 20} MiB (--max-memory)")
+
+
 def stream_model(config: dict, info: VideoInfo, version: int
                  ) -> tuple[ModelConfig, list[tuple[str, tuple]]]:
     """The model configuration a file of that format version declares and its GOPs'
@@ -121,9 +128,12 @@ class AnrDecoder:
     and models are kept, so playing forward decodes each GOP once.
     """
 
-    def __init__(self, source: str | os.PathLike | bytes, device: torch.device | str = "cpu",
+    def __init__(self, source: str | os.PathLike | bytes | AnrReader,
+                 device: torch.device | str = "cpu",
                  max_memory: int = DEFAULT_MAX_MEMORY, threads: int | None = None):
-        self._reader = AnrReader(source)
+        # An open reader is taken as it is (AnrVideo reads the header once for both kinds
+        # of file).
+        self._reader = source if isinstance(source, AnrReader) else AnrReader(source)
         self.max_memory = max_memory
         try:
             self.info: VideoInfo = self._reader.info
@@ -147,9 +157,7 @@ class AnrDecoder:
         self._read: set[int] = set()
 
     def _check_memory(self, needed: int, what: str) -> None:
-        if needed > self.max_memory:
-            raise BitstreamError(f"decoding needs about {needed >> 20} MiB for {what}, over "
-                                 f"the limit of {self.max_memory >> 20} MiB (--max-memory)")
+        check_memory(needed, self.max_memory, what)
 
     def _remember(self, cache: OrderedDict, k: int, value) -> None:
         cache[k] = value

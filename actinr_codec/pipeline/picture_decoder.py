@@ -9,19 +9,20 @@ decodes each once.
 from __future__ import annotations
 
 import bisect
-import os
 from collections import OrderedDict
 from collections.abc import Iterator
 
 import numpy as np
+import torch
 
 from bitstream.container import AnrReader
-from bitstream.errors import BitstreamError
 from bitstream.pictures import PictureLayout, PictureRecord, picture_elements
 
 from ..media.timing import model_clock
-from ..model.pictures import render_picture, to_uint8
+from ..model.pictures import render_picture
+from ..model.render import to_uint8
 from ..native.latents import decode_grids
+from .decoder import check_memory
 
 # Pictures kept decoded, and renders kept at the size last asked for: a blend needs two.
 KEEP_PICTURES = 3
@@ -55,9 +56,7 @@ class PictureDecoder:
         self._read: set[int] = set()
 
     def _check_memory(self, needed: int, what: str) -> None:
-        if needed > self.max_memory:
-            raise BitstreamError(f"decoding needs about {needed >> 20} MiB for {what}, over "
-                                 f"the limit of {self.max_memory >> 20} MiB (--max-memory)")
+        check_memory(needed, self.max_memory, what)
 
     def model(self, k: int) -> PictureRecord:
         """Picture k as decoded."""
@@ -99,7 +98,7 @@ class PictureDecoder:
             frame = self._render(k, height, width)
             if share > 0:
                 frame = (1 - share) * frame + share * self._render(k + 1, height, width)
-            yield to_uint8(frame)
+            yield to_uint8(torch.from_numpy(frame)).numpy()
 
     @property
     def reader(self) -> AnrReader:
@@ -109,18 +108,3 @@ class PictureDecoder:
         self._reader.close()
         self._pictures.clear()
         self._renders.clear()
-
-
-def open_pictures(source: str | os.PathLike | bytes, max_memory: int,
-                  threads: int | None = None) -> PictureDecoder | None:
-    """A PictureDecoder for a file of pictures, or None (the file closed again) for a file
-    of GOP models."""
-    reader = AnrReader(source)
-    if reader.pictures is None:
-        reader.close()
-        return None
-    try:
-        return PictureDecoder(reader, max_memory, threads)
-    except BaseException:
-        reader.close()
-        raise

@@ -24,7 +24,8 @@ from ..fitting.latents import LatentFitConfig, fit, quantize_networks
 from ..media.frames import Frames
 from ..metrics import psnr
 from ..model.latents import LatentFrame
-from ..model.pictures import picture_record, render_picture, to_uint8
+from ..model.pictures import picture_record, render_picture
+from ..model.render import to_uint8
 from .encoder import EncodedGOP, FitStats
 from .options import EncodeOptions
 from .presets import PRESETS, QUALITY
@@ -121,7 +122,7 @@ def encode_picture(frame: np.ndarray, settings: PictureSettings, layout: Picture
 
 def _psnr(rgb: np.ndarray, target: torch.Tensor) -> float:
     """PSNR-RGB of float RGB once rounded to 8 bits as a decoder rounds it."""
-    return psnr(torch.from_numpy(to_uint8(rgb)).float() / 255, target)
+    return psnr(to_uint8(torch.from_numpy(rgb)).float() / 255, target)
 
 
 def encode_pictures(frames: Frames, count: int, settings: PictureSettings,
