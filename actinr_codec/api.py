@@ -284,7 +284,8 @@ def _encode_pictures(src: Source, rate: Fraction, stamps, carried: bytes | None,
     def on_check(step: int, seconds: float, psnr: float) -> None:
         notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
 
-    reports = encode_pictures(src.frames, src.count, settings, layout, device, on_gop, on_check)
+    reports = encode_pictures(src.frames, src.count, settings, layout, device, on_gop, on_check,
+                              options.threads)
     data = assemble_file(info, config, [r.coded for r in reports], stamps, carried)
     if output is not None:
         write_atomically(output, data)

@@ -51,10 +51,25 @@ def compiled(fn: Callable) -> Callable:
 def kernel_threads(threads: int | None) -> int:
     """The native kernel's pool size: ``threads`` as asked, else torch's thread count.
 
-    The library never changes torch's own thread count; a process that owns its cores
-    runs torch on one thread and gives them to the kernel (process.kernel_cores says why).
+    A process that owns its cores runs torch on one thread and gives them to the kernel
+    (process.kernel_cores says why); the library changes torch's own thread count only
+    for work that leaves the kernel idle (torch_threads).
     """
     return max(1, torch.get_num_threads() if threads is None else threads)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """torch's own ops on ``threads`` threads for the duration, then as they were: for
+    work that runs in torch alone, such as a picture's fit, the cores the kernel would
+    have had (carphone's frame: 38 ms a step on one thread, 26-29 on two; tree's 94 and
+    60, docs/performance.md)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager

@@ -219,6 +219,22 @@ def test_frames_between_pictures_are_blends():
     assert np.abs(ends[0] - ends[1]).max() > 20  # the pictures differ: the blend is seen
 
 
+def test_a_pictures_fit_runs_torch_on_the_encodes_threads():
+    """The command gives torch one thread and the kernel the cores; a picture's fit uses
+    no kernel, so it takes the cores for torch while it runs, and gives them back."""
+    before = torch.get_num_threads()
+    seen = []
+    try:
+        torch.set_num_threads(1)
+        actinr.encode(smooth_frame(8, 8), None, EncodeOptions(iters=3, threads=2),
+                      progress=lambda e: seen.append(torch.get_num_threads()))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    steps_threads = set(seen[1:-1])  # between the start and the picture's report
+    assert steps_threads == {2}
+
+
 def test_a_frame_too_large_for_a_pictures_fit_keeps_gop_models(monkeypatch):
     import actinr_codec.api as api
 

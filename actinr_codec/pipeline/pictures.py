@@ -26,6 +26,7 @@ from ..metrics import psnr
 from ..model.latents import LatentFrame
 from ..model.pictures import picture_record, render_picture
 from ..model.render import to_uint8
+from ..runtime import kernel_threads, torch_threads
 from .encoder import EncodedGOP, FitStats
 from .options import EncodeOptions
 from .presets import PRESETS, QUALITY
@@ -128,13 +129,15 @@ def _psnr(rgb: np.ndarray, target: torch.Tensor) -> float:
 def encode_pictures(frames: Frames, count: int, settings: PictureSettings,
                     layout: PictureLayout, device: str | torch.device,
                     on_gop: Callable[[int, EncodedGOP], None] | None = None,
-                    on_check: Callable[[int, float, float], None] | None = None
-                    ) -> list[EncodedGOP]:
+                    on_check: Callable[[int, float, float], None] | None = None,
+                    threads: int | None = None) -> list[EncodedGOP]:
     """Every frame of a source as a coded picture GOP, in order; on_gop(k, report) after
-    each, on_check during each fit (fitting.latents.fit's)."""
+    each, on_check during each fit (fitting.latents.fit's). The fits run torch on threads
+    (runtime.kernel_threads's): they leave the native kernel idle."""
     reports = []
     for k in range(count):
-        record, stats = encode_picture(frames(k, 1)[0], settings, layout, device, on_check)
+        with torch_threads(kernel_threads(threads)):
+            record, stats = encode_picture(frames(k, 1)[0], settings, layout, device, on_check)
         reports.append(EncodedGOP(stats, code_gop(k, dataclasses.replace(record, start=k,
                                                                        stop=k + 1))))
         if on_gop is not None:
