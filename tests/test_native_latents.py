@@ -31,6 +31,13 @@ def test_native_decoder_matches_the_reference(seed):
     grids = [rng.laplace(0, rng.uniform(0.3, 20), s).round().astype(np.int32) for s in shapes]
     grids.append(np.full((3, 5), -2, np.int32))
     grids.append(ramp_grid(rng, 6, 40))
+    # A range past 32 symbols, whose tables the C decoder builds for each latent anew.
+    grids.append(np.concatenate([[-30, 30], rng.integers(-30, 31, 97)]).reshape(9, 11)
+                 .astype(np.int32))
+    # Mostly zeros, as a low rate's grids are: the C decoder gives a context of zeros the
+    # grid's law of zeros without running the network.
+    grids.append((rng.laplace(0, 2, (24, 28)) * (rng.random((24, 28)) < 0.1)).round()
+                 .astype(np.int32))
     references = None
     if inputs > CONTEXT:
         references = [None if k % 3 == 0 else g + rng.integers(-2, 3, g.shape)

@@ -20,7 +20,9 @@ from bitstream.latents import ContextModel, check_grid
 from . import build
 
 SOURCE = Path(__file__).with_name("latents.c")
-FLAGS = ["-O2", "-march=native", "-shared", "-fPIC"]
+# -O3 vectorises the context network over a wave's latents (at -O2 the batched loops ran
+# slower than one latent at a time: 87 against 73 ms for a synthetic 640x360 frame).
+FLAGS = ["-O3", "-march=native", "-shared", "-fPIC"]
 # latent_decode's return codes, and what each means to a reader.
 FAILURES = {1: "latent decoding failed (invalid data)",
             2: "latent payload has data left after the last symbol",
