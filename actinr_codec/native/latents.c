@@ -5,8 +5,9 @@
  *
  * Every value that decides a symbol is computed in integers (one floating-point product
  * estimates a quotient that integer checks then make exact), so the result does not
- * depend on the compiler or the CPU. Right shifts of negative values go through floor_shift, which C defines, rather
- * than through >> on a signed value, which C leaves to the implementation.
+ * depend on the compiler or the CPU. Right shifts of negative values go through
+ * floor_shift, which C defines, rather than through >> on a signed value, which C leaves
+ * to the implementation.
  */
 
 #include <stdint.h>
@@ -165,7 +166,7 @@ static void table(const int64_t *p, int64_t m, int64_t lo, int64_t hi, int64_t *
      * integer checks: the product lies within far less than 1 of the quotient (below
      * 2**24), so a check moves it once at most; a division per bin was a quarter of the
      * decoder's time. */
-    double ratio = (double)free / (double)total;
+    double ratio = (double)free / (double)total;  /* total > 0: m lies between the edges */
     for (int64_t j = 0; j < n; j++) {
         int64_t upper = below(p, 8 * (lo + j) + 4 - m), mass = upper - edge;
         edge = upper;
