@@ -9,6 +9,7 @@ file. The command line (cli/) is a thin shell over these three.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import itertools
@@ -28,7 +29,7 @@ from bitstream.container import AnrReader, assemble_file, write_atomically
 from bitstream.errors import BitstreamError
 from bitstream.header import VERSION
 from bitstream.limits import check_gop_kinds, check_gop_ranges, check_info
-from bitstream.pictures import picture_layout
+from bitstream.pictures import PictureLayout, picture_layout
 from bitstream.records import PICTURE, VideoInfo, reference_of
 
 from . import __version__
@@ -181,26 +182,8 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
                      fps_num=rate.numerator, fps_den=rate.denominator, colour=src.colour)
     _check_writable(info, plan)
     journal, done = _journal(output, options, plan, src, holes)
-    notify = progress or (lambda event: None)
-    notify(Progress("start", plan))
-    for k in sorted(done):
-        stats = done[k].stats
-        notify(Progress("resume", plan, gop=k, step=stats.iters, seconds=stats.seconds,
-                        psnr=stats.psnr, report=done[k]))
-    current = [0]
-
-    def on_gop(k: int, report: EncodedGOP) -> None:
-        current[0] = k + 1
-        if journal is not None:
-            journal.add(report)
-        stats = report.stats
-        notify(Progress("gop", plan, gop=k, step=stats.iters, seconds=stats.seconds,
-                        psnr=stats.psnr, report=report))
-
-    def on_check(step: int, seconds: float, psnr: float) -> None:
-        notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
-
-    try:
+    on_gop, on_check = _announced(progress, plan, journal, done)
+    with _journaled(journal):
         if options.scheduler is None:
             reports = encode_gops(src.frames, gops, settings, options.jobs, device, on_gop,
                                   on_check, options.segment, holes, done, options.threads)
@@ -210,28 +193,13 @@ def encode(source: str | os.PathLike | np.ndarray, output: str | os.PathLike | N
             reports = encode_on_cluster(options.scheduler, src.frames, gops, settings,
                                         options.device, on_gop, options.segment, holes,
                                         options.shared_input, done)
-    except BaseException:
-        if journal is not None:
-            journal.close()
-            if not journal.entries:
-                journal.discard()  # nothing finished: nothing worth resuming
-        raise
-    if journal is not None:
-        journal.close()  # complete: kept until the output is in place
     data = assemble_file(info, stream_config(settings.model, settings.gop_size),
                          [r.coded for r in reports], stamps, carried)
     if target is not None:
         note = reach_note(target, len(data) * 8, [r.stats.rate_weight for r in reports],
                           settings.model.width)
         notes += [] if note is None else [note]
-    if output is not None:
-        write_atomically(output, data)
-        journal.discard()
-    return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
-                        path=None if output is None else Path(output),
-                        data=data if output is None else None,
-                        variable_rate=stamps is not None,
-                        carried=0 if carried is None else len(carried), notes=notes)
+    return _written(output, journal, data, plan, reports, started, stamps, carried, notes)
 
 
 def _pictures(options: EncodeOptions, src: Source, holes: Frames | None,
@@ -246,7 +214,7 @@ def _pictures(options: EncodeOptions, src: Source, holes: Frames | None,
         ("a mask", holes is not None), ("denoising", options.denoise is not None),
         ("a bitrate or size", options.bitrate is not None or options.target_size is not None),
         ("a scheduler", options.scheduler is not None), ("parallel jobs", options.jobs > 1),
-        ("resuming", options.resume), ("encoder settings", settings is not None)) if given]
+        ("encoder settings", settings is not None)) if given]
     large = fit_memory(src.height, src.width) > MAX_FIT_BYTES
     if options.representation == "auto":
         return src.count == 1 and not asked and not large
@@ -272,28 +240,72 @@ def _encode_pictures(src: Source, rate: Fraction, stamps, carried: bytes | None,
     plan = EncodePlan(src.width, src.height, src.count, rate,
                       [range(k, k + 1) for k in range(src.count)], [PICTURE] * src.count,
                       settings, device, None)
-    notify = progress or (lambda event: None)
-    notify(Progress("start", plan))
-    current = [0]
-
-    def on_gop(k: int, report: EncodedGOP) -> None:
-        current[0] = k + 1
-        notify(Progress("gop", plan, gop=k, step=report.stats.iters,
-                        seconds=report.stats.seconds, psnr=report.stats.psnr, report=report))
-
-    def on_check(step: int, seconds: float, psnr: float) -> None:
-        notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
-
-    reports = encode_pictures(src.frames, src.count, settings, layout, device, on_gop, on_check,
-                              options.threads)
+    journal, done = _journal(output, options, plan, src, None, layout)
+    on_gop, on_check = _announced(progress, plan, journal, done)
+    with _journaled(journal):
+        reports = encode_pictures(src.frames, src.count, settings, layout, device, on_gop,
+                                  on_check, options.threads, done)
     data = assemble_file(info, config, [r.coded for r in reports], stamps, carried)
+    return _written(output, journal, data, plan, reports, started, stamps, carried, notes)
+
+
+def _written(output, journal: Journal | None, data: bytes, plan: EncodePlan,
+             reports: list[EncodedGOP], started: float, stamps, carried: bytes | None,
+             notes: list[str]) -> EncodeReport:
+    """A finished encode's file written to ``output`` (its journal then discarded), or its
+    bytes kept in the report."""
     if output is not None:
         write_atomically(output, data)
+        journal.discard()
     return EncodeReport(plan, reports, len(data), time.perf_counter() - started,
                         path=None if output is None else Path(output),
                         data=data if output is None else None,
                         variable_rate=stamps is not None,
                         carried=0 if carried is None else len(carried), notes=notes)
+
+
+def _announced(progress: Callable[[Progress], None] | None, plan: EncodePlan,
+               journal: Journal | None, done: dict[int, EncodedGOP]
+               ) -> tuple[Callable[[int, EncodedGOP], None], Callable[[int, float, float], None]]:
+    """Announce an encode's start and the GOPs it resumes; returns the callbacks that
+    journal each finished GOP and announce it (on_gop) and a fit's checks (on_check)."""
+    notify = progress or (lambda event: None)
+    notify(Progress("start", plan))
+    for k in sorted(done):
+        stats = done[k].stats
+        notify(Progress("resume", plan, gop=k, step=stats.iters, seconds=stats.seconds,
+                        psnr=stats.psnr, report=done[k]))
+    current = [0]
+
+    def on_gop(k: int, report: EncodedGOP) -> None:
+        current[0] = k + 1
+        if journal is not None:
+            journal.add(report)
+        stats = report.stats
+        notify(Progress("gop", plan, gop=k, step=stats.iters, seconds=stats.seconds,
+                        psnr=stats.psnr, report=report))
+
+    def on_check(step: int, seconds: float, psnr: float) -> None:
+        notify(Progress("step", plan, gop=current[0], step=step, seconds=seconds, psnr=psnr))
+
+    return on_gop, on_check
+
+
+@contextlib.contextmanager
+def _journaled(journal: Journal | None) -> Iterator[None]:
+    """The fits of an encode: its journal closed after them, and discarded if they fail
+    before any GOP is finished (nothing worth resuming); a complete journal is kept until
+    the output is in place."""
+    try:
+        yield
+    except BaseException:
+        if journal is not None:
+            journal.close()
+            if not journal.entries:
+                journal.discard()
+        raise
+    if journal is not None:
+        journal.close()
 
 
 def _carried(source, src: Source, options: EncodeOptions, start: int, frames: int | None,
@@ -382,15 +394,16 @@ def _noise_level(src: Source, holes: Frames | None) -> float:
 
 
 def _journal(output, options: EncodeOptions, plan: EncodePlan, src: Source,
-             holes: Frames | None) -> tuple[Journal | None, dict[int, EncodedGOP]]:
+             holes: Frames | None, layout: PictureLayout | None = None
+             ) -> tuple[Journal | None, dict[int, EncodedGOP]]:
     """The journal of an encode to ``output`` (none for bytes), and the GOPs it already
-    holds when resuming."""
+    holds when resuming (layout: the pictures', for an encode of pictures)."""
     if output is None:
         return None, {}
     path = journal_path(output)
     identity = _identity(options, plan, src, holes)
     if options.resume and path.exists():
-        journal, done = Journal.resume(path, identity)
+        journal, done = Journal.resume(path, identity, layout)
         for k, report in done.items():
             if not (0 <= k < len(plan.gops) and report.frames == plan.gops[k]
                     and report.kind == plan.kinds[k]):
@@ -414,8 +427,11 @@ def _identity(options: EncodeOptions, plan: EncodePlan, src: Source,
         "actinr": __version__, "source": src.digest, "colour": src.colour,
         "frames": plan.frames,
         "size": [plan.width, plan.height], "fps": str(plan.fps), "mask": unknown,
-        "quality": options.quality, "preset": options.preset, "gop": plan.settings.gop_size,
-        "keyint": plan.settings.keyint, "seed": options.seed,
+        "quality": options.quality, "preset": options.preset,
+        # A picture's settings have no GOP length or keyint: its GOPs are single frames.
+        **({"gop": plan.settings.gop_size, "keyint": plan.settings.keyint}
+           if isinstance(plan.settings, EncodeSettings) else {}),
+        "seed": options.seed,
         "settings": repr(plan.settings), "plan": [[g.start, g.stop] for g in plan.gops],
         "kinds": plan.kinds, "device": plan.device, "jobs": options.jobs,
         "segment": options.segment, "scheduler": options.scheduler,

@@ -7,13 +7,15 @@ range-coded under an 8-wide context network, then decoded by the C decoder
 (actinr_codec/native/latents.py) and rendered by the C synthesis (native/synthesis.py:
 7 -> 40 -> 3 with two 3x3 refinement layers, the probes' best setting) at 1x and at 4x.
 Prints one JSON object: seconds per decode (median of --runs), render frames per second
-at each scale, and the process's peak resident memory; --reference also times the numpy
+at each scale, a picture's frames per second at 1x (its latents decoded, then rendered),
+and the process's peak resident memory; --reference also times the numpy
 reference decoder and PyTorch's render once each.
 
 --guard checks the decode targets of issue 30 on what it measured and exits 1 naming each
 one missed: rendering at least RENDER_FPS frames per second at 1x and RENDER_FPS_4X at 4x,
 and at most PEAK_GB of resident memory. A key frame's latents are decoded once for its GOP
-(keys every few frames), so they are reported, not guarded per frame. Guards live here, not
+(keys every few frames), so they are reported, not guarded per frame; a stream of pictures
+decodes them for every frame, and picture_fps_1x says what that gives. Guards live here, not
 in the tests: they mean something only on the reference machine with nothing else running.
 The fitted frames of bench/latent_intra.py record the same two timings
 (latent_decode_s, native_render_s) on real latents and networks.
@@ -86,6 +88,8 @@ def measure(args: argparse.Namespace) -> dict:
         "render_fps_4x": 1 / median_seconds(lambda: synthesis.render(floats, net, size=big),
                                             max(1, args.runs // 2)),
     }
+    # A picture (format version 5) decodes its own latents for each frame it shows.
+    out["picture_fps_1x"] = 1 / (out["latent_decode_s"] + 1 / out["render_fps_1x"])
     if args.reference:
         out["reference_latent_decode_s"] = median_seconds(
             lambda: reference_latents.decode_grids(payload, ranges, model), 1)

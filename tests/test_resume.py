@@ -221,6 +221,32 @@ def test_a_journal_with_every_gop_resumes_without_fitting(clip, tmp_path, one_th
     assert out.read_bytes() == whole.data
 
 
+def test_pictures_resume_from_the_journal(tmp_path, one_thread):
+    """An encode of pictures journals each one: interrupted after the second, it resumes
+    with the third alone and gives the uninterrupted bytes; the journal goes once the file
+    is written, and a journal of pictures is another encode's to GOP models."""
+    frames = moving_pattern(3, 12, 16)
+    options = actinr.EncodeOptions(iters=20, representation="latent")
+    whole = actinr.encode(frames, None, options)
+    out = tmp_path / "out.anr"
+
+    def stop_after_the_second(event):
+        if event.kind == "gop" and event.gop == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        actinr.encode(frames, out, options, progress=stop_after_the_second)
+    assert not out.exists() and journal_path(out).exists()
+    with pytest.raises(JournalMismatch, match="different encode"):
+        actinr.encode(frames, out, actinr.EncodeOptions(iters=20, gop=3, resume=True))
+    events = []
+    actinr.encode(frames, out, dataclasses.replace(options, resume=True), progress=events.append)
+    assert [(e.kind, e.gop) for e in events if e.kind != "step"] == [
+        ("start", 0), ("resume", 0), ("resume", 1), ("gop", 2)]
+    assert out.read_bytes() == whole.data
+    assert not journal_path(out).exists()
+
+
 def _framed_journal(identity: bytes, entries: list[bytes]) -> bytes:
     """A journal with valid CRCs around whatever head and entry payloads it is given."""
     def crc(data: bytes) -> bytes:

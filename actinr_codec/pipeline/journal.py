@@ -26,10 +26,13 @@ import struct
 import zlib
 from pathlib import Path
 
-from bitstream.chunk import CodedGOP
+from bitstream.chunk import CodedGOP, decode_chunk
 from bitstream.errors import BitstreamError
-from bitstream.records import INTRA, PREDICTED, GopSpan, reference_of
+from bitstream.header import VERSION as FORMAT_VERSION
+from bitstream.pictures import PictureLayout
+from bitstream.records import INTRA, PICTURE, PREDICTED, GopSpan, reference_of
 
+from ..native.latents import decode_grids
 from .encoder import EncodedGOP, FitStats
 
 MAGIC = b"ANRJ"
@@ -81,21 +84,14 @@ class Journal:
         return cls(path, handle)
 
     @classmethod
-    def resume(cls, path: str | os.PathLike, identity: dict) -> tuple[Journal, dict[int, EncodedGOP]]:
-        """Reopen the journal at ``path`` for the encode ``identity`` names: the journal,
-        to append to, and the GOPs it holds by number. Raises JournalMismatch, naming the
-        first difference, when the journal is another encode's, and ValueError when it is
-        not a journal at all."""
+    def resume(cls, path: str | os.PathLike, identity: dict,
+               layout: PictureLayout | None = None) -> tuple[Journal, dict[int, EncodedGOP]]:
+        """Reopen the journal at ``path`` for the encode ``identity`` names (layout: its
+        pictures', for an encode of pictures): the journal, to append to, and the GOPs it
+        holds by number. Raises JournalMismatch, naming the first difference, when the
+        journal is another encode's, and ValueError when it is not a journal at all."""
         path = Path(path)
-        stored, gops, end = read_journal(path)
-        # In the order the identity lists them, so that the root cause (another source)
-        # is named rather than what follows from it (another GOP plan).
-        for key in [*identity, *(k for k in stored if k not in identity)]:
-            if identity.get(key) != stored.get(key):
-                raise JournalMismatch(
-                    f"{path} is from a different encode ({key}: {_describe(stored.get(key))} "
-                    f"there, {_describe(identity.get(key))} now); run without --resume to "
-                    f"start over")
+        _, gops, end = read_journal(path, layout, identity)
         handle = open(path, "r+b")  # noqa: SIM115 (held open until close)
         handle.truncate(end)  # a torn last entry goes
         handle.seek(end)
@@ -123,9 +119,12 @@ class Journal:
             self.path.unlink()
 
 
-def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, EncodedGOP], int]:
-    """A journal's identity, its intact GOPs by number, and where its intact part ends.
-    Raises ValueError when ``path`` is not a journal of this version."""
+def read_journal(path: str | os.PathLike, layout: PictureLayout | None = None,
+                 expected: dict | None = None) -> tuple[dict, dict[int, EncodedGOP], int]:
+    """A journal's identity, its intact GOPs by number, and where its intact part ends; its
+    pictures are checked against layout (a journal of pictures needs one). Raises
+    ValueError when ``path`` is not a journal of this version, and JournalMismatch when
+    its identity is not ``expected`` (checked before any GOP is read)."""
     path = Path(path)
     data = path.read_bytes()
     if len(data) < _HEAD.size + _U32.size or data[:4] != MAGIC:
@@ -143,6 +142,8 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, EncodedGOP], 
         raise damaged from None
     if not isinstance(identity, dict):
         raise damaged
+    if expected is not None:
+        _check_identity(path, identity, expected)
     offset += _U32.size
     gops: dict[int, EncodedGOP] = {}
     while offset + _U32.size <= len(data):
@@ -153,7 +154,7 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, EncodedGOP], 
         # Past its CRC an entry is what a writer meant: one that does not parse was not
         # written by this code, so the journal is refused rather than half trusted.
         try:
-            gop = _entry(data[offset + _U32.size:end])
+            gop = _entry(data[offset + _U32.size:end], layout)
         except (ValueError, KeyError, TypeError, struct.error, BitstreamError):
             raise damaged from None
         gops[gop.coded.index] = gop
@@ -161,13 +162,25 @@ def read_journal(path: str | os.PathLike) -> tuple[dict, dict[int, EncodedGOP], 
     return identity, gops, offset
 
 
-def _entry(payload: bytes) -> EncodedGOP:
+def _check_identity(path: Path, stored: dict, identity: dict) -> None:
+    """JournalMismatch naming the first key where a journal's identity is not this one's,
+    in the order the identity lists them, so that the root cause (another source) is
+    named rather than what follows from it (another GOP plan)."""
+    for key in [*identity, *(k for k in stored if k not in identity)]:
+        if identity.get(key) != stored.get(key):
+            raise JournalMismatch(
+                f"{path} is from a different encode ({key}: {_describe(stored.get(key))} "
+                f"there, {_describe(identity.get(key))} now); run without --resume to "
+                f"start over")
+
+
+def _entry(payload: bytes, layout: PictureLayout | None) -> EncodedGOP:
     """A journal entry's GOP, as it was when written."""
     length = _U32.unpack_from(payload)[0]
     meta = json.loads(payload[_U32.size:_U32.size + length])
     start, stop = meta["frames"]
     numbers = [start, stop, meta["kind"], meta["gop"], meta["iters"], meta["params"]]
-    if not all(type(n) is int for n in numbers) or meta["kind"] not in (INTRA, PREDICTED):
+    if not all(type(n) is int for n in numbers) or meta["kind"] not in (INTRA, PREDICTED, PICTURE):
         raise ValueError("journal entry fields have the wrong types")
     stats = FitStats(psnr_float=float(meta["psnr_float"]),
                      psnr_quantized=float(meta["psnr_quantized"]), psnr=float(meta["psnr"]),
@@ -176,5 +189,9 @@ def _entry(payload: bytes) -> EncodedGOP:
     k, kind = meta["gop"], meta["kind"]
     coded = CodedGOP(k, GopSpan(start, stop, kind, reference_of(k, kind)),
                      payload[_U32.size + length:])
-    coded.record()  # decodes the chunk: the file will hold it as it is
+    # Decoded as a check: the file will hold the chunk as it is.
+    if kind == PICTURE:
+        decode_chunk(coded.chunk, k, coded.span, FORMAT_VERSION, layout, decode_grids)
+    else:
+        coded.record()
     return EncodedGOP(stats, coded)

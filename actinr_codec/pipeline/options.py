@@ -25,13 +25,14 @@ class EncodeOptions:
     bitrate: average bits per second over the file, as x264's --bitrate means it
     (ratecontrol.py); target_size: the file's size in bytes instead. Either replaces
     ``quality``, which rate control picks to start from.
-    threads: the cores the native kernel's pool uses (None: torch's thread count); the
-    library never changes torch's own thread count (actinr_codec/process.py).
+    threads: the cores the native kernel's pool uses (None: torch's thread count), and
+    torch's own during a picture's fit, which leaves the kernel idle; the library changes
+    torch's thread count for nothing else (actinr_codec/process.py).
     representation: "latent" codes every frame on its own as latent grids under a context
     model (a picture, format version 5; pipeline/pictures.py), "mlp" fits GOP models, and
     "auto" takes pictures for a one-frame source, where they measured 6.6-9.7 % under x264
     intra's bits against GOP models' 2.4-3.3 times them, unless the encode asks for what
-    only GOP models do (a mask, denoising, rate control, a scheduler, jobs, resuming) or
+    only GOP models do (a mask, denoising, rate control, a scheduler, jobs) or
     the frame's fit would need more than pipeline/pictures.MAX_FIT_BYTES, and GOP models
     for video, whose prediction between frames pictures do not have yet.
     """

@@ -130,12 +130,17 @@ def encode_pictures(frames: Frames, count: int, settings: PictureSettings,
                     layout: PictureLayout, device: str | torch.device,
                     on_gop: Callable[[int, EncodedGOP], None] | None = None,
                     on_check: Callable[[int, float, float], None] | None = None,
-                    threads: int | None = None) -> list[EncodedGOP]:
-    """Every frame of a source as a coded picture GOP, in order; on_gop(k, report) after
-    each, on_check during each fit (fitting.latents.fit's). The fits run torch on threads
+                    threads: int | None = None, done: dict[int, EncodedGOP] | None = None
+                    ) -> list[EncodedGOP]:
+    """Every frame of a source as a coded picture GOP, in order, but those in done (an
+    interrupted encode's, by number), which are taken as they are; on_gop(k, report) after
+    each fit, on_check during it (fitting.latents.fit's). The fits run torch on threads
     (runtime.kernel_threads's): they leave the native kernel idle."""
     reports = []
     for k in range(count):
+        if done and k in done:
+            reports.append(done[k])
+            continue
         with torch_threads(kernel_threads(threads)):
             record, stats = encode_picture(frames(k, 1)[0], settings, layout, device, on_check)
         reports.append(EncodedGOP(stats, code_gop(k, dataclasses.replace(record, start=k,
