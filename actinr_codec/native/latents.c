@@ -113,30 +113,34 @@ typedef struct {
 } network;
 
 /* The mean in eighths and the scale index of each of n contexts, held input by input:
- * a[i * stride + j] is input i of context j; buffers holds 2 * MAX_WIDTH * stride values.
- * The loops run over the contexts innermost, where they vectorise: one context at a time,
- * the network was half of the decoder's time. */
-static void parameters(const network *net, const int64_t *a, int64_t stride, int64_t n,
-                       int64_t *buffers, int64_t *eighths, int64_t *scales) {
+ * a[i * stride + j] is input i of context j. activations holds 2 * MAX_WIDTH * stride
+ * values and sums stride. The loops run over the contexts innermost, where they vectorise:
+ * one context at a time, the network was half of the decoder's time. Inputs (latents
+ * below 2**15), parameters (below 2**15) and activations (clamped to 2**24) fit 32 bits,
+ * and each product is taken to 64 bits, where the sums are made. */
+static void parameters(const network *net, const int32_t *a, int64_t stride, int64_t n,
+                       int32_t *activations, int64_t *sums, int64_t *eighths,
+                       int64_t *scales) {
     const int64_t *p = net->params;
     int frac = 0;  /* fractional bits of a: the context holds integers */
     for (int64_t k = 0; k < net->layers; k++) {
         int64_t in = net->sizes[k], out = net->sizes[k + 1];
         const int64_t *w = p, *b = p + out * in;
-        int64_t *next = buffers + (k & 1) * MAX_WIDTH * stride;
+        int32_t *next = activations + (k & 1) * MAX_WIDTH * stride;
         int s = (int)net->shift + frac - ACT_BITS;
         int hidden = k < net->layers - 1;
         for (int64_t o = 0; o < out; o++) {
-            int64_t *acc = next + o * stride, bias = b[o] * (INT64_C(1) << frac);
-            for (int64_t j = 0; j < n; j++) acc[j] = bias;
+            int64_t bias = b[o] * (INT64_C(1) << frac);
+            for (int64_t j = 0; j < n; j++) sums[j] = bias;
             for (int64_t i = 0; i < in; i++) {
-                const int64_t weight = w[o * in + i], *x = a + i * stride;
-                for (int64_t j = 0; j < n; j++) acc[j] += weight * x[j];
+                const int32_t weight = (int32_t)w[o * in + i], *x = a + i * stride;
+                for (int64_t j = 0; j < n; j++) sums[j] += (int64_t)weight * x[j];
             }
+            int32_t *y = next + o * stride;
             for (int64_t j = 0; j < n; j++) {
-                int64_t v = rescale(acc[j], s);
+                int64_t v = rescale(sums[j], s);
                 if (hidden && v < 0) v = 0;
-                acc[j] = clamp(v, -MAX_ACTIVATION, MAX_ACTIVATION);
+                y[j] = (int32_t)clamp(v, -MAX_ACTIVATION, MAX_ACTIVATION);
             }
         }
         a = next;
@@ -198,14 +202,15 @@ int64_t latent_decode(const uint32_t *words, int64_t n_words, int64_t n_grids,
      * latent's mean and scale. */
     int64_t cap = 1;
     for (int64_t g = 0; g < n_grids; g++) cap = grids[4 * g] > cap ? grids[4 * g] : cap;
-    int64_t *contexts = calloc((size_t)(MAX_INPUTS * cap), sizeof *contexts);
-    int64_t *buffers = calloc((size_t)(2 * MAX_WIDTH * cap), sizeof *buffers);
+    int32_t *contexts = calloc((size_t)(MAX_INPUTS * cap), sizeof *contexts);
+    int32_t *activations = calloc((size_t)(2 * MAX_WIDTH * cap), sizeof *activations);
+    int64_t *sums = malloc(sizeof *sums * (size_t)cap);
     int64_t *means = malloc(sizeof *means * (size_t)cap);
     int64_t *scales = malloc(sizeof *scales * (size_t)cap);
     int64_t *slots = malloc(sizeof *slots * (size_t)cap);
     int64_t *padded = NULL, *f = NULL, *powers = NULL;
     char *built = NULL;
-    if (!contexts || !buffers || !means || !scales || !slots) status = LATENT_NO_MEMORY;
+    if (!contexts || !activations || !sums || !means || !scales || !slots) status = LATENT_NO_MEMORY;
     for (int64_t g = 0; g < n_grids && status == LATENT_OK; g++) {
         int64_t h = grids[4 * g], w = grids[4 * g + 1], lo = grids[4 * g + 2],
                 hi = grids[4 * g + 3], n = hi - lo + 1;
@@ -237,7 +242,7 @@ int64_t latent_decode(const uint32_t *words, int64_t n_words, int64_t n_grids,
         /* The law of a context of zeros (its reference's too, where it has one). */
         for (int64_t i = 0; i < sizes[0]; i++) contexts[i * cap] = 0;
         if (with_reference) contexts[(CONTEXT + 9) * cap] = 1;
-        parameters(&net, contexts, cap, 1, buffers, means, scales);
+        parameters(&net, contexts, cap, 1, activations, sums, means, scales);
         int64_t zero_mean = means[0], zero_scale = scales[0];
         for (int64_t t = 0; t < w + 3 * (h - 1) && status == LATENT_OK; t++) {
             int64_t r0 = t - w + 1 > 0 ? (t - w + 1 + 2) / 3 : 0, r1 = t / 3 < h - 1 ? t / 3 : h - 1;
@@ -249,17 +254,17 @@ int64_t latent_decode(const uint32_t *words, int64_t n_words, int64_t n_grids,
                 int64_t r = r0 + j, c = t - 3 * r, any = 0;
                 const int64_t *row = padded + r * pw + c + 2;
                 for (int64_t k = 0; k < 5; k++) {
-                    contexts[k * cap + batch] = row[k - 2];
-                    contexts[(5 + k) * cap + batch] = row[pw + k - 2];
+                    contexts[k * cap + batch] = (int32_t)row[k - 2];
+                    contexts[(5 + k) * cap + batch] = (int32_t)row[pw + k - 2];
                     any |= row[k - 2] | row[pw + k - 2];
                 }
-                contexts[10 * cap + batch] = row[2 * pw - 2];
-                contexts[11 * cap + batch] = row[2 * pw - 1];
+                contexts[10 * cap + batch] = (int32_t)row[2 * pw - 2];
+                contexts[11 * cap + batch] = (int32_t)row[2 * pw - 1];
                 any |= row[2 * pw - 2] | row[2 * pw - 1];
                 if (with_reference) {
                     for (int64_t i = 0; i < 3; i++)
                         for (int64_t k = 0; k < 3; k++) {
-                            int64_t x = ref[clamp(r + i - 1, 0, h - 1) * w + clamp(c + k - 1, 0, w - 1)];
+                            int32_t x = ref[clamp(r + i - 1, 0, h - 1) * w + clamp(c + k - 1, 0, w - 1)];
                             contexts[(CONTEXT + 3 * i + k) * cap + batch] = x;
                             any |= x;
                         }
@@ -267,7 +272,7 @@ int64_t latent_decode(const uint32_t *words, int64_t n_words, int64_t n_grids,
                 }
                 slots[j] = any ? batch++ : -1;
             }
-            parameters(&net, contexts, cap, batch, buffers, means, scales);
+            parameters(&net, contexts, cap, batch, activations, sums, means, scales);
             for (int64_t j = 0; j < count; j++) {
                 int64_t r = r0 + j, c = t - 3 * r, slot = slots[j];
                 int64_t m = slot < 0 ? zero_mean : means[slot], k = slot < 0 ? zero_scale : scales[slot];
@@ -306,7 +311,8 @@ int64_t latent_decode(const uint32_t *words, int64_t n_words, int64_t n_grids,
     free(powers);
     free(built);
     free(contexts);
-    free(buffers);
+    free(activations);
+    free(sums);
     free(means);
     free(scales);
     free(slots);
