@@ -163,7 +163,7 @@ def scored_point(frames: np.ndarray, model: LatentFrame, lam: float, args, kept_
     # The same with the networks still in float: what their quantization costs in PSNR.
     unquantized = yuv420_psnr(frames, render(model, latents))
     net_bits, steps = quantize_networks(model, target, lam, args.chroma, args.tensor_steps,
-                                        args.reused)
+                                        args.reused, args.planes)
     decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
@@ -237,6 +237,9 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
                     help="where the fit runs (cuda when lent); coding and scoring stay on the CPU")
     ap.add_argument("--chroma", choices=("444", "420"), default=d.chroma,
                     help="fit Cb and Cr at full resolution, or as the 2x2 means yuv420p keeps")
+    ap.add_argument("--planes", choices=("sum", "geometric"), default=d.planes,
+                    help="the planes' squared errors summed 6:1:1, or their 6:1:1 geometric "
+                         "mean (the mean of the planes' PSNRs, as PSNR-YUV420 takes it)")
     ap.add_argument("--floor-bits", type=int, default=d.floor_bits,
                     help="the most bits the rate term prices a latent at: the coder's tables "
                          "go to 24 (probes before the eighth priced at most 16)")

@@ -55,6 +55,9 @@ class LatentFitConfig:
     # The most bits the rate term prices a latent at: the coder's tables go to 2**-24.
     floor_bits: int = 24
     tensor_steps: bool = True  # a quantization step per weight and bias where it pays
+    # How the planes' squared errors make the distortion: their 6:1:1 "sum", or their
+    # 6:1:1 "geometric" mean, whose logarithm is PSNR-YUV420's mean of plane PSNRs.
+    planes: str = "sum"
     reused: tuple[str, ...] = ()  # networks coded by an earlier fit: held and not priced
 
 
@@ -65,20 +68,29 @@ PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
 
 
 def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444",
-               frame_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """6:1:1-weighted squared error of Y, Cb and Cr, frames (..., H, W, 3); with chroma
-    "420", Cb and Cr are compared as 2x2 means, the grid PSNR-YUV420 scores them on.
-    frame_weights (N,) scale each of N frames' squared errors."""
+               frame_weights: torch.Tensor | None = None, planes: str = "sum") -> torch.Tensor:
+    """6:1:1-weighted squared error of Y, Cb and Cr, frames (..., H, W, 3): the planes'
+    mean squared errors summed with those weights, or (planes "geometric") their weighted
+    geometric mean, which is in the same units but falls as PSNR-YUV420 rises (its log is
+    minus the mean of the planes' PSNRs, up to a constant): a plane's error then counts in
+    proportion to how small it already is. With chroma "420", Cb and Cr are compared as
+    2x2 means, the grid PSNR-YUV420 scores them on. frame_weights (N,) scale each of N
+    frames' squared errors."""
     ycbcr, weights = YCBCR.to(rgb), PLANE_WEIGHTS.to(rgb)
     err = (rgb - target) @ ycbcr.T
     if frame_weights is not None:
         # Errors scaled by the root: squares, and 2x2 means of chroma, scale by the weight.
         err = err * frame_weights.sqrt().view(-1, 1, 1, 1)
     if chroma == "444":
-        return ((err ** 2).reshape(-1, 3).mean(dim=0) * weights).sum()
-    planes = err.reshape(-1, *err.shape[-3:]).permute(0, 3, 1, 2)  # (N, 3, H, W)
-    chroma_mse = (F.avg_pool2d(planes[:, 1:], 2, ceil_mode=True) ** 2).mean(dim=(0, 2, 3))
-    return weights[0] * (planes[:, 0] ** 2).mean() + (chroma_mse * weights[1:]).sum()
+        mse = (err ** 2).reshape(-1, 3).mean(dim=0)
+    else:
+        grids = err.reshape(-1, *err.shape[-3:]).permute(0, 3, 1, 2)  # (N, 3, H, W)
+        chroma_mse = (F.avg_pool2d(grids[:, 1:], 2, ceil_mode=True) ** 2).mean(dim=(0, 2, 3))
+        mse = torch.cat([(grids[:, 0] ** 2).mean()[None], chroma_mse])
+    if planes == "geometric":
+        # A floor far below 8-bit rounding's error keeps the log finite on a perfect plane.
+        return torch.exp((weights * torch.log(mse + 1e-12)).sum())
+    return (mse * weights).sum()
 
 
 def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
@@ -112,7 +124,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
                                            temperature)
-        loss = (distortion(model.rgb(seen), target, args.chroma, model.frame_weights)
+        loss = (distortion(model.rgb(seen), target, args.chroma, model.frame_weights,
+                           args.planes)
                 + lam * (model.bits(priced) + model.side_bits()) / pixels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -125,7 +138,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
             with torch.no_grad():
                 rounded, _ = model.coded_latents("round")
                 rgb = model.rgb(rounded)
-                cost = float(distortion(rgb, target, args.chroma, model.frame_weights)
+                cost = float(distortion(rgb, target, args.chroma, model.frame_weights,
+                                        args.planes)
                              + lam * (model.bits(rounded) + model.side_bits()) / pixels)
             if cost < best[0]:
                 best = (cost, copy.deepcopy(model.state_dict()), it + 1)
@@ -140,8 +154,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
 
 @torch.no_grad()
 def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chroma: str,
-                      tensor_steps: bool = False, reused: tuple[str, ...] = ()
-                      ) -> tuple[float, dict[str, object]]:
+                      tensor_steps: bool = False, reused: tuple[str, ...] = (),
+                      planes: str = "sum") -> tuple[float, dict[str, object]]:
     """Round each network's parameters to the step (a power of two) that minimises
     distortion + lambda x rate; with tensor_steps, each weight and bias then moves to a
     step of its own where that pays (the context network keeps one step: its fixed
@@ -158,7 +172,7 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chro
         def cost(shifts: list[int], name=name, net=net, original=original
                  ) -> tuple[float, float]:
             return _rounded_cost(model, name, net, original, shifts, latents, target, lam,
-                                 chroma)
+                                 chroma, planes)
 
         n = len(original)
         best_cost, best_rate, best = min((*cost([shift] * n), [shift] * n)
@@ -179,7 +193,8 @@ def quantize_networks(model: LatentFrame, target: torch.Tensor, lam: float, chro
 
 def _rounded_cost(model: LatentFrame, name: str, net: nn.Module,
                   original: list[torch.Tensor], shifts: list[int], latents: list[torch.Tensor],
-                  target: torch.Tensor, lam: float, chroma: str) -> tuple[float, float]:
+                  target: torch.Tensor, lam: float, chroma: str, planes: str
+                  ) -> tuple[float, float]:
     """Set the parameters of net (the model's network called name) to the original ones
     rounded to steps 2**-shift, one per tensor; returns distortion + lambda x rate per
     pixel, and the network's bits."""
@@ -190,7 +205,7 @@ def _rounded_cost(model: LatentFrame, name: str, net: nn.Module,
     rate = (model.network_bits(name, symbols)
             + (4 * len(shifts) if len(set(shifts)) > 1 else 16))
     pixels = target[..., 0].numel()
-    return (float(distortion(model.rgb(latents), target, chroma, model.frame_weights))
+    return (float(distortion(model.rgb(latents), target, chroma, model.frame_weights, planes))
             + lam * (float(model.bits(latents)) + rate) / pixels), rate
 
 

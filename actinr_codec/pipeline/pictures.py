@@ -111,7 +111,8 @@ def encode_picture(frame: np.ndarray, settings: PictureSettings, layout: Picture
     model.cpu()
     with torch.no_grad():
         unquantized = _psnr(model.rgb(model.coded_latents("round")[0]).numpy(), target)
-    _, steps = quantize_networks(model, target, settings.lam, cfg.chroma, cfg.tensor_steps)
+    _, steps = quantize_networks(model, target, settings.lam, cfg.chroma, cfg.tensor_steps,
+                                 planes=cfg.planes)
     picture = picture_record(model, steps)
     check_picture(picture, layout)
     decoded = _psnr(render_picture(picture), target)
