@@ -140,9 +140,11 @@ class CodedGOP:
     span: GopSpan
     chunk: bytes = field(repr=False)
 
-    def record(self) -> GOPRecord:
-        """The GOP's symbols, decoded back from the chunk."""
-        return decode_chunk(self.chunk, self.index, self.span, VERSION)
+    def record(self, layout: PictureLayout | None = None,
+               grid_decoder: GridDecoder | None = None) -> GOPRecord:
+        """The GOP's symbols, decoded back from the chunk (a picture's with its file's
+        layout, as decode_chunk's)."""
+        return decode_chunk(self.chunk, self.index, self.span, VERSION, layout, grid_decoder)
 
 
 def code_gop(k: int, gop: GOPRecord) -> CodedGOP:

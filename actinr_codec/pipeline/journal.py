@@ -26,9 +26,8 @@ import struct
 import zlib
 from pathlib import Path
 
-from bitstream.chunk import CodedGOP, decode_chunk
+from bitstream.chunk import CodedGOP
 from bitstream.errors import BitstreamError
-from bitstream.header import VERSION as FORMAT_VERSION
 from bitstream.pictures import PictureLayout
 from bitstream.records import INTRA, PICTURE, PREDICTED, GopSpan, reference_of
 
@@ -189,9 +188,5 @@ def _entry(payload: bytes, layout: PictureLayout | None) -> EncodedGOP:
     k, kind = meta["gop"], meta["kind"]
     coded = CodedGOP(k, GopSpan(start, stop, kind, reference_of(k, kind)),
                      payload[_U32.size + length:])
-    # Decoded as a check: the file will hold the chunk as it is.
-    if kind == PICTURE:
-        decode_chunk(coded.chunk, k, coded.span, FORMAT_VERSION, layout, decode_grids)
-    else:
-        coded.record()
+    coded.record(layout, decode_grids)  # decodes the chunk: the file will hold it as it is
     return EncodedGOP(stats, coded)
