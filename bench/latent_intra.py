@@ -69,7 +69,7 @@ from actinr_codec.native.synthesis import render as render_latents  # noqa: E402
 from bitstream.latents import encode_grids, pack_ranges  # noqa: E402
 from evaluation.baselines import code, codec_settings  # noqa: E402
 from evaluation.bdrate import bd_delta  # noqa: E402
-from evaluation.quality import psnr_yuv420, yuv420_planes  # noqa: E402
+from evaluation.quality import plane_psnrs, psnr_yuv420, yuv420_planes  # noqa: E402
 
 CLIPS = Path(__file__).resolve().parents[2] / "shared" / "clips"
 def to_float(rgb: np.ndarray) -> torch.Tensor:
@@ -131,6 +131,12 @@ def yuv420_psnr(frames: np.ndarray, decoded: np.ndarray) -> float:
                           for f, d in zip(frames, decoded)]))
 
 
+def mean_planes(frames: np.ndarray, decoded: np.ndarray) -> list[float]:
+    """Mean PSNR of Y, Cb and Cr over frames, (N, H, W, 3) uint8 each."""
+    return np.mean([plane_psnrs(yuv420_planes(f), yuv420_planes(d))
+                    for f, d in zip(frames, decoded)], axis=0).round(3).tolist()
+
+
 def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> dict:
     """Fit, quantize and score a model of frames, (N, H, W, 3) uint8; PSNRs are the
     frames' means and the rate is counted over all of them."""
@@ -157,6 +163,7 @@ def scored_point(frames: np.ndarray, model: LatentFrame, lam: float, args, kept_
     """Quantize and score a fitted model of frames; PSNRs are the frames' means and the
     rate is counted over all of them."""
     target = to_float(frames).reshape(model.shape)
+    model.fold_head()
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
@@ -174,6 +181,7 @@ def scored_point(frames: np.ndarray, model: LatentFrame, lam: float, args, kept_
         "latent_bpp": latent_bits / pixels, "network_bpp": net_bits / pixels,
         "psnr_yuv420": yuv420_psnr(frames, decoded),
         "frame_psnr_yuv420": [yuv420_psnr(f[None], d[None]) for f, d in zip(frames, decoded)],
+        "planes": mean_planes(frames, decoded),
         "psnr_yuv420_float_networks": unquantized,
         "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
                                    for f, d in zip(frames, decoded)])),
@@ -194,6 +202,7 @@ def x264_point(frame: np.ndarray, crf: int) -> dict:
                                        Fraction(25))
     return {"codec": "x264", "crf": crf, "bpp": size * 8 / (h * w),
             "psnr_yuv420": psnr_yuv420(yuv420_planes(frame), planes[0]),
+            "planes": np.round(plane_psnrs(yuv420_planes(frame), planes[0]), 3).tolist(),
             "psnr_rgb": psnr(to_float(decoded[0]), to_float(frame))}
 
 
@@ -240,6 +249,8 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--planes", choices=("sum", "geometric"), default=d.planes,
                     help="the planes' squared errors summed 6:1:1, or their 6:1:1 geometric "
                          "mean (the mean of the planes' PSNRs, as PSNR-YUV420 takes it)")
+    ap.add_argument("--chroma-warmup", type=float, default=d.chroma_warmup,
+                    help="the share of steps in which Y, Cb and Cr weigh alike before 6:1:1")
     ap.add_argument("--floor-bits", type=int, default=d.floor_bits,
                     help="the most bits the rate term prices a latent at: the coder's tables "
                          "go to 24 (probes before the eighth priced at most 16)")
@@ -254,6 +265,10 @@ def main() -> None:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4, 1e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[17, 22, 27, 32, 37])
     add_fit_arguments(ap)
+    ap.add_argument("--extra-scales", type=int, nargs="*", default=[],
+                    help="grids beside the levels', at these scales (1/2**s each)")
+    ap.add_argument("--head", choices=("rgb", "ycbcr"), default="rgb",
+                    help="what the synthesis' last layer gives while fitted (folded to RGB after)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.reused = ()
@@ -269,14 +284,16 @@ def main() -> None:
             build = dict(height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, depth=args.depth,
                          refine_layers=args.refine_layers,
-                         learned_upsampling=args.learned_upsampling)
+                         learned_upsampling=args.learned_upsampling,
+                         extra_scales=tuple(args.extra_scales))
             model = LatentFrame(**build)
+            model.head = args.head
             points.append(latent_point(frame[None], model, lam, args))
             if args.save:
                 save_model(args.out / f"{name}_{lam:g}.pt", model, build)
             p = points[-1]
             print(f"{name} lambda {lam:g}: {p['bpp']:.3f} bpp ({p['network_bpp']:.3f} networks) "
-                  f"{p['psnr_yuv420']:.2f} dB YUV420, {p['psnr_rgb']:.2f} dB RGB, "
+                  f"{p['psnr_yuv420']:.2f} dB YUV420 {p['planes']}, {p['psnr_rgb']:.2f} dB RGB, "
                   f"{p['fit_s']} s, state of step {p['kept_step']}", file=sys.stderr, flush=True)
         anchor = [p for p in points if p["codec"] == "x264"]
         test = [p for p in points if p["codec"] == "latent"]

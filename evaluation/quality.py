@@ -92,10 +92,15 @@ def frame_planes(frame) -> Planes:
                  .copy() for plane in frame.planes)
 
 
+def plane_psnrs(reference: Planes, decoded: Planes) -> list[float]:
+    """The PSNRs of Y, Cb and Cr of two yuv420p pictures, each plane on its own grid."""
+    return [mse_to_psnr(float(np.mean((d.astype(np.float64) - r) ** 2)), peak=255.0)
+            for r, d in zip(reference, decoded, strict=True)]
+
+
 def psnr_yuv420(reference: Planes, decoded: Planes) -> float:
     """6:1:1-weighted PSNR of two yuv420p pictures, each plane on its own grid."""
-    values = [mse_to_psnr(float(np.mean((d.astype(np.float64) - r) ** 2)), peak=255.0)
-              for r, d in zip(reference, decoded, strict=True)]
+    values = plane_psnrs(reference, decoded)
     return sum(w * v for w, v in zip(YUV_WEIGHTS, values)) / sum(YUV_WEIGHTS)
 
 
