@@ -163,7 +163,6 @@ def scored_point(frames: np.ndarray, model: LatentFrame, lam: float, args, kept_
     """Quantize and score a fitted model of frames; PSNRs are the frames' means and the
     rate is counted over all of them."""
     target = to_float(frames).reshape(model.shape)
-    model.fold_head()
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
@@ -249,8 +248,6 @@ def add_fit_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--planes", choices=("sum", "geometric"), default=d.planes,
                     help="the planes' squared errors summed 6:1:1, or their 6:1:1 geometric "
                          "mean (the mean of the planes' PSNRs, as PSNR-YUV420 takes it)")
-    ap.add_argument("--chroma-warmup", type=float, default=d.chroma_warmup,
-                    help="the share of steps in which Y, Cb and Cr weigh alike before 6:1:1")
     ap.add_argument("--floor-bits", type=int, default=d.floor_bits,
                     help="the most bits the rate term prices a latent at: the coder's tables "
                          "go to 24 (probes before the eighth priced at most 16)")
@@ -265,10 +262,6 @@ def main() -> None:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4, 1e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[17, 22, 27, 32, 37])
     add_fit_arguments(ap)
-    ap.add_argument("--extra-scales", type=int, nargs="*", default=[],
-                    help="grids beside the levels', at these scales (1/2**s each)")
-    ap.add_argument("--head", choices=("rgb", "ycbcr"), default="rgb",
-                    help="what the synthesis' last layer gives while fitted (folded to RGB after)")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.reused = ()
@@ -284,10 +277,8 @@ def main() -> None:
             build = dict(height=h, width=w, levels=args.levels, hidden=args.hidden,
                          arm_hidden=args.arm_hidden, depth=args.depth,
                          refine_layers=args.refine_layers,
-                         learned_upsampling=args.learned_upsampling,
-                         extra_scales=tuple(args.extra_scales))
+                         learned_upsampling=args.learned_upsampling)
             model = LatentFrame(**build)
-            model.head = args.head
             points.append(latent_point(frame[None], model, lam, args))
             if args.save:
                 save_model(args.out / f"{name}_{lam:g}.pt", model, build)

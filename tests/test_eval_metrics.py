@@ -104,3 +104,17 @@ def test_psnr_yuv420_scores_x264s_input_planes_6_1_1():
     worse[0][0, 0] ^= 16
     expected = (6 * 10 * math.log10(255**2 / (16**2 / y.size)) + 2 * PSNR_CAP) / 8
     assert summarize(ref, ref, [worse])["psnr_yuv420"] == pytest.approx(expected)
+
+
+def test_plane_psnrs_are_each_planes_own_and_weigh_6_1_1_into_psnr_yuv420():
+    """A change to one chroma plane moves that plane's PSNR only, and PSNR-YUV420 is the
+    planes' PSNRs weighted 6:1:1 (what the probes report beside it)."""
+    from evaluation.quality import plane_psnrs, psnr_yuv420, yuv420_planes
+
+    y, cb, cr = yuv420_planes(flat_noise((20, 24, 3)))
+    worse = (y, cb.copy(), cr)
+    worse[1][::2] ^= 4
+    values = plane_psnrs((y, cb, cr), worse)
+    assert values[0] == values[2] == PSNR_CAP
+    assert values[1] == pytest.approx(10 * math.log10(255**2 / 8))
+    assert psnr_yuv420((y, cb, cr), worse) == pytest.approx((6 * values[0] + values[1] + values[2]) / 8)

@@ -25,7 +25,7 @@ from torch import nn
 from bitstream.latents import ContextModel
 
 from ..metrics import mse_to_psnr
-from ..model.latents import YCBCR, LatentFrame
+from ..model.latents import LatentFrame
 
 
 @dataclass(frozen=True)
@@ -59,19 +59,17 @@ class LatentFitConfig:
     # 6:1:1 "geometric" mean, whose logarithm is PSNR-YUV420's mean of plane PSNRs (even
     # on carphone and megamind's window, 8.6 points worse on tree's: docs/experiments.md).
     planes: str = "sum"
-    # The share of the steps in which Y, Cb and Cr weigh alike before 6:1:1 (a probe).
-    chroma_warmup: float = 0.0
     reused: tuple[str, ...] = ()  # networks coded by an earlier fit: held and not priced
 
 
-# The 6:1:1 weights of PSNR-YUV420.
+# RGB in [0, 1] to Y, Cb, Cr (BT.601), and the 6:1:1 weights of PSNR-YUV420.
+YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
+                      [0.5, -0.418688, -0.081312]])
 PLANE_WEIGHTS = torch.tensor([6.0, 1.0, 1.0]) / 8
-EQUAL_PLANES = torch.tensor([1.0, 1.0, 1.0]) / 3
 
 
 def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444",
-               frame_weights: torch.Tensor | None = None, planes: str = "sum",
-               plane_weights: torch.Tensor = PLANE_WEIGHTS) -> torch.Tensor:
+               frame_weights: torch.Tensor | None = None, planes: str = "sum") -> torch.Tensor:
     """6:1:1-weighted squared error of Y, Cb and Cr, frames (..., H, W, 3): the planes'
     mean squared errors summed with those weights, or (planes "geometric") their weighted
     geometric mean, which is in the same units but falls as PSNR-YUV420 rises (its log is
@@ -79,7 +77,7 @@ def distortion(rgb: torch.Tensor, target: torch.Tensor, chroma: str = "444",
     proportion to how small it already is. With chroma "420", Cb and Cr are compared as
     2x2 means, the grid PSNR-YUV420 scores them on. frame_weights (N,) scale each of N
     frames' squared errors."""
-    ycbcr, weights = YCBCR.to(rgb), plane_weights.to(rgb)
+    ycbcr, weights = YCBCR.to(rgb), PLANE_WEIGHTS.to(rgb)
     err = (rgb - target) @ ycbcr.T
     if frame_weights is not None:
         # Errors scaled by the root: squares, and 2x2 means of chroma, scale by the weight.
@@ -127,9 +125,8 @@ def fit(model: LatentFrame, target: torch.Tensor, lam: float, iters: int,
         temperature = 0.3 - 0.2 * it / max(1, noise_until)
         seen, priced = model.coded_latents(args.quantizer if it < noise_until else "ste",
                                            temperature)
-        weights = EQUAL_PLANES if it < args.chroma_warmup * iters else PLANE_WEIGHTS
         loss = (distortion(model.rgb(seen), target, args.chroma, model.frame_weights,
-                           args.planes, weights)
+                           args.planes)
                 + lam * (model.bits(priced) + model.side_bits()) / pixels)
         opt.zero_grad(set_to_none=True)
         loss.backward()

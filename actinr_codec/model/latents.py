@@ -16,9 +16,6 @@ from bitstream.latents import CONTEXT, SCALE_MAX, SCALE_MIN
 from bitstream.models import fit_model, ideal_bits, pack_model
 
 MIN_PROBABILITY = 2.0 ** -16
-# RGB in [0, 1] to Y, Cb, Cr (BT.601, full range).
-YCBCR = torch.tensor([[0.299, 0.587, 0.114], [-0.168736, -0.331264, 0.5],
-                      [0.5, -0.418688, -0.081312]])
 
 
 def laplace_cdf(x: torch.Tensor, mu: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -39,16 +36,10 @@ class LatentFrame(nn.Module):
     hold_steps = 0
     # The learning rate of field_parameters(), if not the networks'.
     field_lr: float | None = None
-    # What the synthesis' last layer gives while fitted: "rgb", or "ycbcr" turned to RGB
-    # by a fixed matrix (fold_head() makes it RGB's before the networks are quantized).
-    head = "rgb"
 
     def __init__(self, height: int, width: int, levels: int, hidden: int, arm_hidden: int,
-                 depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False,
-                 extra_scales: tuple[int, ...] = ()):
+                 depth: int = 2, refine_layers: int = 1, learned_upsampling: bool = False):
         super().__init__()
-        if learned_upsampling and extra_scales:
-            raise ValueError("learned upsampling steps through consecutive levels only")
         self.size = (height, width)
         self.shape = (height, width, 3)
         # The distortion's weight per frame, None where all count alike: a GOP may weigh
@@ -56,7 +47,7 @@ class LatentFrame(nn.Module):
         self.register_buffer("frame_weights", None, persistent=False)
         self.latents = nn.ParameterList(
             nn.Parameter(torch.zeros(1, 1, math.ceil(height / 2 ** k), math.ceil(width / 2 ** k)))
-            for k in (*range(levels), *extra_scales))
+            for k in range(levels))
         # Upsampling of each grid to full size as two matrices (rows, columns): products
         # are far cheaper to differentiate than interpolate's own kernel. Bicubic in one
         # step, or 2x steps whose kernels are fitted (and coded) with the networks.
@@ -68,7 +59,7 @@ class LatentFrame(nn.Module):
                 self.register_buffer(f"rows{k}", _bicubic(g.shape[-2], height), persistent=False)
                 self.register_buffer(f"cols{k}", _bicubic(g.shape[-1], width), persistent=False)
         # depth hidden layers of the same width, then RGB.
-        widths = [len(self.latents)] + [hidden] * depth
+        widths = [levels] + [hidden] * depth
         self.synthesis = nn.Sequential(
             *[m for a, b in zip(widths, widths[1:]) for m in (nn.Linear(a, b), nn.ReLU())],
             nn.Linear(widths[-1], 3))
@@ -153,18 +144,7 @@ class LatentFrame(nn.Module):
                     x = x + bias[:, None]
             else:
                 x = layer(x)
-        if self.head == "ycbcr":
-            x = torch.linalg.inv(YCBCR).to(x) @ x
         return self.refine(x.reshape(1, 3, h, w))[0].permute(1, 2, 0)
-
-    @torch.no_grad()
-    def fold_head(self) -> None:
-        """Give the synthesis' last layer RGB outputs, as a file holds it."""
-        if self.head == "ycbcr":
-            last, inverse = self.synthesis[-1], torch.linalg.inv(YCBCR).to(self.synthesis[-1].weight)
-            last.weight.copy_(inverse @ last.weight)
-            last.bias.copy_(inverse @ last.bias)
-            self.head = "rgb"
 
     def rgb(self, latents: list[torch.Tensor]) -> torch.Tensor:
         """(H, W, 3) RGB in [0, 1], unclipped."""
