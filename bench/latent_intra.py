@@ -144,6 +144,21 @@ def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> di
     return scored_point(frames, model, lam, args, kept_step, fit_s)
 
 
+def warm_start(model: LatentFrame, previous: np.ndarray, lam: float, args) -> None:
+    """Fit the model to the previous frame, (H, W, 3) uint8, as a picture of its own
+    (--warm-steps from nothing) and leave it as a file holds that picture (networks on
+    their coded steps, latents rounded): where a warm-started fit of the next frame
+    begins, so that an encoder could start from the picture a decoder already has."""
+    cold = argparse.Namespace(**{**vars(args), "iters": args.warm_steps})
+    fit_frames(previous[None], model, lam, cold)
+    target = to_float(previous[None]).reshape(model.shape)
+    quantize_networks(model, target, lam, args.chroma, args.tensor_steps, args.reused,
+                      args.planes)
+    with torch.no_grad():
+        for y in model.latents:
+            y.round_()
+
+
 def fit_frames(frames: np.ndarray, model: LatentFrame, lam: float, args) -> tuple[int, float]:
     """Fit a model of frames, (N, H, W, 3) uint8, on --device, leaving it on the CPU;
     returns the step it kept and the fit's seconds."""
@@ -262,15 +277,26 @@ def main() -> None:
     ap.add_argument("--lambdas", type=float, nargs="+", default=[3e-3, 1e-3, 3e-4, 1e-4])
     ap.add_argument("--crfs", type=int, nargs="+", default=[17, 22, 27, 32, 37])
     add_fit_arguments(ap)
+    ap.add_argument("--warm-steps", type=int, default=0,
+                    help="start from the previous frame's picture, fitted in this many steps "
+                         "(0: from nothing)")
+    ap.add_argument("--warm-lr-scale", type=float, default=1.0,
+                    help="the learning rates of a warm-started fit, as a share of --lr's")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     args.reused = ()
+    scale = args.warm_lr_scale if args.warm_steps else 1.0
+    warm_args = argparse.Namespace(**{**vars(args), "lr": args.lr * scale,
+                                      "latent_lr": args.latent_lr * scale})
     args.out.mkdir(parents=True, exist_ok=True)
     results = {"args": {k: str(v) for k, v in vars(args).items()}, "clips": {}}
     for name in args.clips:
         frame = read_video(CLIPS / f"{name}.mkv", start=args.frame, count=1)[0][0]
         frame = cropped(frame[None], args.crop)[0]
         points = [x264_point(frame, crf) for crf in args.crfs]
+        if args.warm_steps:
+            previous = read_video(CLIPS / f"{name}.mkv", start=args.frame - 1, count=1)[0][0]
+            previous = cropped(previous[None], args.crop)[0]
         for lam in args.lambdas:
             torch.manual_seed(0)
             h, w, _ = frame.shape
@@ -279,7 +305,9 @@ def main() -> None:
                          refine_layers=args.refine_layers,
                          learned_upsampling=args.learned_upsampling)
             model = LatentFrame(**build)
-            points.append(latent_point(frame[None], model, lam, args))
+            if args.warm_steps:
+                warm_start(model, previous, lam, args)
+            points.append(latent_point(frame[None], model, lam, warm_args))
             if args.save:
                 save_model(args.out / f"{name}_{lam:g}.pt", model, build)
             p = points[-1]
