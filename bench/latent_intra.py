@@ -34,8 +34,9 @@ is reported. The defaults are the best settings measured so far; the fit runs on
 
 The model and its fit are the codec's own (a picture GOP of format version 5,
 `actinr encode --representation latent`); the probe adds the choices the codec does not
-offer (learned upsampling, 4:2:0 chroma, other schedules) and x264 beside it. See
-docs/experiments.md.
+offer (learned upsampling, 4:2:0 chroma, other schedules, a fit started from the
+previous frame's picture with --warm-steps) and x264 beside it; every point reports its
+Y, Cb and Cr PSNRs beside PSNR-YUV420. See docs/experiments.md.
 """
 
 from __future__ import annotations
