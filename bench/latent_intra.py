@@ -126,16 +126,14 @@ def native_render_s(model: LatentFrame, latents: list[torch.Tensor]) -> float | 
     return round(float(np.median(seconds)), 4)
 
 
-def yuv420_psnr(frames: np.ndarray, decoded: np.ndarray) -> float:
-    """Mean PSNR-YUV420 over frames, (N, H, W, 3) uint8 each."""
-    return float(np.mean([psnr_yuv420(yuv420_planes(f), yuv420_planes(d))
-                          for f, d in zip(frames, decoded)]))
-
-
-def mean_planes(frames: np.ndarray, decoded: np.ndarray) -> list[float]:
-    """Mean PSNR of Y, Cb and Cr over frames, (N, H, W, 3) uint8 each."""
-    return np.mean([plane_psnrs(yuv420_planes(f), yuv420_planes(d))
-                    for f, d in zip(frames, decoded)], axis=0).round(3).tolist()
+def yuv420_scores(reference: list, decoded: np.ndarray) -> tuple[list[float], list[float]]:
+    """Each frame's PSNR-YUV420 and the mean PSNR of Y, Cb and Cr over the frames, for
+    decoded frames (N, H, W, 3) uint8 against the source's yuv420p planes (converted once
+    per point: the conversion is the scoring's dearest part)."""
+    coded = [yuv420_planes(d) for d in decoded]
+    planes = [plane_psnrs(r, c) for r, c in zip(reference, coded, strict=True)]
+    return ([psnr_yuv420(r, c) for r, c in zip(reference, coded)],
+            np.mean(planes, axis=0).round(3).tolist())
 
 
 def latent_point(frames: np.ndarray, model: LatentFrame, lam: float, args) -> dict:
@@ -182,21 +180,22 @@ def scored_point(frames: np.ndarray, model: LatentFrame, lam: float, args, kept_
     with torch.no_grad():
         latents, _ = model.coded_latents("round")
         latent_bits = float(model.bits(latents))
+    reference = [yuv420_planes(f) for f in frames]
     # The same with the networks still in float: what their quantization costs in PSNR.
-    unquantized = yuv420_psnr(frames, render(model, latents))
+    unquantized = float(np.mean(yuv420_scores(reference, render(model, latents))[0]))
     net_bits, steps = quantize_networks(model, target, lam, args.chroma, args.tensor_steps,
                                         args.reused, args.planes)
     decoded = render(model, latents)
     pixels = frames[..., 0].size
     coded_bits, decode_s = range_code(model, latents, steps["arm"])
+    frame_psnrs, planes = yuv420_scores(reference, decoded)
     return {
         "codec": "latent", "lambda": lam, "bpp": (coded_bits + net_bits) / pixels,
         "coded_latent_bpp": coded_bits / pixels, "latent_decode_s": round(decode_s, 2),
         "fixed_point_overhead": coded_bits / latent_bits - 1,
         "latent_bpp": latent_bits / pixels, "network_bpp": net_bits / pixels,
-        "psnr_yuv420": yuv420_psnr(frames, decoded),
-        "frame_psnr_yuv420": [yuv420_psnr(f[None], d[None]) for f, d in zip(frames, decoded)],
-        "planes": mean_planes(frames, decoded),
+        "psnr_yuv420": float(np.mean(frame_psnrs)), "frame_psnr_yuv420": frame_psnrs,
+        "planes": planes,
         "psnr_yuv420_float_networks": unquantized,
         "psnr_rgb": float(np.mean([psnr(to_float(d), to_float(f))
                                    for f, d in zip(frames, decoded)])),
@@ -215,9 +214,10 @@ def x264_point(frame: np.ndarray, crf: int) -> dict:
     h, w, _ = frame.shape
     size, decoded, _, _, planes = code(frame[None], codec_settings("x264", crf, keyint=1),
                                        Fraction(25))
+    reference = yuv420_planes(frame)
     return {"codec": "x264", "crf": crf, "bpp": size * 8 / (h * w),
-            "psnr_yuv420": psnr_yuv420(yuv420_planes(frame), planes[0]),
-            "planes": np.round(plane_psnrs(yuv420_planes(frame), planes[0]), 3).tolist(),
+            "psnr_yuv420": psnr_yuv420(reference, planes[0]),
+            "planes": np.round(plane_psnrs(reference, planes[0]), 3).tolist(),
             "psnr_rgb": psnr(to_float(decoded[0]), to_float(frame))}
 
 
